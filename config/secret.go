@@ -1,0 +1,19 @@
+package config
+
+import "log/slog"
+
+// Secret is a string that never prints: tokens, passwords, signing keys.
+// Use Reveal where the value is really needed.
+type Secret string
+
+const redacted = "<secret>"
+
+func (s Secret) String() string               { return redacted }
+func (s Secret) GoString() string             { return redacted }
+func (s Secret) LogValue() slog.Value         { return slog.StringValue(redacted) }
+func (s Secret) MarshalText() ([]byte, error) { return []byte(redacted), nil }
+
+// Reveal returns the secret's value.
+func (s Secret) Reveal() string { return string(s) }
+
+var _ slog.LogValuer = Secret("")

@@ -1,0 +1,78 @@
+package router
+
+import "sync"
+
+// The catalog knows which statuses each provider event can carry, so that a
+// filter on status can be checked at load: `voice.inbound` has no
+// `accepted`, and a rule waiting for it would never fire. Source packages
+// declare their events in init.
+var catalog = struct {
+	sync.RWMutex
+	statuses map[string][]string
+}{statuses: map[string][]string{}}
+
+// DeclareEvent records a provider event name and every status it can have.
+func DeclareEvent(event string, statuses ...string) {
+	catalog.Lock()
+	defer catalog.Unlock()
+	catalog.statuses[event] = append([]string(nil), statuses...)
+}
+
+// KnownStatuses returns, for the event patterns given (globs allowed), the
+// statuses they can have, and ok=false if any pattern matches no declared
+// event: then nothing is known and no check applies.
+func KnownStatuses(patterns []string) (events []string, statuses map[string]bool, ok bool) {
+	if len(patterns) == 0 {
+		return nil, nil, false
+	}
+	catalog.RLock()
+	defer catalog.RUnlock()
+	statuses = map[string]bool{}
+	for _, p := range patterns {
+		found := false
+		for ev, sts := range catalog.statuses {
+			if !globMatch(p, ev) {
+				continue
+			}
+			found = true
+			events = append(events, ev)
+			for _, s := range sts {
+				statuses[s] = true
+			}
+		}
+		if !found {
+			return nil, nil, false
+		}
+	}
+	return events, statuses, true
+}
+
+// globMatch matches name against pattern, where * stands for any run of
+// characters (event names have no path structure, so * crosses : and .).
+func globMatch(pattern, name string) bool {
+	for {
+		star := -1
+		for i := 0; i < len(pattern); i++ {
+			if pattern[i] == '*' {
+				star = i
+				break
+			}
+		}
+		if star < 0 {
+			return pattern == name
+		}
+		if len(name) < star || name[:star] != pattern[:star] {
+			return false
+		}
+		pattern, name = pattern[star+1:], name[star:]
+		if pattern == "" {
+			return true
+		}
+		for i := 0; i <= len(name); i++ {
+			if globMatch(pattern, name[i:]) {
+				return true
+			}
+		}
+		return false
+	}
+}

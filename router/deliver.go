@@ -1,0 +1,197 @@
+package router
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"switchboard/config"
+)
+
+// Sink delivers one event somewhere. Send returns nil on success; an error
+// wrapped by Permanent goes to the dead-letter queue at once, one wrapped by
+// RetryAfter waits at least that long, and any other error is retried on
+// the sink's schedule.
+type Sink interface {
+	Send(ctx context.Context, e *Event) error
+}
+
+// PermanentError marks a failure that retrying cannot fix (a 400, a
+// template that fails on this event).
+type PermanentError struct{ Err error }
+
+func (e *PermanentError) Error() string { return e.Err.Error() }
+func (e *PermanentError) Unwrap() error { return e.Err }
+
+// Permanent marks err as not worth retrying.
+func Permanent(err error) error { return &PermanentError{Err: err} }
+
+// RetryAfterError is a transient failure whose receiver named a time to
+// wait (HTTP Retry-After).
+type RetryAfterError struct {
+	Err   error
+	After time.Duration
+}
+
+func (e *RetryAfterError) Error() string { return e.Err.Error() }
+func (e *RetryAfterError) Unwrap() error { return e.Err }
+
+// RetryAfter marks err as transient, to be retried no sooner than after d.
+func RetryAfter(err error, d time.Duration) error { return &RetryAfterError{Err: err, After: d} }
+
+// IsPermanent reports whether err was marked Permanent.
+func IsPermanent(err error) bool {
+	var p *PermanentError
+	return errors.As(err, &p)
+}
+
+// DeliveryObserver hears about every delivery attempt's outcome; the daemon
+// counts and logs through it. Outcome is one of "success", "retry", "dead".
+type DeliveryObserver interface {
+	Delivered(d *Delivery, outcome string, took time.Duration, err error)
+}
+
+// Worker runs the delivery loop of one sink: take a due delivery, send it,
+// then ack, schedule a retry or dead-letter it. Several goroutines share one
+// Worker when the sink allows concurrency.
+type Worker struct {
+	Name        string
+	Sink        Sink
+	Retry       config.Retry
+	Concurrency int
+	Queue       Queue
+	Observer    DeliveryObserver
+	Log         *slog.Logger
+
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// Start launches the worker's goroutines; they run until Stop or ctx ends.
+func (w *Worker) Start(ctx context.Context) {
+	ctx, w.cancel = context.WithCancel(ctx)
+	n := max(w.Concurrency, 1)
+	w.wg.Add(n)
+	for range n {
+		go w.loop(ctx)
+	}
+}
+
+// Stop ends the worker's goroutines and waits for them. An attempt under
+// way is cancelled and goes back to the queue as a retry.
+func (w *Worker) Stop() {
+	if w.cancel != nil {
+		w.cancel()
+	}
+	w.wg.Wait()
+}
+
+func (w *Worker) loop(ctx context.Context) {
+	defer w.wg.Done()
+	for {
+		d, err := w.Queue.Next(ctx, w.Name)
+		if err != nil {
+			if ctx.Err() == nil && !errors.Is(err, ErrQueueClosed) {
+				w.Log.Error("queue read failed; delivery paused", "sink", w.Name, "err", err)
+				select {
+				case <-ctx.Done():
+				case <-time.After(time.Second):
+				}
+				continue
+			}
+			return
+		}
+		w.attempt(ctx, d)
+	}
+}
+
+func (w *Worker) attempt(ctx context.Context, d *Delivery) {
+	now := time.Now()
+	if d.FirstTry.IsZero() {
+		d.FirstTry = now
+	}
+	d.LastTry = now
+	d.Attempts++
+	err := w.Sink.Send(ctx, d.Event)
+	took := time.Since(now)
+	var outcome string
+	switch {
+	case err == nil:
+		outcome = "success"
+		w.end(w.Queue.Done(d), d)
+	case ctx.Err() != nil:
+		// Shutting down or the sink was replaced: not the receiver's fault,
+		// so the attempt does not count.
+		d.Attempts--
+		d.NotBefore = time.Now()
+		w.end(w.Queue.Retry(d), d)
+		return
+	default:
+		d.LastError = err.Error()
+		wait, reason := w.nextWait(d, err)
+		if reason != "" {
+			outcome = "dead"
+			d.LastError = fmt.Sprintf("%s: %s", reason, d.LastError)
+			w.end(w.Queue.Dead(d), d)
+		} else {
+			outcome = "retry"
+			d.NotBefore = time.Now().Add(wait)
+			w.end(w.Queue.Retry(d), d)
+		}
+	}
+	if w.Observer != nil {
+		w.Observer.Delivered(d, outcome, took, err)
+	}
+}
+
+func (w *Worker) end(err error, d *Delivery) {
+	if err != nil {
+		w.Log.Error("queue update failed; the delivery will be attempted again after restart",
+			"sink", w.Name, "event_id", d.Event.ID, "err", err)
+	}
+}
+
+// nextWait returns how long to wait before the next attempt, or a reason to
+// give up now.
+func (w *Worker) nextWait(d *Delivery, err error) (time.Duration, string) {
+	if IsPermanent(err) {
+		return 0, "permanent failure"
+	}
+	if d.Attempts >= w.Retry.MaxAttempts {
+		return 0, fmt.Sprintf("gave up after %d attempts", d.Attempts)
+	}
+	wait := Backoff(w.Retry, d.Attempts)
+	var ra *RetryAfterError
+	if errors.As(err, &ra) && ra.After > wait {
+		wait = ra.After
+	}
+	wait += jitter(wait)
+	if w.Retry.MaxAge > 0 && time.Since(d.FirstTry)+wait > w.Retry.MaxAge {
+		return 0, fmt.Sprintf("gave up: next attempt would be past max_age %s", w.Retry.MaxAge)
+	}
+	return wait, ""
+}
+
+// Backoff is the wait after the given number of failed attempts, before
+// jitter: initial_interval × multiplier^(attempts-1), capped at max_interval.
+func Backoff(r config.Retry, attempts int) time.Duration {
+	f := float64(r.InitialInterval) * math.Pow(r.Multiplier, float64(attempts-1))
+	if f > float64(r.MaxInterval) || math.IsInf(f, 0) {
+		return r.MaxInterval
+	}
+	return time.Duration(f)
+}
+
+// jitter adds up to 20 % so that many deliveries failing together do not
+// retry together.
+func jitter(d time.Duration) time.Duration {
+	if d <= 0 {
+		return 0
+	}
+	return time.Duration(rand.Int64N(int64(d)/5 + 1))
+}

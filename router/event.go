@@ -1,0 +1,263 @@
+// Package router owns the event model and everything between a source and a
+// sink: compiled rules and filters, the queue of deliveries, and the workers
+// that deliver them with retries.
+//
+// Data flow: a source turns a request into *Event values and hands them to
+// Router.Accept. Accept evaluates the rules of the current Table (an
+// immutable, precompiled snapshot published through an atomic pointer),
+// collects the set of sinks, and enqueues one Delivery per sink. Only when
+// the queue says they are stored does the source answer 2xx. Per-sink
+// workers take deliveries from the queue, send them, and ack, retry or
+// dead-letter each one.
+package router
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Event is the normalized form of one provider event: what rules see, what
+// `route` prints and what the file and HTTP sinks write.
+type Event struct {
+	ID         string
+	Source     string // configured source name
+	Event      string // the provider's own event name
+	Status     string // the provider's status, "" when the event has none
+	Time       time.Time
+	ReceivedAt time.Time
+	// Payload is the provider's event object. Numbers are int when they are
+	// whole and fit, else float64, so ids and timestamps survive re-encoding.
+	Payload map[string]any
+	// RawPayload is Payload as the provider sent it, when that was strict
+	// JSON; it is written verbatim instead of re-encoding Payload.
+	RawPayload []byte
+	// Headers holds the request's headers, lower-case name -> first value.
+	Headers map[string]string
+	// Body is the request body as received, for sinks configured to forward
+	// it unchanged.
+	Body []byte
+
+	encoded []byte
+}
+
+// TimeFormat is how event times are written: RFC 3339, UTC, milliseconds.
+const TimeFormat = "2006-01-02T15:04:05.000Z07:00"
+
+// MarshalJSON writes the normalized event:
+// {"id","source","event","status","time","received_at","payload"}.
+func (e *Event) MarshalJSON() ([]byte, error) {
+	if e.encoded != nil {
+		return e.encoded, nil
+	}
+	b := make([]byte, 0, 160+len(e.RawPayload))
+	b = append(b, `{"id":`...)
+	b = appendJSONString(b, e.ID)
+	b = append(b, `,"source":`...)
+	b = appendJSONString(b, e.Source)
+	b = append(b, `,"event":`...)
+	b = appendJSONString(b, e.Event)
+	if e.Status != "" {
+		b = append(b, `,"status":`...)
+		b = appendJSONString(b, e.Status)
+	}
+	b = append(b, `,"time":"`...)
+	b = e.Time.UTC().AppendFormat(b, TimeFormat)
+	b = append(b, `","received_at":"`...)
+	b = e.ReceivedAt.UTC().AppendFormat(b, TimeFormat)
+	b = append(b, `","payload":`...)
+	switch {
+	case e.RawPayload != nil:
+		b = append(b, e.RawPayload...)
+	case e.Payload != nil:
+		p, err := json.Marshal(e.Payload)
+		if err != nil {
+			return nil, fmt.Errorf("encode payload of event %s: %w", e.ID, err)
+		}
+		b = append(b, p...)
+	default:
+		b = append(b, "{}"...)
+	}
+	b = append(b, '}')
+	e.encoded = b
+	return b, nil
+}
+
+// UnmarshalJSON reads what MarshalJSON wrote.
+func (e *Event) UnmarshalJSON(b []byte) error {
+	var w struct {
+		ID         string          `json:"id"`
+		Source     string          `json:"source"`
+		Event      string          `json:"event"`
+		Status     string          `json:"status"`
+		Time       time.Time       `json:"time"`
+		ReceivedAt time.Time       `json:"received_at"`
+		Payload    json.RawMessage `json:"payload"`
+	}
+	if err := json.Unmarshal(b, &w); err != nil {
+		return err
+	}
+	p, err := DecodeObject(w.Payload)
+	if err != nil {
+		return fmt.Errorf("payload: %w", err)
+	}
+	*e = Event{ID: w.ID, Source: w.Source, Event: w.Event, Status: w.Status, Time: w.Time,
+		ReceivedAt: w.ReceivedAt, Payload: p, RawPayload: []byte(w.Payload)}
+	return nil
+}
+
+// appendJSONString quotes s as JSON; strconv.AppendQuote is not JSON for
+// non-ASCII control characters, so fall back to encoding/json when needed.
+func appendJSONString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c == '"' || c == '\\' || c >= 0x7f || c == '<' || c == '>' || c == '&' {
+			q, _ := json.Marshal(s)
+			return append(b, q...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
+}
+
+// DecodeObject parses a JSON object with numbers normalized (see
+// Event.Payload).
+func DecodeObject(b []byte) (map[string]any, error) {
+	v, err := DecodeJSON(b)
+	if err != nil {
+		return nil, err
+	}
+	m, ok := v.(map[string]any)
+	if !ok {
+		return nil, fmt.Errorf("expected a JSON object, got %s", jsonKind(v))
+	}
+	return m, nil
+}
+
+// DecodeJSON parses one JSON value with numbers normalized.
+func DecodeJSON(b []byte) (any, error) {
+	d := json.NewDecoder(bytes.NewReader(b))
+	d.UseNumber()
+	var v any
+	if err := d.Decode(&v); err != nil {
+		return nil, err
+	}
+	if d.More() {
+		return nil, fmt.Errorf("unexpected data after the JSON value at offset %d", d.InputOffset())
+	}
+	return NormalizeNumbers(v), nil
+}
+
+// NormalizeNumbers replaces json.Number values, in place, by int or float64.
+func NormalizeNumbers(v any) any {
+	switch t := v.(type) {
+	case map[string]any:
+		for k, c := range t {
+			t[k] = NormalizeNumbers(c)
+		}
+	case []any:
+		for i, c := range t {
+			t[i] = NormalizeNumbers(c)
+		}
+	case json.Number:
+		if i, err := strconv.ParseInt(string(t), 10, 64); err == nil {
+			return int(i)
+		}
+		f, _ := t.Float64()
+		return f
+	}
+	return v
+}
+
+func jsonKind(v any) string {
+	switch v.(type) {
+	case map[string]any:
+		return "an object"
+	case []any:
+		return "an array"
+	case string:
+		return "a string"
+	case nil:
+		return "null"
+	case bool:
+		return "a boolean"
+	}
+	return "a number"
+}
+
+// DeriveID makes an id for a provider event that carries none: a digest of
+// the source name and the payload bytes, so the provider's retry of the same
+// body gets the same id and any other body a different one.
+func DeriveID(source string, body []byte) string {
+	h := sha256.New()
+	h.Write([]byte(source))
+	h.Write([]byte{0})
+	h.Write(body)
+	var sum [sha256.Size]byte
+	return hex.EncodeToString(h.Sum(sum[:0])[:16])
+}
+
+// Lookup returns the value of key on the event: a normalized field (id,
+// source, event, status) or a dotted path into the payload
+// ("recipient.from"). ok is false when the event lacks it.
+func (e *Event) Lookup(key string) (any, bool) {
+	switch key {
+	case "id":
+		return e.ID, true
+	case "source":
+		return e.Source, true
+	case "event":
+		return e.Event, true
+	case "status":
+		return e.Status, e.Status != ""
+	}
+	return LookupPath(e.Payload, key)
+}
+
+// LookupPath follows a dotted path through nested objects.
+func LookupPath(m map[string]any, path string) (any, bool) {
+	var cur any = m
+	for path != "" {
+		obj, ok := cur.(map[string]any)
+		if !ok {
+			return nil, false
+		}
+		var key string
+		if i := strings.IndexByte(path, '.'); i >= 0 {
+			key, path = path[:i], path[i+1:]
+		} else {
+			key, path = path, ""
+		}
+		if cur, ok = obj[key]; !ok {
+			return nil, false
+		}
+	}
+	return cur, true
+}
+
+// String renders a scalar payload value as text, the way filters and ids
+// compare it: strings verbatim, whole numbers without exponent, booleans as
+// true/false. Objects and arrays render as JSON.
+func String(v any) string {
+	switch t := v.(type) {
+	case string:
+		return t
+	case int:
+		return strconv.Itoa(t)
+	case float64:
+		return strconv.FormatFloat(t, 'f', -1, 64)
+	case bool:
+		return strconv.FormatBool(t)
+	case nil:
+		return ""
+	case json.Number:
+		return string(t)
+	}
+	b, _ := json.Marshal(v)
+	return string(b)
+}

@@ -1,0 +1,84 @@
+// Package sinks keeps the registry of sink types. Each type lives in its
+// own package (sinks/http, sinks/file, ...), registers itself in init, and
+// is linked in by one blank import in sinks/all.
+//
+// A sink sends one event and says, through the error it returns, whether a
+// failure is worth retrying (router.Permanent, router.RetryAfter). Retries,
+// backoff and dead letters are the router's job, never the sink's.
+package sinks
+
+import (
+	"sort"
+	"sync"
+
+	"switchboard/router"
+)
+
+// Builder is a sink type's decoded options. The registry hands out a fresh
+// one with defaults set; config.Decode fills it from YAML; Build checks it
+// and constructs the sink without connecting anywhere, so that `check` runs
+// the same code as `run`.
+type Builder interface {
+	// Build returns the sink. Problems with settings are returned as
+	// config.FieldError values (or config.Problems) naming the setting.
+	Build(info Info) (router.Sink, error)
+}
+
+// Info is what a sink knows about its place in the configuration.
+type Info struct {
+	Name string // configured sink name
+}
+
+// DefaultConcurrency is optionally implemented by a Builder whose type
+// should send with more (or fewer) than one delivery in flight when the
+// config does not say.
+type DefaultConcurrency interface {
+	DefaultConcurrency() int
+}
+
+// Closer is optionally implemented by a sink holding resources (files,
+// connections) to release when it is removed or the daemon stops.
+type Closer interface {
+	Close() error
+}
+
+// Factory returns a Builder with its defaults set.
+type Factory func() Builder
+
+var registry = struct {
+	sync.RWMutex
+	m map[string]Factory
+}{m: map[string]Factory{}}
+
+// Register adds a sink type. It panics on an empty or duplicate name.
+func Register(typ string, f Factory) {
+	registry.Lock()
+	defer registry.Unlock()
+	if typ == "" || f == nil {
+		panic("sinks: Register with an empty type or nil factory")
+	}
+	if _, dup := registry.m[typ]; dup {
+		panic("sinks: type " + typ + " registered twice")
+	}
+	registry.m[typ] = f
+}
+
+// Lookup returns the factory of a type.
+func Lookup(typ string) (Factory, bool) {
+	registry.RLock()
+	defer registry.RUnlock()
+	f, ok := registry.m[typ]
+	return f, ok
+}
+
+// Types lists the registered types, sorted.
+func Types() []string {
+	registry.RLock()
+	defer registry.RUnlock()
+	out := make([]string, 0, len(registry.m))
+	for t := range registry.m {
+		out = append(out, t)
+	}
+	sort.Strings(out)
+	return out
+}

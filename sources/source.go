@@ -1,0 +1,136 @@
+// Package sources defines what a source type is and keeps the registry of
+// types. Each type lives in its own package (sources/generic,
+// sources/bird, ...), registers itself in init, and is linked in by one
+// blank import in sources/all.
+//
+// A source is either an HTTPSource, served by the daemon's webhook listener
+// at the source's path, or a StreamSource, which runs its own client (a
+// gRPC event stream) and hands events to an Acceptor. Everything common to
+// all sources (body limits, status codes, source-level events and filters,
+// routing, queueing) is the daemon's job, not the source's.
+package sources
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"sort"
+	"sync"
+	"time"
+
+	"switchboard/router"
+)
+
+// Builder is a source type's decoded options. The registry hands the
+// daemon a fresh one with defaults set; config.Decode fills it from YAML;
+// Build checks it and makes the source without starting anything (so that
+// `check` and `route` run the same code as `run`).
+type Builder interface {
+	// Build returns an HTTPSource or a StreamSource. Problems with
+	// settings are returned as config.FieldError values (or
+	// config.Problems) naming the setting.
+	Build(info Info) (any, error)
+}
+
+// Info is what a source knows about its place in the configuration.
+type Info struct {
+	Name string // configured source name
+}
+
+// HTTPSource parses webhook requests.
+type HTTPSource interface {
+	// Parse turns one request into events. A request that must be refused
+	// returns an error made with Reject (any other error answers 400).
+	Parse(req *Request) (*Result, error)
+}
+
+// Methods is optionally implemented by an HTTPSource that takes more than
+// POST.
+type Methods interface {
+	Methods() []string
+}
+
+// StreamSource runs a client that receives events, until ctx ends.
+type StreamSource interface {
+	Run(ctx context.Context, acc Acceptor) error
+}
+
+// Acceptor takes events from a stream source. Accept returns only when the
+// events' deliveries are queued (or the events were filtered or are
+// duplicates); a stream source acks its server only after that.
+type Acceptor interface {
+	Accept(ctx context.Context, events []*router.Event) error
+}
+
+// Request is one webhook request, body already read within the limit.
+type Request struct {
+	HTTP       *http.Request
+	Body       []byte
+	ReceivedAt time.Time
+	Source     string
+}
+
+// Result is what a source made of a request.
+type Result struct {
+	Events []*router.Event
+	// Reply, when set, is answered (200, JSON) instead of accepting events:
+	// a webhook verification challenge, for example.
+	Reply []byte
+}
+
+// RejectError is a request refused with an HTTP status and a message that
+// tells the sender what is wrong.
+type RejectError struct {
+	Status int
+	Reason string // short, for metrics: bad_json, no_event, auth, ...
+	Msg    string
+}
+
+func (e *RejectError) Error() string { return e.Msg }
+
+// Reject makes a RejectError.
+func Reject(status int, reason, format string, args ...any) error {
+	return &RejectError{Status: status, Reason: reason, Msg: fmt.Sprintf(format, args...)}
+}
+
+// Factory returns a Builder with its defaults set.
+type Factory func() Builder
+
+var registry = struct {
+	sync.RWMutex
+	m map[string]Factory
+}{m: map[string]Factory{}}
+
+// Register adds a source type. It panics on an empty or duplicate name, so
+// that a wiring mistake fails at start, not at the first event.
+func Register(typ string, f Factory) {
+	registry.Lock()
+	defer registry.Unlock()
+	if typ == "" || f == nil {
+		panic("sources: Register with an empty type or nil factory")
+	}
+	if _, dup := registry.m[typ]; dup {
+		panic("sources: type " + typ + " registered twice")
+	}
+	registry.m[typ] = f
+}
+
+// Lookup returns the factory of a type.
+func Lookup(typ string) (Factory, bool) {
+	registry.RLock()
+	defer registry.RUnlock()
+	f, ok := registry.m[typ]
+	return f, ok
+}
+
+// Types lists the registered types, sorted.
+func Types() []string {
+	registry.RLock()
+	defer registry.RUnlock()
+	out := make([]string, 0, len(registry.m))
+	for t := range registry.m {
+		out = append(out, t)
+	}
+	sort.Strings(out)
+	return out
+}
