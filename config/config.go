@@ -10,9 +10,11 @@ package config
 
 import (
 	"fmt"
+	"maps"
 	"net"
 	"os"
 	"regexp"
+	"slices"
 	"time"
 
 	"github.com/knadh/koanf/parsers/yaml"
@@ -226,7 +228,9 @@ func (f *File) check(ps *Problems) {
 		ps.Add("queue.dir", "is required: the directory that holds queued deliveries")
 	}
 	paths := map[string]string{}
-	for name, s := range f.Sources {
+	// In name order, so that the same file always names the same duplicate.
+	for _, name := range slices.Sorted(maps.Keys(f.Sources)) {
+		s := f.Sources[name]
 		at := "sources." + name
 		if !nameRE.MatchString(name) {
 			ps.Add(at, "source names use letters, digits, - and _ (they appear in paths and metrics)")

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"reflect"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -40,7 +41,10 @@ func Decode(raw any, target any, path string) Problems {
 }
 
 func (ps *Problems) addDecodeErrors(path string, err error) {
-	if multi, ok := err.(interface{ Unwrap() []error }); ok {
+	// mapstructure wraps its joined errors in one fmt.Errorf; look through
+	// that wrapper, or only the first problem would be reported.
+	var multi interface{ Unwrap() []error }
+	if _, one := err.(*mapstructure.DecodeError); !one && errors.As(err, &multi) {
 		for _, e := range multi.Unwrap() {
 			ps.addDecodeErrors(path, e)
 		}
@@ -131,7 +135,8 @@ func sizeHook(from, to reflect.Type, data any) (any, error) {
 	case int:
 		return Size(v), nil
 	case float64:
-		return Size(v), nil
+		// Through ParseSize for its range checks: 1e300 is not a size.
+		return ParseSize(strconv.FormatFloat(v, 'g', -1, 64))
 	}
 	return data, nil
 }

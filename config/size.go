@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 )
@@ -29,10 +30,12 @@ func ParseSize(s string) (Size, error) {
 		}
 	}
 	f, err := strconv.ParseFloat(t, 64)
-	if err != nil || f < 0 {
+	f *= float64(mult)
+	// NaN, Inf and anything past int64 would convert to a negative size.
+	if err != nil || !(f >= 0 && f < math.MaxInt64) {
 		return 0, fmt.Errorf("%q is not a size; write it like 512KiB, 1MiB or 4096 (bytes)", s)
 	}
-	return Size(f * float64(mult)), nil
+	return Size(f), nil
 }
 
 func (s Size) String() string {

@@ -31,7 +31,7 @@ func KnownStatuses(patterns []string) (events []string, statuses map[string]bool
 	for _, p := range patterns {
 		found := false
 		for ev, sts := range catalog.statuses {
-			if !globMatch(p, ev) {
+			if !Glob(p, ev) {
 				continue
 			}
 			found = true
@@ -47,9 +47,9 @@ func KnownStatuses(patterns []string) (events []string, statuses map[string]bool
 	return events, statuses, true
 }
 
-// globMatch matches name against pattern, where * stands for any run of
+// Glob matches name against pattern, where * stands for any run of
 // characters (event names have no path structure, so * crosses : and .).
-func globMatch(pattern, name string) bool {
+func Glob(pattern, name string) bool {
 	for {
 		star := -1
 		for i := 0; i < len(pattern); i++ {
@@ -69,7 +69,7 @@ func globMatch(pattern, name string) bool {
 			return true
 		}
 		for i := 0; i <= len(name); i++ {
-			if globMatch(pattern, name[i:]) {
+			if Glob(pattern, name[i:]) {
 				return true
 			}
 		}

@@ -19,6 +19,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 )
 
@@ -43,7 +44,8 @@ type Event struct {
 	// it unchanged.
 	Body []byte
 
-	encoded []byte
+	// encoded caches MarshalJSON: one event may go to several sinks at once.
+	encoded atomic.Pointer[[]byte]
 }
 
 // TimeFormat is how event times are written: RFC 3339, UTC, milliseconds.
@@ -52,8 +54,8 @@ const TimeFormat = "2006-01-02T15:04:05.000Z07:00"
 // MarshalJSON writes the normalized event:
 // {"id","source","event","status","time","received_at","payload"}.
 func (e *Event) MarshalJSON() ([]byte, error) {
-	if e.encoded != nil {
-		return e.encoded, nil
+	if p := e.encoded.Load(); p != nil {
+		return *p, nil
 	}
 	b := make([]byte, 0, 160+len(e.RawPayload))
 	b = append(b, `{"id":`...)
@@ -72,6 +74,13 @@ func (e *Event) MarshalJSON() ([]byte, error) {
 	b = e.ReceivedAt.UTC().AppendFormat(b, TimeFormat)
 	b = append(b, `","payload":`...)
 	switch {
+	case e.RawPayload != nil && bytes.ContainsAny(e.RawPayload, "\r\n"):
+		// One event per line in JSON Lines sinks: fold a pretty-printed body.
+		var buf bytes.Buffer
+		if err := json.Compact(&buf, e.RawPayload); err != nil {
+			return nil, fmt.Errorf("payload of event %s is not JSON: %w", e.ID, err)
+		}
+		b = append(b, buf.Bytes()...)
 	case e.RawPayload != nil:
 		b = append(b, e.RawPayload...)
 	case e.Payload != nil:
@@ -84,7 +93,7 @@ func (e *Event) MarshalJSON() ([]byte, error) {
 		b = append(b, "{}"...)
 	}
 	b = append(b, '}')
-	e.encoded = b
+	e.encoded.Store(&b)
 	return b, nil
 }
 
@@ -106,8 +115,9 @@ func (e *Event) UnmarshalJSON(b []byte) error {
 	if err != nil {
 		return fmt.Errorf("payload: %w", err)
 	}
-	*e = Event{ID: w.ID, Source: w.Source, Event: w.Event, Status: w.Status, Time: w.Time,
-		ReceivedAt: w.ReceivedAt, Payload: p, RawPayload: []byte(w.Payload)}
+	e.ID, e.Source, e.Event, e.Status, e.Time, e.ReceivedAt = w.ID, w.Source, w.Event, w.Status, w.Time, w.ReceivedAt
+	e.Payload, e.RawPayload = p, []byte(w.Payload)
+	e.encoded.Store(nil)
 	return nil
 }
 

@@ -353,7 +353,7 @@ func (t *Table) fillEnv(env map[string]any, e *Event) {
 
 func matchAny(patterns []string, name string) bool {
 	for _, p := range patterns {
-		if globMatch(p, name) {
+		if Glob(p, name) {
 			return true
 		}
 	}

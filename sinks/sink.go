@@ -82,3 +82,10 @@ func Types() []string {
 	sort.Strings(out)
 	return out
 }
+
+// Previewer is optionally implemented by a sink that can show, without
+// sending, the body it would send for an event (`switchboard route`). Sinks
+// without it are previewed as the normalized event JSON.
+type Previewer interface {
+	Preview(e *router.Event) ([]byte, error)
+}

@@ -1,0 +1,50 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"switchboard/daemon"
+	"switchboard/metrics"
+)
+
+func cmdRun(args []string, stdout, stderr io.Writer) int {
+	fs := newFlags("run", "[-c FILE]", `Runs the daemon: the webhook listener (server.listen), the admin listener
+(admin.listen: /healthz, /readyz, /metrics), stream sources and delivery
+workers. SIGTERM or SIGINT stops accepting, finishes requests in flight,
+gives deliveries server.shutdown_timeout, and exits 0.
+`, stderr)
+	path := configFlag(fs)
+	if code, ok := parseFlags(fs, args); !ok {
+		return code
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "run takes no arguments; give the config with -c\n")
+		return exitUsage
+	}
+	snap, ok := load(*path, stderr)
+	if !ok {
+		return exitFail
+	}
+	log := newLogger(snap.File.Log, stderr)
+	metrics.SetBuildInfo(version, buildCommit())
+	d := daemon.New(snap, nil, log)
+	if err := d.Start(); err != nil {
+		log.Error("cannot start", "err", err)
+		return exitFail
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	<-ctx.Done()
+	stop()
+	sctx, cancel := context.WithTimeout(context.Background(), snap.File.Server.ShutdownTimeout)
+	defer cancel()
+	if err := d.Shutdown(sctx); err != nil {
+		log.Warn("shutdown did not finish cleanly; queued deliveries stay queued", "err", err)
+	}
+	return exitOK
+}

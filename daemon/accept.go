@@ -1,0 +1,195 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"switchboard/metrics"
+	"switchboard/router"
+	"switchboard/sources"
+)
+
+// serveWebhook is the webhook listener: find the source by path, check
+// method and size, let the source parse, then accept.
+func (d *Daemon) serveWebhook(w http.ResponseWriter, r *http.Request) {
+	snap := d.snap.Load()
+	src := snap.byPath[r.URL.Path]
+	if src == nil {
+		d.reject(w, "", "unknown_path", http.StatusNotFound, "no source is configured at "+r.URL.Path)
+		return
+	}
+	if !slices.Contains(src.Methods, r.Method) {
+		w.Header().Set("Allow", strings.Join(src.Methods, ", "))
+		d.reject(w, src.Name, "method", http.StatusMethodNotAllowed, "method "+r.Method+" is not allowed here; use "+strings.Join(src.Methods, " or "))
+		return
+	}
+	if d.draining.Load() {
+		d.reject(w, src.Name, "shutting_down", http.StatusServiceUnavailable, "shutting down; retry later")
+		return
+	}
+	received := time.Now().UTC()
+	limit := int64(snap.File.Server.MaxBodyBytes)
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			d.reject(w, src.Name, "too_large", http.StatusRequestEntityTooLarge,
+				"body is larger than server.max_body_bytes ("+snap.File.Server.MaxBodyBytes.String()+")")
+			return
+		}
+		d.reject(w, src.Name, "read", http.StatusBadRequest, "could not read the body: "+err.Error())
+		return
+	}
+	res, err := src.HTTP.Parse(&sources.Request{HTTP: r, Body: body, ReceivedAt: received, Source: src.Name})
+	if err != nil {
+		var re *sources.RejectError
+		if !errors.As(err, &re) {
+			re = &sources.RejectError{Status: http.StatusBadRequest, Reason: "parse", Msg: err.Error()}
+		}
+		d.reject(w, src.Name, re.Reason, re.Status, re.Msg)
+		return
+	}
+	if res.Reply != nil {
+		d.log.Info("answered a verification request", "source", src.Name)
+		w.Header().Set("Content-Type", "application/json")
+		w.Write(res.Reply)
+		return
+	}
+	headers := lowerHeaders(r.Header)
+	for _, ev := range res.Events {
+		ev.Headers = headers
+	}
+	accepted, err := d.accept(r.Context(), snap, src, res.Events)
+	if err != nil {
+		d.reject(w, src.Name, "queue", http.StatusServiceUnavailable, "cannot queue the event now ("+err.Error()+"); retry later")
+		return
+	}
+	switch {
+	case len(res.Events) == 1 && len(accepted) == 1:
+		writeJSON(w, http.StatusOK, map[string]string{"id": accepted[0], "status": "accepted"})
+	case len(res.Events) == 1:
+		writeJSON(w, http.StatusOK, map[string]string{"status": "filtered"})
+	default:
+		writeJSON(w, http.StatusOK, map[string]any{"status": "accepted", "ids": accepted, "filtered": len(res.Events) - len(accepted)})
+	}
+}
+
+// accept applies the source's own events and filters, routes what passes
+// and queues its deliveries. It returns the ids accepted; an error means
+// nothing was queued.
+func (d *Daemon) accept(ctx context.Context, snap *Snapshot, src *Source, events []*router.Event) ([]string, error) {
+	batch := make([]router.Routed, 0, len(events))
+	ids := make([]string, 0, len(events))
+	var idx []int
+	obs := ruleObserver{d.log}
+	for _, ev := range events {
+		if !src.Passes(ev) {
+			metrics.EventsReceived.WithLabelValues(src.Name, "filtered", "").Inc()
+			d.log.Debug("event filtered by source", "event_id", ev.ID, "source", src.Name, "event", ev.Event, "status", ev.Status)
+			continue
+		}
+		idx = snap.Table.Route(ev, idx[:0], obs, nil)
+		names := make([]string, len(idx))
+		for i, s := range idx {
+			names[i] = snap.Table.SinkName(s)
+		}
+		batch = append(batch, router.Routed{Event: ev, Sinks: names})
+		ids = append(ids, ev.ID)
+	}
+	if len(batch) == 0 {
+		return nil, nil
+	}
+	if err := d.queue.Enqueue(ctx, batch); err != nil {
+		return nil, err
+	}
+	for _, r := range batch {
+		metrics.EventsReceived.WithLabelValues(src.Name, "accepted", "").Inc()
+		if len(r.Sinks) == 0 {
+			metrics.EventsUnmatched.WithLabelValues(src.Name).Inc()
+		}
+		d.log.Debug("event accepted", "event_id", r.Event.ID, "source", src.Name, "event", r.Event.Event,
+			"status", r.Event.Status, "sinks", r.Sinks)
+	}
+	return ids, nil
+}
+
+// Passes reports whether ev gets past the source's own events and filters.
+func (s *Source) Passes(ev *router.Event) bool {
+	if len(s.Events) > 0 && !slices.ContainsFunc(s.Events, func(p string) bool { return router.Glob(p, ev.Event) }) {
+		return false
+	}
+	return s.Filters.Match(ev)
+}
+
+func (d *Daemon) reject(w http.ResponseWriter, source, reason string, status int, msg string) {
+	label := source
+	if label == "" {
+		label = "-"
+	}
+	metrics.EventsReceived.WithLabelValues(label, "rejected", reason).Inc()
+	d.log.Warn("request rejected", "source", source, "status", status, "reason", reason, "err", msg)
+	writeJSON(w, status, map[string]string{"error": msg})
+}
+
+func lowerHeaders(h http.Header) map[string]string {
+	m := make(map[string]string, len(h))
+	for k, v := range h {
+		if len(v) > 0 {
+			m[strings.ToLower(k)] = v[0]
+		}
+	}
+	return m
+}
+
+// streamAcceptor accepts events from a stream source.
+type streamAcceptor struct {
+	d      *Daemon
+	source string
+}
+
+func (a *streamAcceptor) Accept(ctx context.Context, events []*router.Event) error {
+	if a.d.draining.Load() {
+		return router.ErrQueueClosed
+	}
+	snap := a.d.snap.Load()
+	src := snap.Sources[a.source]
+	if src == nil {
+		return errors.New("source " + a.source + " is no longer configured")
+	}
+	_, err := a.d.accept(ctx, snap, src, events)
+	return err
+}
+
+type ruleObserver struct{ log *slog.Logger }
+
+func (o ruleObserver) RuleMatched(rule string, e *router.Event) {
+	metrics.RuleMatches.WithLabelValues(rule).Inc()
+}
+
+func (o ruleObserver) RuleFailed(rule string, e *router.Event, err error) {
+	metrics.RuleErrors.WithLabelValues(rule).Inc()
+	o.log.Warn("rule failed on an event; counted as no match", "rule", rule, "event_id", e.ID,
+		"source", e.Source, "event", e.Event, "err", err)
+}
+
+type deliveryObserver struct{ log *slog.Logger }
+
+func (o deliveryObserver) Delivered(d *router.Delivery, outcome string, took time.Duration, err error) {
+	metrics.Deliveries.WithLabelValues(d.Sink, outcome).Inc()
+	attrs := []any{"event_id", d.Event.ID, "source", d.Event.Source, "sink", d.Sink, "attempt", d.Attempts, "took", took}
+	switch outcome {
+	case "success":
+		metrics.DeliveryLatency.WithLabelValues(d.Sink).Observe(time.Since(d.Event.ReceivedAt).Seconds())
+		o.log.Debug("delivered", attrs...)
+	case "retry":
+		o.log.Warn("delivery failed; will retry", append(attrs, "next_attempt", d.NotBefore.Format(time.RFC3339), "err", err)...)
+	case "dead":
+		o.log.Error("delivery failed for good; moved to the dead-letter queue", append(attrs, "err", d.LastError)...)
+	}
+}

@@ -1,0 +1,139 @@
+// Package daemon assembles a running switchboard from a config file: it
+// builds every source, sink and rule (the same code path for `check`,
+// `route` and `run`), serves the webhook and admin listeners, accepts
+// events into the queue and runs the per-sink delivery workers.
+package daemon
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	"switchboard/config"
+	"switchboard/router"
+	"switchboard/sinks"
+	"switchboard/sources"
+)
+
+// Snapshot is everything built from one config file. It is immutable once
+// built and published whole, so a request sees one config or another,
+// never a mix.
+type Snapshot struct {
+	File    *config.File
+	Table   *router.Table
+	Sources map[string]*Source
+	Sinks   map[string]*Sink
+	byPath  map[string]*Source
+}
+
+// Source is a built source with its source-level events and filters.
+type Source struct {
+	Name    string
+	Type    string
+	Path    string
+	HTTP    sources.HTTPSource   // nil for stream sources
+	Stream  sources.StreamSource // nil for webhook sources
+	Methods []string
+	Events  []string
+	Filters router.Filters
+}
+
+// Sink is a built sink with its delivery settings.
+type Sink struct {
+	Name        string
+	Type        string
+	Sink        router.Sink
+	Retry       config.Retry
+	Concurrency int
+}
+
+// Build builds every part of f and checks the references between them. It
+// starts nothing: `check` is Build, `run` is Build and then start. On
+// failure the error is config.Problems listing everything found.
+func Build(f *config.File) (*Snapshot, error) {
+	var ps config.Problems
+	s := &Snapshot{File: f, Sources: map[string]*Source{}, Sinks: map[string]*Sink{}, byPath: map[string]*Source{}}
+	pinned := map[string][]string{}
+	for _, name := range sortedKeys(f.Sources) {
+		sc := f.Sources[name]
+		at := "sources." + name
+		src := &Source{Name: name, Type: sc.Type, Path: sc.Path, Events: sc.Events, Methods: []string{"POST"}}
+		var fps config.Problems
+		src.Filters, fps = router.CompileFilters(sc.Filters, at+".filters", sc.Events)
+		ps = append(ps, fps...)
+		pinned[name] = sc.Events
+		factory, ok := sources.Lookup(sc.Type)
+		if !ok {
+			ps.Add(at+".type", "unknown source type %q; known types: %s", sc.Type, strings.Join(sources.Types(), ", "))
+			continue
+		}
+		b := factory()
+		if dps := config.Decode(sc.Options, b, at); len(dps) > 0 {
+			ps = append(ps, dps...)
+			continue
+		}
+		built, err := b.Build(sources.Info{Name: name})
+		if err != nil {
+			ps.Merge(at, err)
+			continue
+		}
+		switch v := built.(type) {
+		case sources.HTTPSource:
+			src.HTTP = v
+			if m, ok := v.(sources.Methods); ok {
+				src.Methods = m.Methods()
+			}
+			s.byPath[src.Path] = src
+		case sources.StreamSource:
+			src.Stream = v
+		default:
+			panic(fmt.Sprintf("source type %s built a %T, which is neither an HTTPSource nor a StreamSource", sc.Type, built))
+		}
+		s.Sources[name] = src
+	}
+	for _, name := range sortedKeys(f.Sinks) {
+		sc := f.Sinks[name]
+		at := "sinks." + name
+		factory, ok := sinks.Lookup(sc.Type)
+		if !ok {
+			ps.Add(at+".type", "unknown sink type %q; known types: %s", sc.Type, strings.Join(sinks.Types(), ", "))
+			continue
+		}
+		b := factory()
+		if dps := config.Decode(sc.Options, b, at); len(dps) > 0 {
+			ps = append(ps, dps...)
+			continue
+		}
+		sink, err := b.Build(sinks.Info{Name: name})
+		if err != nil {
+			ps.Merge(at, err)
+			continue
+		}
+		conc := sc.Concurrency
+		if conc == 0 {
+			conc = 1
+			if d, ok := b.(sinks.DefaultConcurrency); ok {
+				conc = d.DefaultConcurrency()
+			}
+		}
+		s.Sinks[name] = &Sink{Name: name, Type: sc.Type, Sink: sink, Retry: sc.Retry, Concurrency: conc}
+	}
+	// Rules may only name sinks and sources that are configured, built or
+	// not: a sink with a bad setting is reported once, at the sink.
+	table, rps := router.Compile(f.Rules, f.Unmatched, sortedKeys(f.Sinks), pinned)
+	ps = append(ps, rps...)
+	s.Table = table
+	if len(ps) > 0 {
+		return nil, ps
+	}
+	return s, nil
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
+}

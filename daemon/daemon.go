@@ -1,0 +1,196 @@
+package daemon
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"switchboard/metrics"
+	"switchboard/router"
+	"switchboard/sinks"
+)
+
+// Daemon is a running switchboard.
+type Daemon struct {
+	log   *slog.Logger
+	queue router.Queue
+	snap  atomic.Pointer[Snapshot]
+
+	webhook, admin *http.Server
+	webhookLn      net.Listener
+	adminLn        net.Listener
+	draining       atomic.Bool
+
+	mu      sync.Mutex
+	workers map[string]*router.Worker
+	streams context.CancelFunc
+	wg      sync.WaitGroup
+}
+
+// New prepares a daemon for a built snapshot. queue may be nil for the
+// in-memory queue.
+func New(snap *Snapshot, queue router.Queue, log *slog.Logger) *Daemon {
+	if queue == nil {
+		queue = router.NewMemQueue()
+	}
+	d := &Daemon{log: log, queue: queue, workers: map[string]*router.Worker{}}
+	d.snap.Store(snap)
+	return d
+}
+
+// Start binds both listeners and starts the delivery workers and stream
+// sources. It returns once the daemon is serving.
+func (d *Daemon) Start() error {
+	snap := d.snap.Load()
+	f := snap.File
+	var err error
+	if d.webhookLn, err = net.Listen("tcp", f.Server.Listen); err != nil {
+		return fmt.Errorf("server.listen %s: %w", f.Server.Listen, err)
+	}
+	if d.adminLn, err = net.Listen("tcp", f.Admin.Listen); err != nil {
+		d.webhookLn.Close()
+		return fmt.Errorf("admin.listen %s: %w", f.Admin.Listen, err)
+	}
+	d.webhook = &http.Server{
+		Handler:           http.HandlerFunc(d.serveWebhook),
+		ReadHeaderTimeout: f.Server.ReadTimeout,
+		ReadTimeout:       f.Server.ReadTimeout,
+		WriteTimeout:      f.Server.WriteTimeout,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(d.log.Handler(), slog.LevelDebug),
+	}
+	d.admin = &http.Server{
+		Handler:           d.adminHandler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(d.log.Handler(), slog.LevelDebug),
+	}
+	for name, s := range snap.Sinks {
+		d.startWorker(name, s)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	d.streams = cancel
+	for _, src := range snap.Sources {
+		if src.Stream != nil {
+			d.runStream(ctx, src)
+		}
+	}
+	d.serve(d.webhook, d.webhookLn, "webhook")
+	d.serve(d.admin, d.adminLn, "admin")
+	metrics.ReloadSuccessful.Set(1)
+	metrics.ReloadSuccessTime.SetToCurrentTime()
+	d.log.Info("switchboard started", "listen", d.webhookLn.Addr().String(), "admin", d.adminLn.Addr().String(),
+		"sources", len(snap.Sources), "sinks", len(snap.Sinks), "rules", len(f.Rules))
+	return nil
+}
+
+func (d *Daemon) serve(srv *http.Server, ln net.Listener, name string) {
+	d.wg.Add(1)
+	go func() {
+		defer d.wg.Done()
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			d.log.Error("listener failed", "listener", name, "err", err)
+		}
+	}()
+}
+
+func (d *Daemon) runStream(ctx context.Context, src *Source) {
+	d.wg.Add(1)
+	go func() {
+		defer d.wg.Done()
+		acc := &streamAcceptor{d: d, source: src.Name}
+		if err := src.Stream.Run(ctx, acc); err != nil && ctx.Err() == nil {
+			d.log.Error("stream source stopped", "source", src.Name, "err", err)
+		}
+	}()
+}
+
+func (d *Daemon) startWorker(name string, s *Sink) {
+	w := &router.Worker{
+		Name: name, Sink: s.Sink, Retry: s.Retry, Concurrency: s.Concurrency,
+		Queue: d.queue, Observer: deliveryObserver{d.log}, Log: d.log,
+	}
+	w.Start(context.Background())
+	d.mu.Lock()
+	d.workers[name] = w
+	d.mu.Unlock()
+}
+
+// WebhookAddr is the address the webhook listener is bound to.
+func (d *Daemon) WebhookAddr() string { return d.webhookLn.Addr().String() }
+
+// AdminAddr is the address the admin listener is bound to.
+func (d *Daemon) AdminAddr() string { return d.adminLn.Addr().String() }
+
+// Shutdown stops accepting, lets in-flight requests finish, gives queued
+// deliveries until ctx ends to complete, then stops the workers. What is
+// still queued stays in the queue.
+func (d *Daemon) Shutdown(ctx context.Context) error {
+	d.draining.Store(true)
+	d.log.Info("shutting down: no longer accepting events")
+	d.streams()
+	err := d.webhook.Shutdown(ctx)
+	if idle, ok := d.queue.(interface{ Idle() bool }); ok {
+		for !idle.Idle() && ctx.Err() == nil {
+			select {
+			case <-ctx.Done():
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+	}
+	d.mu.Lock()
+	for _, w := range d.workers {
+		w.Stop()
+	}
+	d.mu.Unlock()
+	for _, s := range d.snap.Load().Sinks {
+		if c, ok := s.Sink.(sinks.Closer); ok {
+			if cerr := c.Close(); cerr != nil {
+				d.log.Error("closing sink failed", "sink", s.Name, "err", cerr)
+			}
+		}
+	}
+	if qerr := d.queue.Close(); qerr != nil {
+		err = errors.Join(err, qerr)
+	}
+	aerr := d.admin.Shutdown(ctx)
+	d.wg.Wait()
+	d.log.Info("shutdown complete")
+	return errors.Join(err, aerr)
+}
+
+func (d *Daemon) adminHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		if d.draining.Load() {
+			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "shutting down"})
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+	})
+	mux.Handle("GET /metrics", promhttp.HandlerFor(metrics.Registry, promhttp.HandlerOpts{}))
+	return mux
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, _ := json.Marshal(v)
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	w.Write(append(b, '\n'))
+}
+
+// Snapshot returns the config currently in force.
+func (d *Daemon) Snapshot() *Snapshot { return d.snap.Load() }
+

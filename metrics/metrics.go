@@ -1,0 +1,103 @@
+// Package metrics defines every Prometheus metric switchboard exports, in
+// one place, so that names and labels stay consistent and documented. All
+// metrics are named switchboard_* and registered on Registry, which the
+// admin listener serves at /metrics.
+package metrics
+
+import (
+	"runtime"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+// Registry holds switchboard's metrics plus the Go and process collectors.
+var Registry = prometheus.NewRegistry()
+
+var (
+	// EventsReceived counts events (or requests refused before they became
+	// events) by source and outcome: accepted, filtered, duplicate,
+	// rejected. reason says why for rejected (bad_json, auth, too_large, ...).
+	EventsReceived = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "switchboard_events_received_total",
+		Help: "Events received by source and outcome (accepted, filtered, duplicate, rejected; reason for rejections).",
+	}, []string{"source", "outcome", "reason"})
+
+	// EventsUnmatched counts accepted events no rule matched.
+	EventsUnmatched = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "switchboard_events_unmatched_total",
+		Help: "Accepted events that no rule matched (sent to `unmatched` sinks if any).",
+	}, []string{"source"})
+
+	// RuleMatches counts events each rule matched.
+	RuleMatches = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "switchboard_rule_matches_total",
+		Help: "Events matched, by rule.",
+	}, []string{"rule"})
+
+	// RuleErrors counts run-time errors of a rule's `when` (counted as no match).
+	RuleErrors = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "switchboard_rule_errors_total",
+		Help: "Run-time errors evaluating a rule's `when`, by rule; each counts as no match.",
+	}, []string{"rule"})
+
+	// Deliveries counts delivery attempts by sink and outcome: success,
+	// retry, dead.
+	Deliveries = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "switchboard_deliveries_total",
+		Help: "Delivery attempts by sink and outcome (success, retry, dead).",
+	}, []string{"sink", "outcome"})
+
+	// DeliveryLatency observes, for each successful delivery, the time from
+	// the event's receipt to the sink's confirmation.
+	DeliveryLatency = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "switchboard_delivery_latency_seconds",
+		Help:    "Time from an event's receipt to its successful delivery, by sink.",
+		Buckets: []float64{.001, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300, 1800},
+	}, []string{"sink"})
+
+	// QueueDepth is the number of deliveries waiting or in flight per sink.
+	QueueDepth = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "switchboard_queue_depth",
+		Help: "Deliveries queued or in flight, by sink.",
+	}, []string{"sink"})
+
+	// DeadLetters is the number of dead letters kept per sink.
+	DeadLetters = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "switchboard_dead_letters",
+		Help: "Dead letters kept, by sink.",
+	}, []string{"sink"})
+
+	// ReloadSuccessful is 1 when the last config (re)load was applied, 0
+	// when it was refused and the previous config still runs.
+	ReloadSuccessful = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "switchboard_config_last_reload_successful",
+		Help: "1 if the last configuration load succeeded, 0 if it was refused.",
+	})
+
+	// ReloadSuccessTime is when the config was last applied.
+	ReloadSuccessTime = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "switchboard_config_last_reload_success_timestamp_seconds",
+		Help: "Unix time of the last successful configuration load.",
+	})
+
+	// BuildInfo is 1, labelled with the build's version and Go version.
+	BuildInfo = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "switchboard_build_info",
+		Help: "Build information; the value is always 1.",
+	}, []string{"version", "commit", "goversion"})
+)
+
+func init() {
+	Registry.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		EventsReceived, EventsUnmatched, RuleMatches, RuleErrors, Deliveries,
+		DeliveryLatency, QueueDepth, DeadLetters, ReloadSuccessful, ReloadSuccessTime, BuildInfo,
+	)
+}
+
+// SetBuildInfo records the running build.
+func SetBuildInfo(version, commit string) {
+	BuildInfo.WithLabelValues(version, commit, runtime.Version()).Set(1)
+}

@@ -1,0 +1,8 @@
+// Package all links in every sink type.
+package all
+
+import (
+	_ "switchboard/sinks/file"
+	_ "switchboard/sinks/http"
+	_ "switchboard/sinks/log"
+)

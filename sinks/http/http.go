@@ -1,0 +1,516 @@
+// Package http owns the "http" sink: it sends each event in the body of one
+// request to a configured URL, as the normalized event JSON, as the body the
+// provider sent, or as a template's output, optionally signed with Standard
+// Webhooks headers. It turns the receiver's answer into success, a transient
+// failure (network, 408, 429, 5xx, with Retry-After honoured) or a permanent
+// one (any other status); the router owns the retry schedule.
+package http
+
+import (
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net"
+	"net/http"
+	"net/url"
+	"sort"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+	"unicode/utf8"
+
+	"github.com/hashicorp/go-retryablehttp"
+
+	"switchboard/config"
+	"switchboard/router"
+	"switchboard/sinks"
+)
+
+// Body modes.
+const (
+	BodyEvent    = "event"
+	BodyRaw      = "raw"
+	BodyTemplate = "template"
+)
+
+const (
+	// snippetLen bounds how much of a failed answer goes into the error,
+	// which ends up in logs and dead letters.
+	snippetLen = 200
+	// drainLimit is how much of an answer is read before closing so that
+	// the connection can be reused; past it, closing is cheaper.
+	drainLimit = 64 << 10
+)
+
+// Options are the settings of an http sink.
+type Options struct {
+	URL    string `koanf:"url"`
+	Method string `koanf:"method"`
+	// Headers are added to every request. Values often hold credentials:
+	// they are never logged nor put into errors.
+	Headers map[string]string `koanf:"headers"`
+	Body    string            `koanf:"body"`
+	// Template is the request body when Body is "template".
+	Template string `koanf:"template"`
+	// ContentType empty means application/json, or for body: raw the
+	// Content-Type the provider sent with that body.
+	ContentType   string        `koanf:"content_type"`
+	Timeout       time.Duration `koanf:"timeout"`
+	SigningSecret config.Secret `koanf:"signing_secret"`
+}
+
+func init() {
+	sinks.Register("http", func() sinks.Builder {
+		return &Options{Method: http.MethodPost, Body: BodyEvent, Timeout: 10 * time.Second}
+	})
+}
+
+// DefaultConcurrency lets a few requests be in flight at once: receivers
+// are usually web services that answer in parallel.
+func (o *Options) DefaultConcurrency() int { return 8 }
+
+// Build checks every setting and prepares the client; it connects nowhere.
+func (o *Options) Build(info sinks.Info) (router.Sink, error) {
+	var ps config.Problems
+	s := &Sink{name: info.Name, body: o.Body, contentType: o.ContentType, timeout: o.Timeout}
+
+	switch u, err := url.Parse(o.URL); {
+	case o.URL == "":
+		ps.Add("url", "is required: the URL to POST events to")
+	case err != nil:
+		// The URL may carry a token, so it is not echoed.
+		ps.Add("url", "is not a valid URL; write it like https://example.com/hooks")
+	case u.Scheme == "":
+		ps.Add("url", "has no scheme; write it like https://example.com/hooks")
+	case u.Scheme != "http" && u.Scheme != "https":
+		ps.Add("url", "scheme %q is not supported; write an http:// or https:// URL", u.Scheme)
+	case u.Host == "":
+		ps.Add("url", "has no host; write it like https://example.com/hooks")
+	default:
+		s.url = o.URL
+		s.shownURL = shownURL(u)
+	}
+
+	s.method = strings.ToUpper(o.Method)
+	switch s.method {
+	case http.MethodPost, http.MethodPut, http.MethodPatch:
+	default:
+		ps.Add("method", "%q is not supported; use POST, PUT or PATCH (the event travels in the request body)", o.Method)
+	}
+
+	s.header = o.checkHeaders(&ps)
+
+	switch o.Body {
+	case BodyEvent, BodyRaw:
+		if o.Template != "" {
+			ps.Add("template", "is set but body is %s, so it would be ignored; set body: template to send it, or remove it", o.Body)
+		}
+	case BodyTemplate:
+		if o.Template == "" {
+			ps.Add("template", `is required when body is template: the request body as a Go template, e.g. '{"text": "{{ .event }} {{ .status }}"}'`)
+			break
+		}
+		t, err := router.ParseTemplate(info.Name, o.Template)
+		if err != nil {
+			ps.Add("template", "does not parse: %v", err)
+			break
+		}
+		s.tmpl = t
+	default:
+		ps.Add("body", "%q is not a body mode; use event (the normalized event JSON), raw (the provider's body as received) or template", o.Body)
+	}
+
+	if o.ContentType != "" {
+		if mt, _, err := mime.ParseMediaType(o.ContentType); err != nil || !strings.Contains(mt, "/") {
+			ps.Add("content_type", "%q is not a media type; write it like application/json or text/plain; charset=utf-8", o.ContentType)
+		}
+	}
+
+	if o.Timeout <= 0 {
+		ps.Add("timeout", "must be a positive duration, e.g. 10s")
+	}
+
+	if o.SigningSecret != "" {
+		key, err := signingKey(o.SigningSecret.Reveal())
+		if err != nil {
+			ps.Add("signing_secret", "%v", err)
+		}
+		s.key = key
+	}
+
+	if len(ps) > 0 {
+		return nil, ps
+	}
+	s.transport, s.client = newClient(o.Timeout)
+	return s, nil
+}
+
+// checkHeaders returns the headers to send, canonicalized, reporting names
+// and values that net/http would refuse at send time (a failure that would
+// otherwise repeat on every event) and headers the sink sets itself.
+func (o *Options) checkHeaders(ps *config.Problems) http.Header {
+	names := make([]string, 0, len(o.Headers))
+	for n := range o.Headers {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	h := make(http.Header, len(names))
+	for _, n := range names {
+		at := config.Join("headers", n)
+		v := o.Headers[n]
+		c := http.CanonicalHeaderKey(n)
+		switch {
+		case !validHeaderName(n):
+			ps.Add(at, "is not a valid header name; use letters, digits and - (e.g. X-Api-Key)")
+		case strings.ContainsAny(v, "\r\n\x00"):
+			// Never quote the value: it may be a credential.
+			ps.Add(at, "value contains a line break or NUL; a header value is one line")
+		case c == "Content-Type":
+			ps.Add(at, "set content_type instead")
+		case c == "Content-Length" || c == "Transfer-Encoding":
+			ps.Add(at, "is computed for each request; remove it")
+		case o.SigningSecret != "" && (c == "Webhook-Id" || c == "Webhook-Timestamp" || c == "Webhook-Signature"):
+			ps.Add(at, "is set by signing_secret; remove it")
+		default:
+			h[c] = append(h[c], v)
+		}
+	}
+	return h
+}
+
+// validHeaderName reports whether s is an RFC 9110 token.
+func validHeaderName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
+		case strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0:
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// signingKey derives the HMAC key as the Standard Webhooks libraries do: a
+// whsec_ secret is base64 of the key, any other secret is the key itself.
+func signingKey(secret string) ([]byte, error) {
+	rest, ok := strings.CutPrefix(secret, "whsec_")
+	if !ok {
+		return []byte(secret), nil
+	}
+	key, err := base64.StdEncoding.DecodeString(rest)
+	if err != nil {
+		key, err = base64.RawStdEncoding.DecodeString(rest)
+	}
+	if err != nil || len(key) == 0 {
+		return nil, errors.New("is not valid base64 after whsec_; paste the secret exactly as the receiver shows it")
+	}
+	return key, nil
+}
+
+// shownURL is the URL as errors show it: without password and query, which
+// may carry credentials.
+func shownURL(u *url.URL) string {
+	c := *u
+	c.RawQuery, c.ForceQuery, c.Fragment, c.RawFragment = "", false, "", ""
+	return c.Redacted()
+}
+
+// newClient builds the sink's own client: one pool of keep-alive
+// connections per sink, sized for its concurrency.
+func newClient(timeout time.Duration) (*http.Transport, *retryablehttp.Client) {
+	tr := &http.Transport{
+		Proxy:                 http.ProxyFromEnvironment,
+		DialContext:           (&net.Dialer{Timeout: min(timeout, 30*time.Second), KeepAlive: 30 * time.Second}).DialContext,
+		ForceAttemptHTTP2:     true,
+		MaxIdleConns:          128,
+		MaxIdleConnsPerHost:   64,
+		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   min(timeout, 10*time.Second),
+		ExpectContinueTimeout: time.Second,
+	}
+	hc := &http.Client{
+		Transport: tr,
+		Timeout:   timeout, // per attempt: retryablehttp calls Do once per try
+		// Following a redirect would resend the headers, credentials
+		// included, to wherever the receiver points; a 3xx is reported
+		// instead so that the operator fixes the url.
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+	return tr, &retryablehttp.Client{
+		HTTPClient: hc,
+		Logger:     nil, // errors come back to the router, which logs them once
+		// Only a connection that failed before any answer is retried here,
+		// quickly; every status code reaches classify, and the router's
+		// queue owns the long retry schedule.
+		RetryMax:     2,
+		RetryWaitMin: 50 * time.Millisecond,
+		RetryWaitMax: 500 * time.Millisecond,
+		CheckRetry:   retryConnectionErrors,
+		Backoff:      retryablehttp.DefaultBackoff,
+		ErrorHandler: retryablehttp.PassthroughErrorHandler,
+	}
+}
+
+func retryConnectionErrors(ctx context.Context, _ *http.Response, err error) (bool, error) {
+	if ctx.Err() != nil {
+		return false, ctx.Err()
+	}
+	return err != nil && isConnectionError(err), nil
+}
+
+// isConnectionError reports a failure to reach the receiver or a
+// connection it dropped without answering. A timeout is not one: that
+// attempt already used the whole timeout and the receiver may be working
+// on it.
+func isConnectionError(err error) bool {
+	if isTimeout(err) {
+		return false
+	}
+	var op *net.OpError
+	if errors.As(err, &op) && op.Op == "dial" {
+		return true
+	}
+	return errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) ||
+		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout())
+}
+
+// Sink sends events to one URL. It is safe for concurrent use.
+type Sink struct {
+	name        string
+	url         string
+	shownURL    string
+	method      string
+	header      http.Header
+	body        string
+	tmpl        *router.Template
+	contentType string
+	timeout     time.Duration
+	key         []byte
+
+	transport *http.Transport
+	client    *retryablehttp.Client
+}
+
+// Send delivers e in one request (plus up to two quick retries when the
+// connection fails) and classifies the answer.
+func (s *Sink) Send(ctx context.Context, e *router.Event) error {
+	body, ctype, err := s.render(e)
+	if err != nil {
+		return router.Permanent(err)
+	}
+	req, err := retryablehttp.NewRequestWithContext(ctx, s.method, s.url, body)
+	if err != nil {
+		return router.Permanent(fmt.Errorf("%s %s: %w", s.method, s.shownURL, err))
+	}
+	for k, v := range s.header {
+		req.Header[k] = v
+	}
+	if h := s.header.Get("Host"); h != "" {
+		req.Host = h // net/http sends req.Host, not a Host header
+	}
+	req.Header.Set("Content-Type", ctype)
+	if req.Header.Get("User-Agent") == "" {
+		req.Header.Set("User-Agent", "switchboard")
+	}
+	if s.key != nil {
+		ts := time.Now().Unix()
+		req.Header.Set("Webhook-Id", e.ID)
+		req.Header.Set("Webhook-Timestamp", strconv.FormatInt(ts, 10))
+		req.Header.Set("Webhook-Signature", Sign(s.key, e.ID, ts, body))
+	}
+
+	resp, err := s.client.Do(req)
+	if err != nil {
+		return s.requestError(ctx, err)
+	}
+	return s.classify(resp)
+}
+
+// Preview returns the body Send would send for e.
+func (s *Sink) Preview(e *router.Event) ([]byte, error) {
+	b, _, err := s.render(e)
+	return b, err
+}
+
+// Close releases idle connections.
+func (s *Sink) Close() error {
+	s.transport.CloseIdleConnections()
+	return nil
+}
+
+// render returns the request body and its content type. An error is
+// about this event (a template that fails on it), so retrying cannot help.
+func (s *Sink) render(e *router.Event) ([]byte, string, error) {
+	ctype := s.contentType
+	if ctype == "" {
+		ctype = "application/json"
+	}
+	switch s.body {
+	case BodyRaw:
+		if e.Body != nil {
+			if ct := e.Headers["content-type"]; s.contentType == "" && ct != "" {
+				ctype = ct
+			}
+			return e.Body, ctype, nil
+		}
+		if e.RawPayload != nil {
+			return e.RawPayload, ctype, nil
+		}
+		if e.Payload == nil {
+			return []byte("{}"), ctype, nil
+		}
+		b, err := json.Marshal(e.Payload)
+		if err != nil {
+			return nil, "", fmt.Errorf("encode payload of event %s: %w", e.ID, err)
+		}
+		return b, ctype, nil
+	case BodyTemplate:
+		b, err := s.tmpl.Execute(e)
+		if err != nil {
+			return nil, "", fmt.Errorf("template of sink %s failed on event %s: %w", s.name, e.ID, err)
+		}
+		return b, ctype, nil
+	}
+	b, err := e.MarshalJSON()
+	return b, ctype, err
+}
+
+// requestError describes a request that got no answer. Every such failure
+// is transient: the receiver may be back on the next attempt.
+func (s *Sink) requestError(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return fmt.Errorf("%s %s: %w", s.method, s.shownURL, ctx.Err())
+	}
+	// url.Error repeats the full URL, query included; keep only the cause.
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		err = ue.Err
+	}
+	if isTimeout(err) {
+		return fmt.Errorf("%s %s: no answer within timeout %s; raise timeout if the receiver is slow: %w",
+			s.method, s.shownURL, s.timeout, err)
+	}
+	return fmt.Errorf("%s %s: %w", s.method, s.shownURL, err)
+}
+
+// classify reads what is needed of resp, releases it and returns the
+// outcome: nil, a transient error (possibly with a Retry-After) or a
+// permanent one.
+func (s *Sink) classify(resp *http.Response) error {
+	head, _ := io.ReadAll(io.LimitReader(resp.Body, snippetLen+1))
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, drainLimit))
+	resp.Body.Close()
+
+	code := resp.StatusCode
+	if code >= 200 && code < 300 {
+		return nil
+	}
+	status := resp.Status
+	if status == "" {
+		status = strconv.Itoa(code) + " " + http.StatusText(code)
+	}
+	msg := s.method + " " + s.shownURL + ": " + status
+	if b := snippet(head); b != "" {
+		msg += ": " + b
+	}
+	if code >= 300 && code < 400 {
+		msg += " (the receiver redirects; set url to the address it redirects to)"
+	}
+	err := errors.New(msg)
+
+	switch {
+	case code == http.StatusRequestTimeout || code == http.StatusTooManyRequests || code >= 500:
+		if d, ok := parseRetryAfter(resp.Header.Get("Retry-After"), time.Now()); ok {
+			return router.RetryAfter(err, d)
+		}
+		return err
+	default:
+		return router.Permanent(err)
+	}
+}
+
+// snippet makes the start of an answer fit for one log line.
+func snippet(b []byte) string {
+	cut := len(b) > snippetLen
+	if cut {
+		b = b[:snippetLen]
+	}
+	s := strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f {
+			return ' '
+		}
+		return r
+	}, strings.ToValidUTF8(string(bytes.TrimSpace(b)), ""))
+	if cut {
+		// Drop a rune split by the cut rather than print a replacement.
+		for len(s) > 0 {
+			r, size := utf8.DecodeLastRuneInString(s)
+			if r != utf8.RuneError || size > 1 {
+				break
+			}
+			s = s[:len(s)-size]
+		}
+		s += "…"
+	}
+	return s
+}
+
+// maxRetryAfter keeps a huge Retry-After from overflowing time.Duration;
+// the router dead-letters anything past the sink's max_age anyway.
+const maxRetryAfter = 365 * 24 * time.Hour
+
+// parseRetryAfter reads a Retry-After value: delay seconds or an HTTP date.
+func parseRetryAfter(v string, now time.Time) (time.Duration, bool) {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0, false
+	}
+	if n, err := strconv.ParseUint(v, 10, 64); err == nil {
+		if n > uint64(maxRetryAfter/time.Second) {
+			return maxRetryAfter, true
+		}
+		return time.Duration(n) * time.Second, true
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		return min(max(t.Sub(now), 0), maxRetryAfter), true
+	}
+	return 0, false
+}
+
+// Sign returns the Standard Webhooks signature header value for a message:
+// "v1," + base64(HMAC-SHA256(key, id.timestamp.body)).
+func Sign(key []byte, id string, timestamp int64, body []byte) string {
+	mac := hmac.New(sha256.New, key)
+	mac.Write([]byte(id))
+	mac.Write([]byte{'.'})
+	mac.Write(strconv.AppendInt(nil, timestamp, 10))
+	mac.Write([]byte{'.'})
+	mac.Write(body)
+	return "v1," + base64.StdEncoding.EncodeToString(mac.Sum(nil))
+}
+
+var (
+	_ sinks.Builder            = (*Options)(nil)
+	_ sinks.DefaultConcurrency = (*Options)(nil)
+	_ router.Sink              = (*Sink)(nil)
+	_ sinks.Closer             = (*Sink)(nil)
+	_ sinks.Previewer          = (*Sink)(nil)
+)

@@ -1,0 +1,6 @@
+// Package all links in every source type.
+package all
+
+import (
+	_ "switchboard/sources/generic"
+)
