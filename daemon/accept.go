@@ -19,7 +19,7 @@ import (
 // method and size, let the source parse, then accept.
 func (d *Daemon) serveWebhook(w http.ResponseWriter, r *http.Request) {
 	snap := d.snap.Load()
-	src := snap.byPath[r.URL.Path]
+	src, subpath := snap.Lookup(r.URL.Path)
 	if src == nil {
 		d.reject(w, "", "unknown_path", http.StatusNotFound, "no source is configured at "+r.URL.Path)
 		return
@@ -46,7 +46,7 @@ func (d *Daemon) serveWebhook(w http.ResponseWriter, r *http.Request) {
 		d.reject(w, src.Name, "read", http.StatusBadRequest, "could not read the body: "+err.Error())
 		return
 	}
-	res, err := src.HTTP.Parse(&sources.Request{HTTP: r, Body: body, ReceivedAt: received, Source: src.Name})
+	res, err := src.HTTP.Parse(&sources.Request{HTTP: r, Body: body, ReceivedAt: received, Source: src.Name, Subpath: subpath})
 	if err != nil {
 		var re *sources.RejectError
 		if !errors.As(err, &re) {

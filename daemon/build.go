@@ -36,6 +36,23 @@ type Source struct {
 	Methods []string
 	Events  []string
 	Filters router.Filters
+	subpath bool
+}
+
+// Lookup finds the webhook source serving a request path: the source
+// whose path it is, or a source taking subpaths one segment above it.
+func (s *Snapshot) Lookup(path string) (src *Source, subpath string) {
+	if src := s.byPath[path]; src != nil {
+		return src, ""
+	}
+	i := strings.LastIndexByte(path, '/')
+	if i <= 0 || i == len(path)-1 {
+		return nil, ""
+	}
+	if src := s.byPath[path[:i]]; src != nil && src.subpath {
+		return src, path[i+1:]
+	}
+	return nil, ""
 }
 
 // Sink is a built sink with its delivery settings.
@@ -68,6 +85,9 @@ func Build(f *config.File) (*Snapshot, error) {
 			continue
 		}
 		b := factory()
+		if c, ok := b.(sources.Catalog); ok && len(sc.Events) == 0 {
+			pinned[name] = c.Events()
+		}
 		if dps := config.Decode(sc.Options, b, at); len(dps) > 0 {
 			ps = append(ps, dps...)
 			continue
@@ -82,6 +102,9 @@ func Build(f *config.File) (*Snapshot, error) {
 			src.HTTP = v
 			if m, ok := v.(sources.Methods); ok {
 				src.Methods = m.Methods()
+			}
+			if sp, ok := v.(sources.Subpaths); ok {
+				src.subpath = sp.TakesSubpath()
 			}
 			s.byPath[src.Path] = src
 		case sources.StreamSource:

@@ -193,4 +193,3 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 
 // Snapshot returns the config currently in force.
 func (d *Daemon) Snapshot() *Snapshot { return d.snap.Load() }
-

@@ -50,6 +50,20 @@ type Methods interface {
 	Methods() []string
 }
 
+// Subpaths is optionally implemented by an HTTPSource that also takes
+// requests one path segment below its path: /hooks/mob/sms:message:status,
+// /hooks/telecmi/<token>. The segment arrives as Request.Subpath.
+type Subpaths interface {
+	TakesSubpath() bool
+}
+
+// Catalog is optionally implemented by a Builder whose type only ever
+// emits a known set of events. A source of that type pins its events, so
+// that status filters of the rules limited to it are checked at load.
+type Catalog interface {
+	Events() []string
+}
+
 // StreamSource runs a client that receives events, until ctx ends.
 type StreamSource interface {
 	Run(ctx context.Context, acc Acceptor) error
@@ -68,6 +82,9 @@ type Request struct {
 	Body       []byte
 	ReceivedAt time.Time
 	Source     string
+	// Subpath is the path segment below the source's path, for sources
+	// implementing Subpaths; "" otherwise.
+	Subpath string
 }
 
 // Result is what a source made of a request.

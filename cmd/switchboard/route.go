@@ -52,6 +52,7 @@ Examples:
 	source := fs.String("source", "", "source `name` from the config (required)")
 	query := fs.String("query", "", "query string of the request, `k=v&...`")
 	asJSON := fs.Bool("json", false, "print one JSON object instead of text")
+	reqPath := fs.String("path", "", "request `path`, for sources that take a segment below their path (default: the source's path)")
 	var headers headerFlags
 	fs.Var(&headers, "header", "request header `'K: V'` (repeatable)")
 	if code, ok := parseFlags(fs, args); !ok {
@@ -86,7 +87,15 @@ Examples:
 		fmt.Fprintf(stderr, "cannot read the payload: %v\n", err)
 		return exitFail
 	}
-	target := src.Path
+	target, subpath := src.Path, ""
+	if *reqPath != "" {
+		var found *daemon.Source
+		if found, subpath = snap.Lookup(*reqPath); found != src {
+			fmt.Fprintf(stderr, "--path %s is not served by source %s (its path is %s)\n", *reqPath, src.Name, src.Path)
+			return exitUsage
+		}
+		target = *reqPath
+	}
 	if *query != "" {
 		target += "?" + strings.TrimPrefix(*query, "?")
 	}
@@ -102,7 +111,7 @@ Examples:
 		}
 		req.Header.Set(strings.TrimSpace(k), strings.TrimSpace(v))
 	}
-	res, err := src.HTTP.Parse(&sources.Request{HTTP: req, Body: body, ReceivedAt: time.Now().UTC(), Source: src.Name})
+	res, err := src.HTTP.Parse(&sources.Request{HTTP: req, Body: body, ReceivedAt: time.Now().UTC(), Source: src.Name, Subpath: subpath})
 	if err != nil {
 		status := http.StatusBadRequest
 		var re *sources.RejectError
