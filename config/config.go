@@ -57,6 +57,13 @@ type Log struct {
 // Queue is where accepted deliveries wait.
 type Queue struct {
 	Dir string `koanf:"dir"`
+	// MaxBytes bounds the events stored for pending deliveries and dead
+	// letters; past it sources answer 503 and the provider retries.
+	MaxBytes Size `koanf:"max_bytes"`
+	// DedupWindow is how long an accepted event's (source, id) is
+	// remembered, so that a provider's retry is answered but not routed
+	// again. 0 turns deduplication off.
+	DedupWindow time.Duration `koanf:"dedup_window"`
 }
 
 // Filter is one {key, value} condition with the providers' subscription
@@ -127,7 +134,7 @@ func Defaults() File {
 		},
 		Admin: Admin{Listen: "127.0.0.1:9090"},
 		Log:   Log{Level: "info", Format: "text"},
-		Queue: Queue{Dir: "./data"},
+		Queue: Queue{Dir: "./data", MaxBytes: 1 << 30, DedupWindow: time.Hour},
 	}
 }
 
@@ -226,6 +233,12 @@ func (f *File) check(ps *Problems) {
 	}
 	if f.Queue.Dir == "" {
 		ps.Add("queue.dir", "is required: the directory that holds queued deliveries")
+	}
+	if f.Queue.MaxBytes < 0 {
+		ps.Add("queue.max_bytes", "must be 0 (no limit) or a size such as 1GiB")
+	}
+	if f.Queue.DedupWindow < 0 {
+		ps.Add("queue.dedup_window", "must be 0 (off) or a duration such as 1h")
 	}
 	paths := map[string]string{}
 	// In name order, so that the same file always names the same duplicate.

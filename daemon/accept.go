@@ -65,59 +65,100 @@ func (d *Daemon) serveWebhook(w http.ResponseWriter, r *http.Request) {
 	for _, ev := range res.Events {
 		ev.Headers = headers
 	}
-	accepted, err := d.accept(r.Context(), snap, src, res.Events)
+	outcomes, err := d.accept(r.Context(), snap, src, res.Events)
 	if err != nil {
-		d.reject(w, src.Name, "queue", http.StatusServiceUnavailable, "cannot queue the event now ("+err.Error()+"); retry later")
+		reason := "queue"
+		if errors.Is(err, router.ErrQueueFull) {
+			reason = "queue_full"
+		}
+		d.reject(w, src.Name, reason, http.StatusServiceUnavailable, "cannot queue the event now ("+err.Error()+"); retry later")
 		return
 	}
-	switch {
-	case len(res.Events) == 1 && len(accepted) == 1:
-		writeJSON(w, http.StatusOK, map[string]string{"id": accepted[0], "status": "accepted"})
-	case len(res.Events) == 1:
-		writeJSON(w, http.StatusOK, map[string]string{"status": "filtered"})
-	default:
-		writeJSON(w, http.StatusOK, map[string]any{"status": "accepted", "ids": accepted, "filtered": len(res.Events) - len(accepted)})
+	if len(res.Events) == 1 {
+		if outcomes[0] == outcomeFiltered {
+			writeJSON(w, http.StatusOK, map[string]string{"status": outcomes[0]})
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]string{"id": res.Events[0].ID, "status": outcomes[0]})
+		return
 	}
+	ids, filtered, dups := []string{}, 0, 0
+	for i, o := range outcomes {
+		switch o {
+		case outcomeAccepted:
+			ids = append(ids, res.Events[i].ID)
+		case outcomeFiltered:
+			filtered++
+		case outcomeDuplicate:
+			dups++
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"status": "accepted", "ids": ids, "filtered": filtered, "duplicates": dups})
 }
 
-// accept applies the source's own events and filters, routes what passes
-// and queues its deliveries. It returns the ids accepted; an error means
-// nothing was queued.
+// accept applies the source's own events and filters, drops provider
+// retries of events already accepted, routes what remains and queues its
+// deliveries. It returns one outcome per event; an error means nothing was
+// queued.
 func (d *Daemon) accept(ctx context.Context, snap *Snapshot, src *Source, events []*router.Event) ([]string, error) {
 	batch := make([]router.Routed, 0, len(events))
-	ids := make([]string, 0, len(events))
+	outcomes := make([]string, len(events))
+	at := make([]int, 0, len(events)) // batch index -> events index
 	var idx []int
 	obs := ruleObserver{d.log}
-	for _, ev := range events {
+	seen, _ := d.queue.(interface{ Seen(source, id string) bool })
+	for i, ev := range events {
 		if !src.Passes(ev) {
-			metrics.EventsReceived.WithLabelValues(src.Name, "filtered", "").Inc()
-			d.log.Debug("event filtered by source", "event_id", ev.ID, "source", src.Name, "event", ev.Event, "status", ev.Status)
+			outcomes[i] = outcomeFiltered
+			continue
+		}
+		if seen != nil && seen.Seen(ev.Source, ev.ID) {
+			outcomes[i] = outcomeDuplicate
 			continue
 		}
 		idx = snap.Table.Route(ev, idx[:0], obs, nil)
 		names := make([]string, len(idx))
-		for i, s := range idx {
-			names[i] = snap.Table.SinkName(s)
+		for j, s := range idx {
+			names[j] = snap.Table.SinkName(s)
 		}
 		batch = append(batch, router.Routed{Event: ev, Sinks: names})
-		ids = append(ids, ev.ID)
+		at = append(at, i)
 	}
-	if len(batch) == 0 {
-		return nil, nil
+	if len(batch) > 0 {
+		if err := d.queue.Enqueue(ctx, batch); err != nil {
+			return nil, err
+		}
 	}
-	if err := d.queue.Enqueue(ctx, batch); err != nil {
-		return nil, err
-	}
-	for _, r := range batch {
-		metrics.EventsReceived.WithLabelValues(src.Name, "accepted", "").Inc()
+	for j, r := range batch {
+		if r.Duplicate {
+			outcomes[at[j]] = outcomeDuplicate
+			continue
+		}
+		outcomes[at[j]] = outcomeAccepted
 		if len(r.Sinks) == 0 {
 			metrics.EventsUnmatched.WithLabelValues(src.Name).Inc()
 		}
-		d.log.Debug("event accepted", "event_id", r.Event.ID, "source", src.Name, "event", r.Event.Event,
-			"status", r.Event.Status, "sinks", r.Sinks)
 	}
-	return ids, nil
+	for i, ev := range events {
+		metrics.EventsReceived.WithLabelValues(src.Name, outcomes[i], "").Inc()
+		switch outcomes[i] {
+		case outcomeAccepted:
+			d.log.Debug("event accepted", "event_id", ev.ID, "source", src.Name, "event", ev.Event, "status", ev.Status)
+		case outcomeFiltered:
+			d.log.Debug("event filtered by source", "event_id", ev.ID, "source", src.Name, "event", ev.Event, "status", ev.Status)
+		case outcomeDuplicate:
+			d.log.Info("duplicate of an accepted event; acknowledged, not routed again", "event_id", ev.ID, "source", src.Name, "event", ev.Event)
+		}
+	}
+	return outcomes, nil
 }
+
+// Event outcomes, as answered and counted.
+const (
+	outcomeAccepted  = "accepted"
+	outcomeFiltered  = "filtered"
+	outcomeDuplicate = "duplicate"
+)
 
 // Passes reports whether ev gets past the source's own events and filters.
 func (s *Source) Passes(ev *router.Event) bool {

@@ -36,8 +36,9 @@ type Daemon struct {
 	wg      sync.WaitGroup
 }
 
-// New prepares a daemon for a built snapshot. queue may be nil for the
-// in-memory queue.
+// New prepares a daemon for a built snapshot and the queue it accepts
+// into (the durable queue in production; nil means an in-memory queue, for
+// tests and experiments: it loses everything at exit).
 func New(snap *Snapshot, queue router.Queue, log *slog.Logger) *Daemon {
 	if queue == nil {
 		queue = router.NewMemQueue()
@@ -74,6 +75,17 @@ func (d *Daemon) Start() error {
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(d.log.Handler(), slog.LevelDebug),
 	}
+	if dl, ok := d.queue.(interface {
+		DeadLetterSinks(keep func(string) bool, reason string) (int, error)
+	}); ok {
+		n, err := dl.DeadLetterSinks(func(sink string) bool { return snap.Sinks[sink] != nil }, "sink removed")
+		if err != nil {
+			return fmt.Errorf("queue: %w", err)
+		}
+		if n > 0 {
+			d.log.Warn("queued deliveries to sinks no longer configured moved to the dead-letter queue", "count", n, "reason", "sink removed")
+		}
+	}
 	for name, s := range snap.Sinks {
 		d.startWorker(name, s)
 	}
@@ -84,6 +96,8 @@ func (d *Daemon) Start() error {
 			d.runStream(ctx, src)
 		}
 	}
+	d.wg.Add(1)
+	go d.reportQueue(ctx)
 	d.serve(d.webhook, d.webhookLn, "webhook")
 	d.serve(d.admin, d.adminLn, "admin")
 	metrics.ReloadSuccessful.Set(1)
@@ -168,6 +182,28 @@ func (d *Daemon) Shutdown(ctx context.Context) error {
 	return errors.Join(err, aerr)
 }
 
+// reportQueue keeps the queue gauges current.
+func (d *Daemon) reportQueue(ctx context.Context) {
+	defer d.wg.Done()
+	st, ok := d.queue.(interface{ Stats() map[string][2]int })
+	if !ok {
+		return
+	}
+	t := time.NewTicker(2 * time.Second)
+	defer t.Stop()
+	for {
+		for sink, v := range st.Stats() {
+			metrics.QueueDepth.WithLabelValues(sink).Set(float64(v[0]))
+			metrics.DeadLetters.WithLabelValues(sink).Set(float64(v[1]))
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
 func (d *Daemon) adminHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
@@ -181,6 +217,7 @@ func (d *Daemon) adminHandler() http.Handler {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(metrics.Registry, promhttp.HandlerOpts{}))
+	d.dlqRoutes(mux)
 	return mux
 }
 

@@ -37,6 +37,10 @@ type Queue interface {
 type Routed struct {
 	Event *Event
 	Sinks []string
+	// Duplicate is set by Enqueue when the queue already accepted an event
+	// with the same source and id within its dedup window: a provider's
+	// retry. Nothing is queued for it.
+	Duplicate bool
 }
 
 // Delivery is one (event, sink) pair on its way.
@@ -50,6 +54,38 @@ type Delivery struct {
 	NotBefore time.Time
 	LastError string
 }
+
+// DeadLetter is a delivery that failed for good, kept with everything
+// needed to understand and replay it.
+type DeadLetter struct {
+	ID        string    `json:"id"`
+	Sink      string    `json:"sink"`
+	EventID   string    `json:"event_id"`
+	Source    string    `json:"source"`
+	EventName string    `json:"event_name"`
+	Attempts  int       `json:"attempts"`
+	FirstTry  time.Time `json:"first_attempt,omitzero"`
+	LastTry   time.Time `json:"last_attempt,omitzero"`
+	DeadAt    time.Time `json:"dead_at"`
+	LastError string    `json:"last_error"`
+	Event     *Event    `json:"event,omitempty"`
+}
+
+// DeadLetters is implemented by queues that keep dead letters.
+type DeadLetters interface {
+	// ListDead returns every dead letter, oldest first, without events.
+	ListDead() ([]DeadLetter, error)
+	// GetDead returns one dead letter with its event.
+	GetDead(id string) (*DeadLetter, error)
+	// Replay puts dead letters back in their sinks' queues with a fresh
+	// attempt count; nil ids means all. It returns how many it replayed.
+	Replay(ids []string) (int, error)
+	// Purge deletes dead letters; nil ids means all.
+	Purge(ids []string) (int, error)
+}
+
+// ErrNotFound is returned for an unknown dead letter id.
+var ErrNotFound = errors.New("no such dead letter")
 
 var (
 	// ErrQueueFull means the queue's limits are reached; sources answer 503

@@ -10,6 +10,7 @@ import (
 
 	"switchboard/daemon"
 	"switchboard/metrics"
+	"switchboard/router/boltqueue"
 )
 
 func cmdRun(args []string, stdout, stderr io.Writer) int {
@@ -32,7 +33,13 @@ gives deliveries server.shutdown_timeout, and exits 0.
 	}
 	log := newLogger(snap.File.Log, stderr)
 	metrics.SetBuildInfo(version, buildCommit())
-	d := daemon.New(snap, nil, log)
+	q, err := boltqueue.Open(boltqueue.Options{Dir: snap.File.Queue.Dir, MaxBytes: int64(snap.File.Queue.MaxBytes),
+		DedupWindow: snap.File.Queue.DedupWindow, Log: log})
+	if err != nil {
+		log.Error("cannot open the queue", "err", err)
+		return exitFail
+	}
+	d := daemon.New(snap, q, log)
 	if err := d.Start(); err != nil {
 		log.Error("cannot start", "err", err)
 		return exitFail
