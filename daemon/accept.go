@@ -96,9 +96,9 @@ func (d *Daemon) serveWebhook(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"status": "accepted", "ids": ids, "filtered": filtered, "duplicates": dups})
 }
 
-// accept applies the source's own events and filters, drops provider
-// retries of events already accepted, routes what remains and queues its
-// deliveries. It returns one outcome per event; an error means nothing was
+// accept applies the source's own events and filters, routes what passes
+// and queues its deliveries; the queue recognises provider retries of
+// events already accepted and queues nothing for them. It returns one outcome per event; an error means nothing was
 // queued.
 func (d *Daemon) accept(ctx context.Context, snap *Snapshot, src *Source, events []*router.Event) ([]string, error) {
 	batch := make([]router.Routed, 0, len(events))
@@ -106,14 +106,9 @@ func (d *Daemon) accept(ctx context.Context, snap *Snapshot, src *Source, events
 	at := make([]int, 0, len(events)) // batch index -> events index
 	var idx []int
 	obs := ruleObserver{d.log}
-	seen, _ := d.queue.(interface{ Seen(source, id string) bool })
 	for i, ev := range events {
 		if !src.Passes(ev) {
 			outcomes[i] = outcomeFiltered
-			continue
-		}
-		if seen != nil && seen.Seen(ev.Source, ev.ID) {
-			outcomes[i] = outcomeDuplicate
 			continue
 		}
 		idx = snap.Table.Route(ev, idx[:0], obs, nil)

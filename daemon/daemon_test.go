@@ -17,6 +17,7 @@ import (
 
 	"switchboard/config"
 	"switchboard/daemon"
+	"switchboard/router/boltqueue"
 	_ "switchboard/sinks/all"
 	_ "switchboard/sources/all"
 )
@@ -64,7 +65,11 @@ func start(t *testing.T, yaml string) *daemon.Daemon {
 	if testing.Verbose() {
 		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
-	d := daemon.New(snap, nil, log)
+	q, err := boltqueue.Open(boltqueue.Options{Dir: f.Queue.Dir, MaxBytes: int64(f.Queue.MaxBytes), DedupWindow: f.Queue.DedupWindow, Log: log})
+	if err != nil {
+		t.Fatalf("queue: %v", err)
+	}
+	d := daemon.New(snap, q, log)
 	if err := d.Start(); err != nil {
 		t.Fatalf("start: %v", err)
 	}

@@ -112,6 +112,9 @@ func Open(opts Options) (*Queue, error) {
 	db, err := bolt.Open(path, 0o640, &bolt.Options{
 		Timeout:        time.Second,
 		NoFreelistSync: true,
+		// Grow the file in large steps: fewer remaps, and fdatasync
+		// rarely has to flush a size change.
+		InitialMmapSize: 64 << 20,
 		FreelistType:   bolt.FreelistMapType,
 	})
 	if errors.Is(err, bolt.ErrTimeout) {
@@ -120,6 +123,7 @@ func Open(opts Options) (*Queue, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open queue %s: %w", path, err)
 	}
+	db.AllocSize = 16 << 20
 	q := &Queue{db: db, opts: opts, log: opts.Log, ops: make(chan *op, 4096),
 		closing: make(chan struct{}), writerDone: make(chan struct{}), sinks: map[string]*sinkIndex{}}
 	if err := q.load(); err != nil {
@@ -319,10 +323,18 @@ func (q *Queue) Enqueue(ctx context.Context, batch []router.Routed) error {
 		seq  uint64
 	}
 	var added []queued
+	// An event routed nowhere has nothing to lose: only its dedup key is
+	// written, in the next commit, without making the request wait for the
+	// fsync. The worst a crash does then is route a provider's retry of it
+	// again, to the same no sinks.
+	wait := false
+	for _, r := range batch {
+		wait = wait || len(r.Sinks) > 0
+	}
+	dups := make([]bool, len(batch))
 	o := &op{}
 	o.apply = func(tx *bolt.Tx, w *writeBatch) error {
 		added = added[:0]
-		dups := make([]bool, len(batch))
 		var need int64
 		for i, r := range batch {
 			if q.seen(tx, r.Event.Source, r.Event.ID, w.now) {
@@ -341,7 +353,6 @@ func (q *Queue) Enqueue(ctx context.Context, batch []router.Routed) error {
 		}
 		events, refs, pending := tx.Bucket(bucketEvents), tx.Bucket(bucketRefs), tx.Bucket(bucketPending)
 		for i, r := range batch {
-			batch[i].Duplicate = dups[i]
 			if dups[i] {
 				continue
 			}
@@ -380,6 +391,11 @@ func (q *Queue) Enqueue(ctx context.Context, batch []router.Routed) error {
 		if err != nil {
 			return
 		}
+		if wait { // the caller is blocked until after returns
+			for i := range batch {
+				batch[i].Duplicate = dups[i]
+			}
+		}
 		q.mu.Lock()
 		for _, a := range added {
 			s := q.sink(a.sink)
@@ -388,7 +404,7 @@ func (q *Queue) Enqueue(ctx context.Context, batch []router.Routed) error {
 		}
 		q.mu.Unlock()
 	}
-	return q.submit(ctx, o, true)
+	return q.submit(ctx, o, wait)
 }
 
 // Next implements router.Queue.
