@@ -65,7 +65,7 @@ func (d *Daemon) serveWebhook(w http.ResponseWriter, r *http.Request) {
 	for _, ev := range res.Events {
 		ev.Headers = headers
 	}
-	outcomes, err := d.accept(r.Context(), snap, src, res.Events)
+	outcomes, err := d.accept(r.Context(), src, res.Events)
 	if err != nil {
 		reason := "queue"
 		if errors.Is(err, router.ErrQueueFull) {
@@ -100,7 +100,12 @@ func (d *Daemon) serveWebhook(w http.ResponseWriter, r *http.Request) {
 // and queues its deliveries; the queue recognises provider retries of
 // events already accepted and queues nothing for them. It returns one outcome per event; an error means nothing was
 // queued.
-func (d *Daemon) accept(ctx context.Context, snap *Snapshot, src *Source, events []*router.Event) ([]string, error) {
+func (d *Daemon) accept(ctx context.Context, src *Source, events []*router.Event) ([]string, error) {
+	// Route and enqueue under the swap lock, with the snapshot current
+	// now: see Daemon.swap.
+	d.swap.RLock()
+	defer d.swap.RUnlock()
+	snap := d.snap.Load()
 	batch := make([]router.Routed, 0, len(events))
 	outcomes := make([]string, len(events))
 	at := make([]int, 0, len(events)) // batch index -> events index
@@ -193,12 +198,11 @@ func (a *streamAcceptor) Accept(ctx context.Context, events []*router.Event) err
 	if a.d.draining.Load() {
 		return router.ErrQueueClosed
 	}
-	snap := a.d.snap.Load()
-	src := snap.Sources[a.source]
+	src := a.d.snap.Load().Sources[a.source]
 	if src == nil {
 		return errors.New("source " + a.source + " is no longer configured")
 	}
-	_, err := a.d.accept(ctx, snap, src, events)
+	_, err := a.d.accept(ctx, src, events)
 	return err
 }
 

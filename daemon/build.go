@@ -36,6 +36,7 @@ type Source struct {
 	Methods []string
 	Events  []string
 	Filters router.Filters
+	Conf    config.Source
 	subpath bool
 }
 
@@ -62,6 +63,7 @@ type Sink struct {
 	Sink        router.Sink
 	Retry       config.Retry
 	Concurrency int
+	Conf        config.Sink
 }
 
 // Build builds every part of f and checks the references between them. It
@@ -74,7 +76,7 @@ func Build(f *config.File) (*Snapshot, error) {
 	for _, name := range sortedKeys(f.Sources) {
 		sc := f.Sources[name]
 		at := "sources." + name
-		src := &Source{Name: name, Type: sc.Type, Path: sc.Path, Events: sc.Events, Methods: []string{"POST"}}
+		src := &Source{Name: name, Type: sc.Type, Path: sc.Path, Events: sc.Events, Methods: []string{"POST"}, Conf: sc}
 		var fps config.Problems
 		src.Filters, fps = router.CompileFilters(sc.Filters, at+".filters", sc.Events)
 		ps = append(ps, fps...)
@@ -139,7 +141,7 @@ func Build(f *config.File) (*Snapshot, error) {
 				conc = d.DefaultConcurrency()
 			}
 		}
-		s.Sinks[name] = &Sink{Name: name, Type: sc.Type, Sink: sink, Retry: sc.Retry, Concurrency: conc}
+		s.Sinks[name] = &Sink{Name: name, Type: sc.Type, Sink: sink, Retry: sc.Retry, Concurrency: conc, Conf: sc}
 	}
 	// Rules may only name sinks and sources that are configured, built or
 	// not: a sink with a bad setting is reported once, at the sink.

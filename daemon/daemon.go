@@ -31,9 +31,23 @@ type Daemon struct {
 	adminLn        net.Listener
 	draining       atomic.Bool
 
+	// ConfigPath, when set before Start, is watched and reloaded on
+	// change; Reload reads it too.
+	ConfigPath string
+
+	// swap is held shared by every accept (route + enqueue) and taken
+	// exclusively by a reload right after publishing a new snapshot, so
+	// that once a reload goes on, no event routed by the old config is
+	// still on its way into the queue.
+	swap     sync.RWMutex
+	reloadMu sync.Mutex // one reload at a time
+	lastHash [32]byte   // of the config bytes last applied
+
 	mu      sync.Mutex
 	workers map[string]*router.Worker
-	streams context.CancelFunc
+	streams map[string]context.CancelFunc
+	ctx     context.Context // lives until Shutdown
+	cancel  context.CancelFunc
 	wg      sync.WaitGroup
 }
 
@@ -44,7 +58,8 @@ func New(snap *Snapshot, queue router.Queue, log *slog.Logger) *Daemon {
 	if queue == nil {
 		queue = router.NewMemQueue()
 	}
-	d := &Daemon{log: log, queue: queue, workers: map[string]*router.Worker{}}
+	d := &Daemon{log: log, queue: queue, workers: map[string]*router.Worker{}, streams: map[string]context.CancelFunc{}}
+	d.ctx, d.cancel = context.WithCancel(context.Background())
 	d.snap.Store(snap)
 	return d
 }
@@ -90,15 +105,16 @@ func (d *Daemon) Start() error {
 	for name, s := range snap.Sinks {
 		d.startWorker(name, s)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	d.streams = cancel
 	for _, src := range snap.Sources {
-		if src.Stream != nil {
-			d.runStream(ctx, src)
+		d.startStream(src)
+	}
+	if d.ConfigPath != "" {
+		if err := d.watch(); err != nil {
+			d.log.Warn("config file changes will not be picked up; reload with SIGHUP or POST /-/reload", "err", err)
 		}
 	}
 	d.wg.Add(1)
-	go d.reportQueue(ctx)
+	go d.reportQueue(d.ctx)
 	d.serve(d.webhook, d.webhookLn, "webhook")
 	d.serve(d.admin, d.adminLn, "admin")
 	metrics.ReloadSuccessful.Set(1)
@@ -118,7 +134,16 @@ func (d *Daemon) serve(srv *http.Server, ln net.Listener, name string) {
 	}()
 }
 
-func (d *Daemon) runStream(ctx context.Context, src *Source) {
+// startStream runs a stream source until it is stopped or the daemon
+// shuts down.
+func (d *Daemon) startStream(src *Source) {
+	if src.Stream == nil {
+		return
+	}
+	ctx, cancel := context.WithCancel(d.ctx)
+	d.mu.Lock()
+	d.streams[src.Name] = cancel
+	d.mu.Unlock()
 	d.wg.Add(1)
 	go func() {
 		defer d.wg.Done()
@@ -140,6 +165,18 @@ func (d *Daemon) startWorker(name string, s *Sink) {
 	d.mu.Unlock()
 }
 
+// stopWorker stops a sink's workers; an attempt under way goes back to the
+// queue.
+func (d *Daemon) stopWorker(name string) {
+	d.mu.Lock()
+	w := d.workers[name]
+	delete(d.workers, name)
+	d.mu.Unlock()
+	if w != nil {
+		w.Stop()
+	}
+}
+
 // WebhookAddr is the address the webhook listener is bound to.
 func (d *Daemon) WebhookAddr() string { return d.webhookLn.Addr().String() }
 
@@ -152,7 +189,7 @@ func (d *Daemon) AdminAddr() string { return d.adminLn.Addr().String() }
 func (d *Daemon) Shutdown(ctx context.Context) error {
 	d.draining.Store(true)
 	d.log.Info("shutting down: no longer accepting events")
-	d.streams()
+	d.cancel() // stream sources, watcher, gauges
 	err := d.webhook.Shutdown(ctx)
 	if idle, ok := d.queue.(interface{ Idle() bool }); ok {
 		for !idle.Idle() && ctx.Err() == nil {
@@ -211,13 +248,14 @@ func (d *Daemon) adminHandler() http.Handler {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
-		if d.draining.Load() {
+		if d.draining.Load() || d.queue == nil {
 			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "shutting down"})
 			return
 		}
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(metrics.Registry, promhttp.HandlerOpts{}))
+	mux.HandleFunc("POST /-/reload", d.serveReload)
 	d.dlqRoutes(mux)
 	// Profiles for diagnosing a slow or hungry daemon; admin.listen is
 	// loopback by default.

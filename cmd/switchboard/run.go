@@ -18,6 +18,10 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 (admin.listen: /healthz, /readyz, /metrics), stream sources and delivery
 workers. SIGTERM or SIGINT stops accepting, finishes requests in flight,
 gives deliveries server.shutdown_timeout, and exits 0.
+
+The config file is watched: an edit is applied within a second if it passes
+everything 'check' checks; otherwise the running config stays and every
+problem is logged. SIGHUP and POST /-/reload on the admin listener reload too.
 `, stderr)
 	path := configFlag(fs)
 	if code, ok := parseFlags(fs, args); !ok {
@@ -40,13 +44,25 @@ gives deliveries server.shutdown_timeout, and exits 0.
 		return exitFail
 	}
 	d := daemon.New(snap, q, log)
+	d.ConfigPath = *path
 	if err := d.Start(); err != nil {
 		log.Error("cannot start", "err", err)
 		return exitFail
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	<-ctx.Done()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+wait:
+	for {
+		select {
+		case <-ctx.Done():
+			break wait
+		case <-hup:
+			d.Reload("SIGHUP")
+		}
+	}
 	stop()
 	sctx, cancel := context.WithTimeout(context.Background(), snap.File.Server.ShutdownTimeout)
 	defer cancel()

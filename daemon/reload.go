@@ -1,0 +1,286 @@
+package daemon
+
+import (
+	"crypto/sha256"
+	"errors"
+	"net/http"
+	"os"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"time"
+
+	"github.com/fsnotify/fsnotify"
+
+	"switchboard/config"
+	"switchboard/metrics"
+	"switchboard/sinks"
+)
+
+// Changes says what a reload changed.
+type Changes struct {
+	SinksAdded     []string `json:"sinks_added,omitempty"`
+	SinksRemoved   []string `json:"sinks_removed,omitempty"`
+	SinksChanged   []string `json:"sinks_changed,omitempty"`
+	SourcesAdded   []string `json:"sources_added,omitempty"`
+	SourcesRemoved []string `json:"sources_removed,omitempty"`
+	SourcesChanged []string `json:"sources_changed,omitempty"`
+	Rules          int      `json:"rules"`
+	// NeedRestart lists changed settings that only a restart applies.
+	NeedRestart []string `json:"need_restart,omitempty"`
+	// Unchanged is set when the file is byte for byte what is running.
+	Unchanged bool `json:"unchanged,omitempty"`
+}
+
+// Reload reads ConfigPath and, if it is valid (everything `check` checks),
+// swaps it in: rules at once, sinks and sources that changed rebuilt,
+// unchanged ones kept with their connections and state. An invalid file
+// leaves the running config in place; the error is config.Problems.
+func (d *Daemon) Reload(trigger string) (Changes, error) {
+	d.reloadMu.Lock()
+	defer d.reloadMu.Unlock()
+	if d.draining.Load() {
+		return Changes{}, errors.New("shutting down")
+	}
+	raw, err := os.ReadFile(d.ConfigPath)
+	if err != nil {
+		return Changes{}, d.reloadFailed(trigger, config.Problems{{Msg: "cannot read config: " + err.Error()}})
+	}
+	hash := sha256.Sum256(raw)
+	if hash == d.lastHash && trigger == "file change" {
+		return Changes{Unchanged: true}, nil
+	}
+	f, err := config.Parse(raw)
+	var next *Snapshot
+	if err == nil {
+		next, err = Build(f)
+	}
+	if err != nil {
+		return Changes{}, d.reloadFailed(trigger, err)
+	}
+	old := d.snap.Load()
+	ch := diff(old, next)
+
+	// Everything that can fail is done; from here on the new config is
+	// applied. Unchanged sinks and sources keep their running instances.
+	for name, s := range next.Sinks {
+		if o := old.Sinks[name]; o != nil && !slices.Contains(ch.SinksChanged, name) {
+			closeSink(d, s) // the fresh, unneeded instance
+			next.Sinks[name] = o
+		}
+	}
+	for name, s := range next.Sources {
+		if o := old.Sources[name]; o != nil && !slices.Contains(ch.SourcesChanged, name) {
+			next.Sources[name] = o
+			if s.HTTP != nil {
+				next.byPath[s.Path] = o
+			}
+		}
+	}
+	d.snap.Store(next)
+	// Wait for accepts that loaded the old snapshot to finish queueing;
+	// every later accept routes with the new one.
+	d.swap.Lock()
+	d.swap.Unlock() //nolint:staticcheck // an empty critical section is the point: a barrier
+
+	for _, name := range append(slices.Clone(ch.SinksRemoved), ch.SinksChanged...) {
+		d.stopWorker(name)
+		closeSink(d, old.Sinks[name])
+	}
+	if len(ch.SinksRemoved) > 0 {
+		if dl, ok := d.queue.(interface {
+			DeadLetterSinks(keep func(string) bool, reason string) (int, error)
+		}); ok {
+			n, err := dl.DeadLetterSinks(func(s string) bool { return next.Sinks[s] != nil }, "sink removed")
+			if err != nil {
+				d.log.Error("could not move deliveries of removed sinks to the dead-letter queue; they stay queued", "err", err)
+			} else if n > 0 {
+				d.log.Warn("queued deliveries of removed sinks moved to the dead-letter queue", "count", n, "sinks", ch.SinksRemoved, "reason", "sink removed")
+			}
+		}
+	}
+	for _, name := range append(slices.Clone(ch.SinksAdded), ch.SinksChanged...) {
+		d.startWorker(name, next.Sinks[name])
+	}
+	for _, name := range append(slices.Clone(ch.SourcesRemoved), ch.SourcesChanged...) {
+		d.stopStream(name)
+	}
+	for _, name := range append(slices.Clone(ch.SourcesAdded), ch.SourcesChanged...) {
+		d.startStream(next.Sources[name])
+	}
+	d.lastHash = hash
+	metrics.ReloadSuccessful.Set(1)
+	metrics.ReloadSuccessTime.SetToCurrentTime()
+	for _, key := range ch.NeedRestart {
+		d.log.Warn("setting changed but only applies after a restart; the old value stays in use", "setting", key)
+	}
+	d.log.Info("config reloaded", "trigger", trigger, "rules", ch.Rules,
+		"sinks_added", ch.SinksAdded, "sinks_removed", ch.SinksRemoved, "sinks_changed", ch.SinksChanged,
+		"sources_added", ch.SourcesAdded, "sources_removed", ch.SourcesRemoved, "sources_changed", ch.SourcesChanged)
+	return ch, nil
+}
+
+func (d *Daemon) reloadFailed(trigger string, err error) error {
+	metrics.ReloadSuccessful.Set(0)
+	var ps config.Problems
+	if errors.As(err, &ps) {
+		for _, p := range ps {
+			d.log.Error("config rejected: "+p.Error(), "trigger", trigger, "path", d.ConfigPath)
+		}
+	} else {
+		d.log.Error("config rejected", "trigger", trigger, "path", d.ConfigPath, "err", err)
+	}
+	d.log.Error("reload refused; the running config stays in force", "trigger", trigger)
+	return err
+}
+
+// diff compares two snapshots by their settings (after ${VAR} expansion).
+func diff(old, next *Snapshot) Changes {
+	ch := Changes{Rules: len(next.File.Rules)}
+	for name, s := range next.Sinks {
+		switch o := old.Sinks[name]; {
+		case o == nil:
+			ch.SinksAdded = append(ch.SinksAdded, name)
+		case !reflect.DeepEqual(o.Conf, s.Conf):
+			ch.SinksChanged = append(ch.SinksChanged, name)
+		}
+	}
+	for name := range old.Sinks {
+		if next.Sinks[name] == nil {
+			ch.SinksRemoved = append(ch.SinksRemoved, name)
+		}
+	}
+	for name, s := range next.Sources {
+		switch o := old.Sources[name]; {
+		case o == nil:
+			ch.SourcesAdded = append(ch.SourcesAdded, name)
+		case !reflect.DeepEqual(o.Conf, s.Conf):
+			ch.SourcesChanged = append(ch.SourcesChanged, name)
+		}
+	}
+	for name := range old.Sources {
+		if next.Sources[name] == nil {
+			ch.SourcesRemoved = append(ch.SourcesRemoved, name)
+		}
+	}
+	of, nf := old.File, next.File
+	if of.Server.Listen != nf.Server.Listen {
+		ch.NeedRestart = append(ch.NeedRestart, "server.listen")
+	}
+	if of.Admin.Listen != nf.Admin.Listen {
+		ch.NeedRestart = append(ch.NeedRestart, "admin.listen")
+	}
+	if of.Queue != nf.Queue {
+		ch.NeedRestart = append(ch.NeedRestart, "queue")
+	}
+	for _, l := range [][]string{ch.SinksAdded, ch.SinksRemoved, ch.SinksChanged, ch.SourcesAdded, ch.SourcesRemoved, ch.SourcesChanged} {
+		slices.Sort(l)
+	}
+	return ch
+}
+
+func closeSink(d *Daemon, s *Sink) {
+	if s == nil {
+		return
+	}
+	if c, ok := s.Sink.(sinks.Closer); ok {
+		if err := c.Close(); err != nil {
+			d.log.Warn("closing sink failed", "sink", s.Name, "err", err)
+		}
+	}
+}
+
+func (d *Daemon) stopStream(name string) {
+	d.mu.Lock()
+	cancel := d.streams[name]
+	delete(d.streams, name)
+	d.mu.Unlock()
+	if cancel != nil {
+		cancel()
+	}
+}
+
+// serveReload is POST /-/reload: 200 with what changed, or 400 with every
+// problem of the new file.
+func (d *Daemon) serveReload(w http.ResponseWriter, r *http.Request) {
+	ch, err := d.Reload("admin API")
+	if err != nil {
+		var ps config.Problems
+		msgs := []string{err.Error()}
+		if errors.As(err, &ps) {
+			msgs = msgs[:0]
+			for _, p := range ps {
+				msgs = append(msgs, p.Error())
+			}
+		}
+		writeJSON(w, http.StatusBadRequest, map[string]any{"status": "invalid", "errors": msgs})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"status": "reloaded", "changes": ch})
+}
+
+// Debounce is how long the config file must be quiet before a reload:
+// editors write in several steps, and one reload should see the last.
+const Debounce = 300 * time.Millisecond
+
+// watch reloads on changes to ConfigPath. It watches the directory, not
+// the file, so that editors' rename-on-save and Kubernetes ConfigMap
+// updates (a `..data` symlink swapped in the same directory) are seen as
+// well as writes in place.
+func (d *Daemon) watch() error {
+	w, err := fsnotify.NewWatcher()
+	if err != nil {
+		return err
+	}
+	abs, err := filepath.Abs(d.ConfigPath)
+	if err != nil {
+		w.Close()
+		return err
+	}
+	dir, base := filepath.Dir(abs), filepath.Base(abs)
+	if err := w.Add(dir); err != nil {
+		w.Close()
+		return err
+	}
+	if h, err := os.ReadFile(abs); err == nil {
+		d.reloadMu.Lock()
+		d.lastHash = sha256.Sum256(h)
+		d.reloadMu.Unlock()
+	}
+	d.wg.Add(1)
+	go func() {
+		defer d.wg.Done()
+		defer w.Close()
+		var timer *time.Timer
+		var fire <-chan time.Time
+		for {
+			select {
+			case <-d.ctx.Done():
+				return
+			case ev, ok := <-w.Events:
+				if !ok {
+					return
+				}
+				name := filepath.Base(ev.Name)
+				if name != base && name != "..data" {
+					continue
+				}
+				if timer == nil {
+					timer = time.NewTimer(Debounce)
+				} else {
+					timer.Reset(Debounce)
+				}
+				fire = timer.C
+			case err, ok := <-w.Errors:
+				if !ok {
+					return
+				}
+				d.log.Warn("config watcher error", "err", err)
+			case <-fire:
+				fire = nil
+				d.Reload("file change")
+			}
+		}
+	}()
+	return nil
+}
