@@ -93,7 +93,10 @@ func (w *Worker) Stop() {
 
 func (w *Worker) loop(ctx context.Context) {
 	defer w.wg.Done()
-	for {
+	// Checked on every turn: Next may hand out a due delivery after ctx
+	// ended, and a stopped worker would then cut, requeue and take it again
+	// forever, so that Stop never returned.
+	for ctx.Err() == nil {
 		d, err := w.Queue.Next(ctx, w.Name)
 		if err != nil {
 			if ctx.Err() == nil && !errors.Is(err, ErrQueueClosed) {
@@ -120,10 +123,10 @@ func (w *Worker) attempt(ctx context.Context, d *Delivery) {
 	err := w.Sink.Send(ctx, d.Event)
 	took := time.Since(now)
 	var outcome string
+	var store func(*Delivery) error
 	switch {
 	case err == nil:
-		outcome = "success"
-		w.end(w.Queue.Done(d), d)
+		outcome, store = "success", w.Queue.Done
 	case ctx.Err() != nil:
 		// Shutting down or the sink was replaced: not the receiver's fault,
 		// so the attempt does not count.
@@ -135,17 +138,19 @@ func (w *Worker) attempt(ctx context.Context, d *Delivery) {
 		d.LastError = err.Error()
 		wait, reason := w.nextWait(d, err)
 		if reason != "" {
-			outcome = "dead"
+			outcome, store = "dead", w.Queue.Dead
 			d.LastError = fmt.Sprintf("%s: %s", reason, d.LastError)
-			w.end(w.Queue.Dead(d), d)
 		} else {
-			outcome = "retry"
+			outcome, store = "retry", w.Queue.Retry
 			d.NotBefore = time.Now().Add(wait)
-			w.end(w.Queue.Retry(d), d)
 		}
 	}
+	// Once the queue has d back, another goroutine may take it and attempt
+	// it again: the log line and the observer get this attempt's copy.
+	seen := *d
+	w.end(store(d), &seen)
 	if w.Observer != nil {
-		w.Observer.Delivered(d, outcome, took, err)
+		w.Observer.Delivered(&seen, outcome, took, err)
 	}
 }
 

@@ -157,13 +157,15 @@ func DecodeJSON(b []byte) (any, error) {
 	if err := d.Decode(&v); err != nil {
 		return nil, err
 	}
-	if d.More() {
-		return nil, fmt.Errorf("unexpected data after the JSON value at offset %d", d.InputOffset())
+	// Not d.More(): it reports false for a stray `}` or `]`.
+	if rest := bytes.TrimLeft(b[d.InputOffset():], " \t\r\n"); len(rest) > 0 {
+		return nil, fmt.Errorf("unexpected data after the JSON value at offset %d", len(b)-len(rest))
 	}
 	return NormalizeNumbers(v), nil
 }
 
-// NormalizeNumbers replaces json.Number values, in place, by int or float64.
+// NormalizeNumbers replaces json.Number values, in place, by int or float64;
+// a number beyond float64's range stays a json.Number.
 func NormalizeNumbers(v any) any {
 	switch t := v.(type) {
 	case map[string]any:
@@ -178,8 +180,12 @@ func NormalizeNumbers(v any) any {
 		if i, err := strconv.ParseInt(string(t), 10, 64); err == nil {
 			return int(i)
 		}
-		f, _ := t.Float64()
-		return f
+		if f, err := t.Float64(); err == nil {
+			return f
+		}
+		// Beyond float64 (2e700): keep the text, as ±Inf cannot be encoded
+		// again and the event could never be delivered.
+		return t
 	}
 	return v
 }

@@ -48,8 +48,8 @@ func decodePayload(t testing.TB, s string) map[string]any {
 }
 
 func TestFilterSemantics(t *testing.T) {
-	call := &router.Event{
-		ID: "ev-1", Source: "bird", Event: "test.inbound", Status: "completed",
+	call := func() *router.Event {
+		return &router.Event{ID: "ev-1", Source: "bird", Event: "test.inbound", Status: "completed"}
 	}
 	for _, tc := range []struct {
 		name    string
@@ -99,8 +99,7 @@ func TestFilterSemantics(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			e := tc.event
 			if e == nil {
-				c := *call
-				e = &c
+				e = call()
 			}
 			if tc.payload != "" {
 				e.Payload = decodePayload(t, tc.payload)

@@ -288,10 +288,16 @@ func (t *Table) Route(e *Event, dst []int, obs RuleObserver, trace *[]Verdict) [
 // match evaluates one rule. reason is filled only when explain is set.
 func (r *rule) match(e *Event, st *evalState, envReady *bool, t *Table, explain bool) (bool, string, error) {
 	if len(r.sources) > 0 && !slices.Contains(r.sources, e.Source) {
-		return false, reasonIf(explain, "source %q is not one of %q", e.Source, r.sources), nil
+		if !explain {
+			return false, "", nil // boxing the reason's arguments would cost an allocation per rule
+		}
+		return false, fmt.Sprintf("source %q is not one of %q", e.Source, r.sources), nil
 	}
 	if len(r.events) > 0 && !matchAny(r.events, e.Event) {
-		return false, reasonIf(explain, "event %q is not one of %q", e.Event, r.events), nil
+		if !explain {
+			return false, "", nil
+		}
+		return false, fmt.Sprintf("event %q is not one of %q", e.Event, r.events), nil
 	}
 	if !r.filters.Match(e) {
 		if explain {
@@ -317,7 +323,10 @@ func (r *rule) match(e *Event, st *evalState, envReady *bool, t *Table, explain 
 		return false, "", fmt.Errorf("when: result is %T, not a bool; compare it, e.g. `%s == \"...\"`", out, r.whenSrc)
 	}
 	if !b {
-		return false, reasonIf(explain, "when is false: %s", r.whenSrc), nil
+		if !explain {
+			return false, "", nil
+		}
+		return false, "when is false: " + r.whenSrc, nil
 	}
 	return true, "", nil
 }
@@ -358,13 +367,6 @@ func matchAny(patterns []string, name string) bool {
 		}
 	}
 	return false
-}
-
-func reasonIf(explain bool, format string, args ...any) string {
-	if !explain {
-		return ""
-	}
-	return fmt.Sprintf(format, args...)
 }
 
 // SinkName returns the name of sink index i.

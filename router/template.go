@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"math"
+	"strconv"
 	"strings"
 	"text/template"
 	"time"
@@ -44,29 +46,19 @@ var TemplateFuncs = template.FuncMap{
 		}
 		return string(s[:n-1]) + "…"
 	},
-	// time formats a time (or an RFC 3339 string) with a Go layout or one
-	// of the names RFC3339, RFC1123, Kitchen, DateTime:
-	// {{ time "DateTime" .time }}.
+	// time formats a time with a Go layout or one of the names RFC3339,
+	// RFC1123, Kitchen, DateTime, or Unix (epoch seconds, for Slack's
+	// <!date^…> tokens): {{ time "DateTime" .time }}. It reads the times
+	// providers send: time values, RFC 3339 strings, "2006-01-02 15:04:05"
+	// strings (UTC, as MOBtexting writes them), and epoch seconds or
+	// milliseconds as numbers or strings of digits (TeleCMI, form bodies).
+	// Output is always in UTC.
 	"time": func(layout string, v any) (string, error) {
-		var t time.Time
-		switch x := v.(type) {
-		case time.Time:
-			t = x
-		case string:
-			var err error
-			if t, err = time.Parse(time.RFC3339Nano, x); err != nil {
-				return "", fmt.Errorf("time: %q is not an RFC 3339 time", x)
-			}
-		case int:
-			// Provider epochs: milliseconds when too large for seconds.
-			if x > 1e11 {
-				t = time.UnixMilli(int64(x))
-			} else {
-				t = time.Unix(int64(x), 0)
-			}
-		default:
-			return "", fmt.Errorf("time: cannot format %T", v)
+		t, err := asTime(v)
+		if err != nil {
+			return "", err
 		}
+		t = t.UTC()
 		switch layout {
 		case "RFC3339":
 			layout = time.RFC3339
@@ -76,9 +68,50 @@ var TemplateFuncs = template.FuncMap{
 			layout = time.Kitchen
 		case "DateTime":
 			layout = time.DateTime
+		case "Unix":
+			return strconv.FormatInt(t.Unix(), 10), nil
 		}
-		return t.UTC().Format(layout), nil
+		return t.Format(layout), nil
 	},
+}
+
+// asTime reads a template value as a time (see the time helper).
+func asTime(v any) (time.Time, error) {
+	switch x := v.(type) {
+	case time.Time:
+		return x, nil
+	case string:
+		s := strings.TrimSpace(x)
+		if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
+			return t, nil
+		}
+		if t, err := time.ParseInLocation(time.DateTime, s, time.UTC); err == nil {
+			return t, nil
+		}
+		if s != "" && len(s) <= 16 && strings.Trim(s, "0123456789") == "" {
+			n, _ := strconv.ParseInt(s, 10, 64)
+			return epoch(n), nil
+		}
+		return time.Time{}, fmt.Errorf("time: %q is not an RFC 3339 time", x)
+	case int:
+		return epoch(int64(x)), nil
+	case int64:
+		return epoch(x), nil
+	case float64:
+		// Whole numbers too large for int arrive as float64.
+		if x == math.Trunc(x) && math.Abs(x) < 1<<53 {
+			return epoch(int64(x)), nil
+		}
+	}
+	return time.Time{}, fmt.Errorf("time: cannot format %T", v)
+}
+
+// epoch reads provider epochs: milliseconds when too large for seconds.
+func epoch(n int64) time.Time {
+	if n > 1e11 || n < -1e11 {
+		return time.UnixMilli(n)
+	}
+	return time.Unix(n, 0)
 }
 
 // ParseTemplate parses text once, at load. Referencing a missing field

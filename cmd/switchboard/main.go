@@ -39,6 +39,7 @@ Commands:
   run       run the daemon
   check     validate a config file and print every problem in it
   route     dry-run one payload through a config: event, rule verdicts, sink bodies
+  test      run routing test cases (payload -> expected rules and sinks) against a config
   dlq       list, show, replay and purge dead letters
   version   print the version
 
@@ -76,6 +77,8 @@ func realMain(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return cmdRoute(rest, stdin, stdout, stderr)
 	case "dlq":
 		return cmdDLQ(rest, stdout, stderr)
+	case "test":
+		return cmdTest(rest, stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintf(stdout, "switchboard %s (commit %s, %s, %s/%s)\n", version, buildCommit(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
 		return exitOK

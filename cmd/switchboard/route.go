@@ -40,6 +40,11 @@ normalized event, each rule's verdict (match, no match, error and why), the
 sinks that would receive it and, per sink, the body it would send.
 Nothing is delivered.
 
+A file of many events, one JSON object a line (JSON Lines: provider payloads,
+or a file sink's archive of normalized events, which are routed as they are),
+prints one line per event and how often each rule matched and each
+sink was chosen: test a rule change against real traffic before deploying.
+
 The payload is read from PAYLOAD_FILE, or standard input with -. Without a
 payload the request is a GET carrying only --query (for GET-style sources).
 
@@ -47,11 +52,13 @@ Examples:
   switchboard route -c switchboard.yaml --source bird examples/bird/voice-failed.json
   switchboard route -c switchboard.yaml --source telecmi --query 'type=event&status=answered'
   cat event.json | switchboard route -c switchboard.yaml --source app --json -
+  switchboard route -c new-rules.yaml --source app yesterday.jsonl
 `, stderr)
 	path := configFlag(fs)
 	source := fs.String("source", "", "source `name` from the config (required)")
 	query := fs.String("query", "", "query string of the request, `k=v&...`")
 	asJSON := fs.Bool("json", false, "print one JSON object instead of text")
+	remote := fs.String("remote-addr", "127.0.0.1:40000", "client `host:port` the request comes from (for sources with allow_ips)")
 	reqPath := fs.String("path", "", "request `path`, for sources that take a segment below their path (default: the source's path)")
 	var headers headerFlags
 	fs.Var(&headers, "header", "request header `'K: V'` (repeatable)")
@@ -67,17 +74,10 @@ Examples:
 	if !ok {
 		return exitFail
 	}
-	src := snap.Sources[*source]
-	if src == nil || src.HTTP == nil {
-		fmt.Fprintf(stderr, "%s: no webhook source named %q; sources: %s\n", *path, *source, strings.Join(webhookNames(snap), ", "))
-		return exitFail
-	}
 	var body []byte
 	var err error
-	method := http.MethodPost
 	switch {
 	case fs.NArg() == 0:
-		method = http.MethodGet
 	case fs.Arg(0) == "-":
 		body, err = io.ReadAll(stdin)
 	default:
@@ -87,43 +87,129 @@ Examples:
 		fmt.Fprintf(stderr, "cannot read the payload: %v\n", err)
 		return exitFail
 	}
-	target, subpath := src.Path, ""
-	if *reqPath != "" {
-		var found *daemon.Source
-		if found, subpath = snap.Lookup(*reqPath); found != src {
-			fmt.Fprintf(stderr, "--path %s is not served by source %s (its path is %s)\n", *reqPath, src.Name, src.Path)
-			return exitUsage
-		}
-		target = *reqPath
-	}
-	if *query != "" {
-		target += "?" + strings.TrimPrefix(*query, "?")
-	}
-	req := httptest.NewRequest(method, target, bytes.NewReader(body))
-	if len(body) > 0 {
-		req.Header.Set("Content-Type", "application/json")
-	}
+	hdrs := map[string]string{}
 	for _, h := range headers {
 		k, v, ok := strings.Cut(h, ":")
 		if !ok {
 			fmt.Fprintf(stderr, "--header %q is not 'Name: value'\n", h)
 			return exitUsage
 		}
-		req.Header.Set(strings.TrimSpace(k), strings.TrimSpace(v))
+		hdrs[strings.TrimSpace(k)] = strings.TrimSpace(v)
 	}
-	res, err := src.HTTP.Parse(&sources.Request{HTTP: req, Body: body, ReceivedAt: time.Now().UTC(), Source: src.Name, Subpath: subpath})
-	if err != nil {
-		status := http.StatusBadRequest
-		var re *sources.RejectError
-		if errors.As(err, &re) {
-			status = re.Status
+	bodies := [][]byte{body}
+	if lines, ok := jsonLines(body); ok {
+		bodies = lines
+	}
+	var all []routeResult
+	for i, b := range bodies {
+		if ev := normalized(b); ev != nil {
+			// A line of a file sink's archive: already normalized, routed as is.
+			src := snap.Sources[ev.Source]
+			if src == nil {
+				src = snap.Sources[*source]
+			}
+			if src != nil {
+				all = append(all, routeOne(snap, src, ev))
+				continue
+			}
 		}
-		fmt.Fprintf(stderr, "rejected (%d %s): %v\n", status, http.StatusText(status), err)
-		return exitFail
+		results, reply, err := dryRun(snap, dryRequest{Source: *source, Path: *reqPath, Query: *query, Headers: hdrs, Body: b, RemoteAddr: *remote})
+		var ue usageError
+		switch {
+		case errors.As(err, &ue):
+			fmt.Fprintln(stderr, err)
+			return exitFail
+		case err != nil && len(bodies) == 1:
+			fmt.Fprintf(stderr, "rejected (%s): %v\n", rejectStatus(err), err)
+			return exitFail
+		case err != nil:
+			fmt.Fprintf(stderr, "line %d: rejected (%s): %v\n", i+1, rejectStatus(err), err)
+			continue
+		case reply != nil:
+			fmt.Fprintf(stdout, "verification request: the source answers 200 %s\n", reply)
+			continue
+		}
+		all = append(all, results...)
+	}
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		if len(bodies) == 1 {
+			enc.SetIndent("", "  ")
+		}
+		for _, r := range all {
+			enc.Encode(r)
+		}
+		return exitOK
+	}
+	if len(bodies) > 1 {
+		printSummary(stdout, all)
+		return exitOK
+	}
+	for i, r := range all {
+		if i > 0 {
+			fmt.Fprintln(stdout)
+		}
+		printRoute(stdout, r)
+	}
+	return exitOK
+}
+
+// dryRequest is one request to run through a source without a server.
+type dryRequest struct {
+	Source  string
+	Path    string // request path; default: the source's path
+	Query   string
+	Headers map[string]string
+	Body    []byte // nil: a GET
+	// RemoteAddr is the client address; default 127.0.0.1.
+	RemoteAddr string
+}
+
+// usageError is a dry request that names no usable source or path.
+type usageError struct{ msg string }
+
+func (e usageError) Error() string { return e.msg }
+
+// dryRun parses a request as the source would and routes each event it
+// yields, delivering nothing. An error is a usageError or the source's
+// rejection.
+func dryRun(snap *daemon.Snapshot, dr dryRequest) ([]routeResult, []byte, error) {
+	src := snap.Sources[dr.Source]
+	if src == nil || src.HTTP == nil {
+		return nil, nil, usageError{fmt.Sprintf("no webhook source named %q; sources: %s", dr.Source, strings.Join(webhookNames(snap), ", "))}
+	}
+	target, subpath := src.Path, ""
+	if dr.Path != "" {
+		var found *daemon.Source
+		if found, subpath = snap.Lookup(dr.Path); found != src {
+			return nil, nil, usageError{fmt.Sprintf("path %s is not served by source %s (its path is %s)", dr.Path, src.Name, src.Path)}
+		}
+		target = dr.Path
+	}
+	if dr.Query != "" {
+		target += "?" + strings.TrimPrefix(dr.Query, "?")
+	}
+	method := http.MethodPost
+	if dr.Body == nil {
+		method = http.MethodGet
+	}
+	req := httptest.NewRequest(method, target, bytes.NewReader(dr.Body))
+	req.RemoteAddr = "127.0.0.1:40000"
+	if dr.RemoteAddr != "" {
+		req.RemoteAddr = dr.RemoteAddr
+	}
+	if len(dr.Body) > 0 {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	for k, v := range dr.Headers {
+		req.Header.Set(k, v)
+	}
+	res, err := src.HTTP.Parse(&sources.Request{HTTP: req, Body: dr.Body, ReceivedAt: time.Now().UTC(), Source: src.Name, Subpath: subpath})
+	if err != nil {
+		return nil, nil, err
 	}
 	if res.Reply != nil {
-		fmt.Fprintf(stdout, "verification request: the source answers 200 %s\n", res.Reply)
-		return exitOK
+		return nil, res.Reply, nil
 	}
 	results := make([]routeResult, 0, len(res.Events))
 	for _, ev := range res.Events {
@@ -133,21 +219,111 @@ Examples:
 		}
 		results = append(results, routeOne(snap, src, ev))
 	}
-	if *asJSON {
-		enc := json.NewEncoder(stdout)
-		enc.SetIndent("", "  ")
-		for _, r := range results {
-			enc.Encode(r)
-		}
-		return exitOK
+	return results, nil, nil
+}
+
+func rejectStatus(err error) string {
+	status := http.StatusBadRequest
+	var re *sources.RejectError
+	if errors.As(err, &re) {
+		status = re.Status
 	}
-	for i, r := range results {
-		if i > 0 {
-			fmt.Fprintln(stdout)
-		}
-		printRoute(stdout, r)
+	return fmt.Sprintf("%d %s", status, http.StatusText(status))
+}
+
+// normalized returns the event when b is a normalized event as the file
+// sink writes it, else nil.
+func normalized(b []byte) *router.Event {
+	var probe struct {
+		ID         *string          `json:"id"`
+		Source     *string          `json:"source"`
+		ReceivedAt *string          `json:"received_at"`
+		Payload    *json.RawMessage `json:"payload"`
 	}
-	return exitOK
+	if json.Unmarshal(b, &probe) != nil || probe.ID == nil || probe.Source == nil || probe.ReceivedAt == nil || probe.Payload == nil {
+		return nil
+	}
+	ev := &router.Event{}
+	if ev.UnmarshalJSON(b) != nil {
+		return nil
+	}
+	return ev
+}
+
+// jsonLines splits a body of several JSON values, one a line (yesterday's
+// traffic, say), into its lines. A single JSON value, even spread over
+// many lines, is not JSON Lines.
+func jsonLines(b []byte) ([][]byte, bool) {
+	if json.Valid(b) {
+		return nil, false
+	}
+	var out [][]byte
+	for _, line := range bytes.Split(b, []byte("\n")) {
+		line = bytes.TrimSpace(line)
+		if len(line) == 0 {
+			continue
+		}
+		out = append(out, line)
+	}
+	return out, len(out) > 1
+}
+
+// printSummary prints one line per event, then how often each rule matched
+// and each sink was chosen: the effect of a rule change on a day of traffic.
+func printSummary(w io.Writer, results []routeResult) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "EVENT ID\tEVENT\tSTATUS\tMATCHED RULES\tSINKS")
+	matches, errs, sinksHit := map[string]int{}, map[string]int{}, map[string]int{}
+	var ruleOrder, sinkOrder []string
+	filtered := 0
+	for _, r := range results {
+		var matched []string
+		for _, v := range r.Rules {
+			if _, ok := matches[v.Rule]; !ok {
+				matches[v.Rule] = 0
+				ruleOrder = append(ruleOrder, v.Rule)
+			}
+			switch v.Verdict {
+			case router.Match:
+				matches[v.Rule]++
+				matched = append(matched, v.Rule)
+			case router.Error:
+				errs[v.Rule]++
+				matched = append(matched, v.Rule+"(error)")
+			}
+		}
+		for _, s := range r.Sinks {
+			if _, ok := sinksHit[s]; !ok {
+				sinkOrder = append(sinkOrder, s)
+			}
+			sinksHit[s]++
+		}
+		sinks := strings.Join(r.Sinks, ",")
+		if r.Filtered {
+			filtered++
+			sinks = "(filtered by source)"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.Event.ID, r.Event.Event, dash(r.Event.Status), dash(strings.Join(matched, ",")), dash(sinks))
+	}
+	tw.Flush()
+	fmt.Fprintf(w, "\n%d events, %d filtered by their source\n\n", len(results), filtered)
+	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "RULE\tMATCHED\tERRORS")
+	for _, r := range ruleOrder {
+		fmt.Fprintf(tw, "%s\t%d\t%d\n", r, matches[r], errs[r])
+	}
+	fmt.Fprintln(tw, "\nSINK\tEVENTS\t")
+	for _, s := range sinkOrder {
+		fmt.Fprintf(tw, "%s\t%d\t\n", s, sinksHit[s])
+	}
+	tw.Flush()
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
 }
 
 func routeOne(snap *daemon.Snapshot, src *daemon.Source, ev *router.Event) routeResult {

@@ -3,4 +3,5 @@ package all
 
 import (
 	_ "switchboard/sources/generic"
+	_ "switchboard/sources/telecmi"
 )

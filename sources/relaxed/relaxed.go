@@ -1,0 +1,477 @@
+// Package relaxed parses the not-quite-JSON that provider documentation
+// prints, so that a payload copied from a docs page (or sent by a sender
+// that builds its JSON by hand) is still accepted.
+//
+// It owns one thing: Parse, a small recursive-descent parser for a superset
+// of JSON. On strict JSON it produces exactly what router.DecodeJSON does
+// (map[string]any, []any, string, bool, nil, int for whole numbers that fit
+// in an int64, float64 otherwise). On top of JSON it accepts:
+//
+//   - trailing commas in objects and arrays: {"a": 1,} [1, 2,]
+//   - unquoted keys, as in JavaScript object literals: {call_id: 'x'}
+//     (letters, digits, _ $ - . and any non-ASCII character)
+//   - single-quoted strings, with the JSON escapes plus \'
+//   - bare tokens that start with a digit, + or - and are not JSON numbers,
+//     as strings: 91806828XXXX, +4420000000, 0044, 1234-1333-XXXXX
+//   - // line and /* block */ comments, a leading byte order mark and
+//     no-break spaces (U+00A0) as white space
+//
+// Unquoted words other than true, false and null are refused: a bare word
+// is far more often a mistake than a value. Nesting is limited to MaxDepth.
+//
+// sources.DecodeObject tries the strict decoder first and calls Parse only
+// when that fails, so well-formed deliveries never pay for this package.
+package relaxed
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"unicode"
+	"unicode/utf16"
+	"unicode/utf8"
+
+	"switchboard/router"
+)
+
+// MaxDepth is how deeply objects and arrays may nest.
+const MaxDepth = 64
+
+// SyntaxError says where and why the input is not even relaxed JSON.
+type SyntaxError struct {
+	Offset int // byte offset of the problem, 0-based
+	Line   int // 1-based
+	Column int // 1-based, in characters (runes) from the start of the line
+	Msg    string
+
+	err error // ErrDepth, for errors.Is
+}
+
+func (e *SyntaxError) Unwrap() error { return e.err }
+
+func (e *SyntaxError) Error() string {
+	return fmt.Sprintf("line %d, column %d: %s", e.Line, e.Column, e.Msg)
+}
+
+// ErrDepth is wrapped by the SyntaxError of an input nested deeper than
+// MaxDepth.
+var ErrDepth = errors.New("nesting too deep")
+
+// Parse reads one relaxed JSON value filling the whole input (white space
+// and comments aside). Errors are *SyntaxError.
+func Parse(b []byte) (any, error) {
+	p := parser{b: b}
+	if len(b) >= 3 && b[0] == 0xEF && b[1] == 0xBB && b[2] == 0xBF {
+		p.pos = 3
+	}
+	if err := p.space(); err != nil {
+		return nil, err
+	}
+	if p.pos == len(p.b) {
+		return nil, p.errorf(p.pos, "empty input; expected a value")
+	}
+	v, err := p.value(0)
+	if err != nil {
+		return nil, err
+	}
+	if err := p.space(); err != nil {
+		return nil, err
+	}
+	if p.pos < len(p.b) {
+		return nil, p.errorf(p.pos, "unexpected %s after the value; send one value only", p.found(p.pos))
+	}
+	return v, nil
+}
+
+type parser struct {
+	b   []byte
+	pos int
+}
+
+func (p *parser) errorf(at int, format string, args ...any) *SyntaxError {
+	line, col := 1, 1
+	start := 0
+	for i := 0; i < at && i < len(p.b); i++ {
+		if p.b[i] == '\n' {
+			line++
+			start = i + 1
+		}
+	}
+	if at > len(p.b) {
+		at = len(p.b)
+	}
+	col += utf8.RuneCount(p.b[start:at])
+	return &SyntaxError{Offset: at, Line: line, Column: col, Msg: fmt.Sprintf(format, args...)}
+}
+
+func (p *parser) depthError() error {
+	e := p.errorf(p.pos, "nesting deeper than %d levels", MaxDepth)
+	e.err = ErrDepth
+	return e
+}
+
+// found describes what is at i, for "expected X, found Y" messages.
+func (p *parser) found(i int) string {
+	if i >= len(p.b) {
+		return "end of input"
+	}
+	c := p.b[i]
+	if isWordByte(c) && c < utf8.RuneSelf {
+		j := i
+		for j < len(p.b) && isWordByte(p.b[j]) && j-i < 40 {
+			j++
+		}
+		return strconv.Quote(string(p.b[i:j]))
+	}
+	r, _ := utf8.DecodeRune(p.b[i:])
+	return strconv.QuoteRune(r)
+}
+
+// space skips white space and comments.
+func (p *parser) space() error {
+	for p.pos < len(p.b) {
+		switch c := p.b[p.pos]; {
+		case c == ' ' || c == '\t' || c == '\n' || c == '\r':
+			p.pos++
+		case c == 0xC2 && p.pos+1 < len(p.b) && p.b[p.pos+1] == 0xA0: // U+00A0 from scraped pages
+			p.pos += 2
+		case c == '/' && p.pos+1 < len(p.b) && p.b[p.pos+1] == '/':
+			for p.pos < len(p.b) && p.b[p.pos] != '\n' {
+				p.pos++
+			}
+		case c == '/' && p.pos+1 < len(p.b) && p.b[p.pos+1] == '*':
+			end := bytes.Index(p.b[p.pos+2:], []byte("*/"))
+			if end < 0 {
+				return p.errorf(p.pos, "comment not closed: expected */")
+			}
+			p.pos += 2 + end + 2
+		default:
+			return nil
+		}
+	}
+	return nil
+}
+
+func (p *parser) value(depth int) (any, error) {
+	if p.pos >= len(p.b) {
+		return nil, p.errorf(p.pos, "expected a value, found end of input")
+	}
+	switch c := p.b[p.pos]; {
+	case c == '{':
+		return p.object(depth + 1)
+	case c == '[':
+		return p.array(depth + 1)
+	case c == '"' || c == '\'':
+		return p.str()
+	case c == '-' || c == '+' || (c >= '0' && c <= '9'):
+		return p.bare()
+	case isWordByte(c):
+		start := p.pos
+		w := p.word()
+		switch w {
+		case "true":
+			return true, nil
+		case "false":
+			return false, nil
+		case "null":
+			return nil, nil
+		}
+		return nil, p.errorf(start, "unquoted word %q; quote strings, and write true, false and null in lower case", w)
+	}
+	return nil, p.errorf(p.pos, "expected a value, found %s", p.found(p.pos))
+}
+
+func (p *parser) object(depth int) (any, error) {
+	if depth > MaxDepth {
+		return nil, p.depthError()
+	}
+	p.pos++ // {
+	m := map[string]any{}
+	for {
+		if err := p.space(); err != nil {
+			return nil, err
+		}
+		if p.pos >= len(p.b) {
+			return nil, p.errorf(p.pos, "object not closed: expected a key or '}', found end of input")
+		}
+		if p.b[p.pos] == '}' {
+			p.pos++
+			return m, nil
+		}
+		var key string
+		switch c := p.b[p.pos]; {
+		case c == '"' || c == '\'':
+			s, err := p.str()
+			if err != nil {
+				return nil, err
+			}
+			key = s.(string)
+		case isWordByte(c):
+			key = p.word()
+		default:
+			return nil, p.errorf(p.pos, "expected a key or '}', found %s", p.found(p.pos))
+		}
+		if err := p.space(); err != nil {
+			return nil, err
+		}
+		if p.pos >= len(p.b) || p.b[p.pos] != ':' {
+			return nil, p.errorf(p.pos, "expected ':' after key %q, found %s", key, p.found(p.pos))
+		}
+		p.pos++
+		if err := p.space(); err != nil {
+			return nil, err
+		}
+		v, err := p.value(depth)
+		if err != nil {
+			return nil, err
+		}
+		m[key] = v
+		if err := p.space(); err != nil {
+			return nil, err
+		}
+		if p.pos >= len(p.b) {
+			return nil, p.errorf(p.pos, "object not closed: expected ',' or '}' after the value of key %q, found end of input", key)
+		}
+		switch p.b[p.pos] {
+		case ',':
+			p.pos++
+		case '}':
+			p.pos++
+			return m, nil
+		default:
+			return nil, p.errorf(p.pos, "expected ',' or '}' after the value of key %q, found %s", key, p.found(p.pos))
+		}
+	}
+}
+
+func (p *parser) array(depth int) (any, error) {
+	if depth > MaxDepth {
+		return nil, p.depthError()
+	}
+	p.pos++ // [
+	a := []any{}
+	for {
+		if err := p.space(); err != nil {
+			return nil, err
+		}
+		if p.pos >= len(p.b) {
+			return nil, p.errorf(p.pos, "array not closed: expected a value or ']', found end of input")
+		}
+		if p.b[p.pos] == ']' {
+			p.pos++
+			return a, nil
+		}
+		v, err := p.value(depth)
+		if err != nil {
+			return nil, err
+		}
+		a = append(a, v)
+		if err := p.space(); err != nil {
+			return nil, err
+		}
+		if p.pos >= len(p.b) {
+			return nil, p.errorf(p.pos, "array not closed: expected ',' or ']' after element %d, found end of input", len(a)-1)
+		}
+		switch p.b[p.pos] {
+		case ',':
+			p.pos++
+		case ']':
+			p.pos++
+			return a, nil
+		default:
+			return nil, p.errorf(p.pos, "expected ',' or ']' after element %d, found %s", len(a)-1, p.found(p.pos))
+		}
+	}
+}
+
+// isWordByte reports whether c may appear in an unquoted key or bare token.
+func isWordByte(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' ||
+		c == '_' || c == '$' || c == '-' || c == '.' || c == '+' || c >= utf8.RuneSelf
+}
+
+func (p *parser) word() string {
+	start := p.pos
+	for p.pos < len(p.b) && isWordByte(p.b[p.pos]) {
+		if p.b[p.pos] == 0xC2 && p.pos+1 < len(p.b) && p.b[p.pos+1] == 0xA0 {
+			break // a no-break space ends the word
+		}
+		p.pos++
+	}
+	return string(p.b[start:p.pos])
+}
+
+// bare reads a token that starts like a number: a JSON number is a number
+// (normalized by router.NormalizeNumbers, as strict bodies are), anything
+// else a string.
+func (p *parser) bare() (any, error) {
+	start := p.pos
+	w := p.word()
+	if !isJSONNumber(w) {
+		if !strings.ContainsAny(w, "0123456789") {
+			return nil, p.errorf(start, "unquoted word %q; quote strings", w)
+		}
+		return w, nil
+	}
+	return router.NormalizeNumbers(json.Number(w)), nil
+}
+
+// isJSONNumber checks the JSON number grammar:
+// -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
+func isJSONNumber(s string) bool {
+	i := 0
+	if i < len(s) && s[i] == '-' {
+		i++
+	}
+	switch {
+	case i < len(s) && s[i] == '0':
+		i++
+	case i < len(s) && s[i] >= '1' && s[i] <= '9':
+		for i < len(s) && s[i] >= '0' && s[i] <= '9' {
+			i++
+		}
+	default:
+		return false
+	}
+	if i < len(s) && s[i] == '.' {
+		i++
+		if i >= len(s) || s[i] < '0' || s[i] > '9' {
+			return false
+		}
+		for i < len(s) && s[i] >= '0' && s[i] <= '9' {
+			i++
+		}
+	}
+	if i < len(s) && (s[i] == 'e' || s[i] == 'E') {
+		i++
+		if i < len(s) && (s[i] == '+' || s[i] == '-') {
+			i++
+		}
+		if i >= len(s) || s[i] < '0' || s[i] > '9' {
+			return false
+		}
+		for i < len(s) && s[i] >= '0' && s[i] <= '9' {
+			i++
+		}
+	}
+	return i == len(s)
+}
+
+// str reads a double- or single-quoted string, decoding escapes and
+// replacing invalid UTF-8 and lone surrogates by U+FFFD, as encoding/json
+// does.
+func (p *parser) str() (any, error) {
+	quote := p.b[p.pos]
+	start := p.pos
+	p.pos++
+	// Fast path: no escapes, plain ASCII or valid UTF-8.
+	i := p.pos
+	for i < len(p.b) {
+		c := p.b[i]
+		if c == quote || c == '\\' || c < 0x20 || c >= utf8.RuneSelf {
+			break
+		}
+		i++
+	}
+	if i < len(p.b) && p.b[i] == quote {
+		s := string(p.b[p.pos:i])
+		p.pos = i + 1
+		return s, nil
+	}
+	var out []byte
+	out = append(out, p.b[p.pos:i]...)
+	p.pos = i
+	for {
+		if p.pos >= len(p.b) {
+			return nil, p.errorf(start, "string not closed: expected %c before the end of input", quote)
+		}
+		c := p.b[p.pos]
+		switch {
+		case c == quote:
+			p.pos++
+			return string(out), nil
+		case c == '\n' || c == '\r':
+			return nil, p.errorf(start, "string not closed: expected %c before the end of the line", quote)
+		case c < 0x20:
+			return nil, p.errorf(p.pos, "control character %U in a string; escape it", rune(c))
+		case c == '\\':
+			var err error
+			if out, err = p.escape(out); err != nil {
+				return nil, err
+			}
+		case c < utf8.RuneSelf:
+			out = append(out, c)
+			p.pos++
+		default:
+			r, size := utf8.DecodeRune(p.b[p.pos:])
+			out = utf8.AppendRune(out, r) // RuneError for invalid bytes
+			p.pos += size
+		}
+	}
+}
+
+func (p *parser) escape(out []byte) ([]byte, error) {
+	at := p.pos
+	if p.pos+1 >= len(p.b) {
+		return nil, p.errorf(at, "string not closed: escape at the end of input")
+	}
+	c := p.b[p.pos+1]
+	p.pos += 2
+	switch c {
+	case '"', '\\', '/', '\'':
+		return append(out, c), nil
+	case 'b':
+		return append(out, '\b'), nil
+	case 'f':
+		return append(out, '\f'), nil
+	case 'n':
+		return append(out, '\n'), nil
+	case 'r':
+		return append(out, '\r'), nil
+	case 't':
+		return append(out, '\t'), nil
+	case 'u':
+		r, ok := hex4(p.b[p.pos:])
+		if !ok {
+			return nil, p.errorf(at, `invalid \u escape: expected four hex digits`)
+		}
+		p.pos += 4
+		if utf16.IsSurrogate(r) {
+			r2 := rune(-1)
+			if p.pos+1 < len(p.b) && p.b[p.pos] == '\\' && p.b[p.pos+1] == 'u' {
+				r2, _ = hex4(p.b[p.pos+2:])
+			}
+			if dec := utf16.DecodeRune(r, r2); dec != unicode.ReplacementChar {
+				p.pos += 6
+				return utf8.AppendRune(out, dec), nil
+			}
+			r = unicode.ReplacementChar
+		}
+		return utf8.AppendRune(out, r), nil
+	}
+	return nil, p.errorf(at, "invalid escape \\%c in a string; write \\\\ for a backslash", rune(c))
+}
+
+func hex4(b []byte) (rune, bool) {
+	if len(b) < 4 {
+		return -1, false
+	}
+	var r rune
+	for _, c := range b[:4] {
+		switch {
+		case c >= '0' && c <= '9':
+			c -= '0'
+		case c >= 'a' && c <= 'f':
+			c = c - 'a' + 10
+		case c >= 'A' && c <= 'F':
+			c = c - 'A' + 10
+		default:
+			return -1, false
+		}
+		r = r*16 + rune(c)
+	}
+	return r, true
+}
