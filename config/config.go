@@ -112,8 +112,9 @@ type Rule struct {
 	Stop    bool     `koanf:"stop"`
 }
 
-// DefaultRetry is the retry policy of a sink that sets none: about ten
-// attempts over roughly 20 minutes, then the dead-letter queue.
+// DefaultRetry is the retry policy of a sink that sets none: ten attempts
+// over about ten minutes (waits 1s, 2s, 4s ... capped at 5m, plus jitter),
+// then the dead-letter queue.
 var DefaultRetry = Retry{
 	MaxAttempts:     10,
 	InitialInterval: time.Second,

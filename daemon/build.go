@@ -77,18 +77,23 @@ func Build(f *config.File) (*Snapshot, error) {
 		sc := f.Sources[name]
 		at := "sources." + name
 		src := &Source{Name: name, Type: sc.Type, Path: sc.Path, Events: sc.Events, Methods: []string{"POST"}, Conf: sc}
-		var fps config.Problems
-		src.Filters, fps = router.CompileFilters(sc.Filters, at+".filters", sc.Events)
-		ps = append(ps, fps...)
 		pinned[name] = sc.Events
-		factory, ok := sources.Lookup(sc.Type)
-		if !ok {
+		factory, known := sources.Lookup(sc.Type)
+		var b sources.Builder
+		if known {
+			b = factory()
+			// A type that only emits known events pins a source without its
+			// own events setting to them: its status filters are checked too.
+			if c, ok := b.(sources.Catalog); ok && len(sc.Events) == 0 {
+				pinned[name] = c.Events()
+			}
+		}
+		var fps config.Problems
+		src.Filters, fps = router.CompileFilters(sc.Filters, at+".filters", pinned[name])
+		ps = append(ps, fps...)
+		if !known {
 			ps.Add(at+".type", "unknown source type %q; known types: %s", sc.Type, strings.Join(sources.Types(), ", "))
 			continue
-		}
-		b := factory()
-		if c, ok := b.(sources.Catalog); ok && len(sc.Events) == 0 {
-			pinned[name] = c.Events()
 		}
 		if dps := config.Decode(sc.Options, b, at); len(dps) > 0 {
 			ps = append(ps, dps...)

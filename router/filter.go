@@ -44,8 +44,12 @@ func CompileFilters(fs []config.Filter, path string, pinned []string) (Filters, 
 		}
 		if f.Key == "status" && checkStatus && !statuses[f.Value] {
 			sort.Strings(known)
-			ps.Add(at+".value", "%q is not a status of %s; it can be one of: %s",
-				f.Value, strings.Join(known, ", "), strings.Join(sortedKeys(statuses), ", "))
+			if len(statuses) == 0 {
+				ps.Add(at+".value", "%s carries no status, so a status filter never passes; remove it", strings.Join(known, ", "))
+			} else {
+				ps.Add(at+".value", "%q is not a status of %s; it can be one of: %s",
+					f.Value, strings.Join(known, ", "), strings.Join(sortedKeys(statuses), ", "))
+			}
 		}
 		g, ok := index[f.Key]
 		if !ok {

@@ -236,13 +236,13 @@ type RuleObserver interface {
 
 // Route evaluates the rules in order against e and appends to dst the
 // indexes of the sinks that should receive it, each once. When trace is not
-// nil it also gets one Verdict per rule evaluated.
+// nil it also gets one Verdict per rule, in order.
 func (t *Table) Route(e *Event, dst []int, obs RuleObserver, trace *[]Verdict) []int {
 	st := t.pool.Get().(*evalState)
 	defer t.pool.Put(st)
 	envReady := false
 	matched := false
-	for _, r := range t.rules {
+	for i, r := range t.rules {
 		ok, reason, err := r.match(e, st, &envReady, t, trace != nil)
 		switch {
 		case err != nil:
@@ -276,6 +276,12 @@ func (t *Table) Route(e *Event, dst []int, obs RuleObserver, trace *[]Verdict) [
 			}
 		}
 		if r.stop {
+			if trace != nil {
+				for _, later := range t.rules[i+1:] {
+					*trace = append(*trace, Verdict{Rule: later.name, Verdict: NoMatch,
+						Reason: "not evaluated: rule " + r.name + " matched with stop: true"})
+				}
+			}
 			break
 		}
 	}

@@ -295,6 +295,7 @@ func TestTraceVerdicts(t *testing.T) {
 		{Rule: "when-error", Verdict: "error", Reason: `when: invalid operation: string > int (column 7)`},
 		{Rule: "match", Verdict: "match"},
 		{Rule: "match-stop", Verdict: "match", Reason: "stop: later rules are not evaluated"},
+		{Rule: "after-stop", Verdict: "no_match", Reason: "not evaluated: rule match-stop matched with stop: true"},
 	}
 	if !reflect.DeepEqual(trace, want) {
 		t.Errorf("trace:\n got %+v\nwant %+v", trace, want)

@@ -114,9 +114,9 @@ func epoch(n int64) time.Time {
 	return time.Unix(n, 0)
 }
 
-// ParseTemplate parses text once, at load. Referencing a missing field
-// renders "<no value>" only for maps' absent keys, never an error; a call
-// that fails (json of a channel) is an execution error.
+// ParseTemplate parses text once, at load. A field the event lacks renders
+// empty, never an error (use default for a placeholder); a helper that
+// fails is an execution error.
 func ParseTemplate(name, text string) (*Template, error) {
 	t, err := template.New(name).Option("missingkey=zero").Funcs(TemplateFuncs).Parse(text)
 	if err != nil {
@@ -131,7 +131,9 @@ func (t *Template) Execute(e *Event) ([]byte, error) {
 	if err := t.t.Execute(&buf, TemplateData(e)); err != nil {
 		return nil, err
 	}
-	return buf.Bytes(), nil
+	// text/template prints a field the event lacks as "<no value>"; people
+	// reading an alert are better served by nothing.
+	return bytes.ReplaceAll(buf.Bytes(), []byte("<no value>"), nil), nil
 }
 
 // TemplateData is the data a template sees for e.

@@ -35,6 +35,9 @@ func templateEvent(t *testing.T) *router.Event {
 			"started": "2026-11-23T08:30:00+01:00",
 			"epoch_ms": 1763881200123,
 			"epoch_s": 1763881200,
+			"epoch_ms_text": "1763881200123",
+			"epoch_s_text": "1763881200",
+			"deliv_time": "2026-11-23 06:59:58",
 			"recipient": {"from": "+3161"},
 			"tags": ["a", "b"]
 		}`),
@@ -44,6 +47,7 @@ func templateEvent(t *testing.T) *router.Event {
 
 func TestTemplateHelpers(t *testing.T) {
 	e := templateEvent(t)
+	e.Payload["epoch_float"] = float64(1763881200) // as a decoder without int normalization gives it
 	for _, tc := range []struct {
 		name, text, want string
 	}{
@@ -92,6 +96,13 @@ func TestTemplateHelpers(t *testing.T) {
 		{"time of epoch milliseconds", `{{ time "2006-01-02T15:04:05.000Z07:00" .epoch_ms }}`, `2025-11-23T07:00:00.123Z`},
 		{"time of epoch seconds", `{{ time "RFC3339" .epoch_s }}`, `2025-11-23T07:00:00Z`},
 		{"time in a pipeline", `{{ .time | time "15:04" }}`, `07:00`},
+		{"time Unix is epoch seconds", `{{ time "Unix" .time }}`, `1795417200`},
+		{"time Unix of an RFC 3339 string", `{{ time "Unix" .started }}`, `1795419000`},
+		{"time of a MOBtexting date-time, read as UTC", `{{ time "RFC3339" .deliv_time }}`, `2026-11-23T06:59:58Z`},
+		{"time of epoch milliseconds as digits (form bodies)", `{{ time "RFC3339" .epoch_ms_text }}`, `2025-11-23T07:00:00Z`},
+		{"time of epoch seconds as digits", `{{ time "DateTime" .epoch_s_text }}`, `2025-11-23 07:00:00`},
+		{"time of a whole float", `{{ time "RFC3339" .epoch_float }}`, `2025-11-23T07:00:00Z`},
+		{"time trims spaces", `{{ time "Kitchen" " 2026-11-23 19:05:00 " }}`, `7:05PM`},
 		// the data
 		{"payload fields at top level", `{{ .to }} {{ .units }} {{ .recipient.from }}`, `+31612345678 2 +3161`},
 		{"status is the normalized one", `{{ .status }}`, `completed`},
@@ -99,7 +110,7 @@ func TestTemplateHelpers(t *testing.T) {
 		{"id is the normalized one", `{{ .id }} {{ .payload.id }}`, `ev-1 payload-id`},
 		{"normalized fields", `{{ .source }} {{ .event }}`, `bird voice.outbound`},
 		{"headers", `{{ index .headers "x-a" }}`, `1`},
-		{"a missing field", `[{{ .nope }}]`, `[<no value>]`},
+		{"a missing field", `[{{ .nope }}]`, `[]`},
 		{"range over a list", `{{ range .tags }}{{ . }};{{ end }}`, `a;b;`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -124,6 +135,9 @@ func TestTemplateHelperErrors(t *testing.T) {
 		{`{{ time "RFC3339" .float }}`, `template: t:1:3: executing "t" at <time "RFC3339" .float>: error calling time: time: cannot format float64`},
 		{`{{ time "RFC3339" .nope }}`, `template: t:1:3: executing "t" at <time "RFC3339" .nope>: error calling time: time: cannot format <nil>`},
 		{`{{ time "RFC3339" .ok }}`, `template: t:1:3: executing "t" at <time "RFC3339" .ok>: error calling time: time: cannot format bool`},
+		{`{{ time "RFC3339" .to }}`, `template: t:1:3: executing "t" at <time "RFC3339" .to>: error calling time: time: "+31612345678" is not an RFC 3339 time`},
+		{`{{ time "RFC3339" "12345678901234567" }}`, `template: t:1:3: executing "t" at <time "RFC3339" "12345678901234567">: error calling time: time: "12345678901234567" is not an RFC 3339 time`},
+		{`{{ time "RFC3339" "" }}`, `template: t:1:3: executing "t" at <time "RFC3339" "">: error calling time: time: "" is not an RFC 3339 time`},
 		{`{{ json .inf }}`, `template: t:1:3: executing "t" at <json .inf>: error calling json: json: unsupported type: func()`},
 		{`{{ trunc "x" .to }}`, `template: t:1:9: executing "t" at <"x">: expected integer; found "x"`},
 	} {

@@ -2,6 +2,7 @@
 package all
 
 import (
+	_ "switchboard/sources/bird"
 	_ "switchboard/sources/generic"
 	_ "switchboard/sources/telecmi"
 )
