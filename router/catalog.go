@@ -9,13 +9,23 @@ import "sync"
 var catalog = struct {
 	sync.RWMutex
 	statuses map[string][]string
-}{statuses: map[string][]string{}}
+	open     map[string]bool // events whose statuses are not all documented
+}{statuses: map[string][]string{}, open: map[string]bool{}}
 
 // DeclareEvent records a provider event name and every status it can have.
 func DeclareEvent(event string, statuses ...string) {
 	catalog.Lock()
 	defer catalog.Unlock()
 	catalog.statuses[event] = append([]string(nil), statuses...)
+}
+
+// DeclareOpenEvent records a provider event whose statuses are not all
+// documented: patterns matching it get no status check.
+func DeclareOpenEvent(event string) {
+	catalog.Lock()
+	defer catalog.Unlock()
+	catalog.statuses[event] = nil
+	catalog.open[event] = true
 }
 
 // KnownStatuses returns, for the event patterns given (globs allowed), the
@@ -33,6 +43,9 @@ func KnownStatuses(patterns []string) (events []string, statuses map[string]bool
 		for ev, sts := range catalog.statuses {
 			if !Glob(p, ev) {
 				continue
+			}
+			if catalog.open[ev] {
+				return nil, nil, false
 			}
 			found = true
 			events = append(events, ev)

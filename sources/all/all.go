@@ -4,5 +4,6 @@ package all
 import (
 	_ "switchboard/sources/bird"
 	_ "switchboard/sources/generic"
+	_ "switchboard/sources/mobtexting"
 	_ "switchboard/sources/telecmi"
 )
