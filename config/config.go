@@ -155,6 +155,26 @@ func Parse(b []byte) (*File, error) {
 }
 
 func parse(b []byte, lookup func(string) (string, bool)) (*File, error) {
+	f, ps := parsePartial(b, lookup)
+	if len(ps) > 0 {
+		return nil, ps
+	}
+	return f, nil
+}
+
+// LoadPartial is Load for `check`: with the problems it also returns what
+// could be read of the file (nil only when it is not YAML at all), so that
+// sources, sinks and rules can be checked too and every problem reported in
+// one run. A partial File must never be run.
+func LoadPartial(path string) (*File, Problems) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, Problems{{Msg: fmt.Sprintf("cannot read config: %v", err)}}
+	}
+	return parsePartial(b, osLookup)
+}
+
+func parsePartial(b []byte, lookup func(string) (string, bool)) (*File, Problems) {
 	k := koanf.New(".")
 	if err := k.Load(rawbytes.Provider(b), yaml.Parser()); err != nil {
 		return nil, Problems{{Msg: fmt.Sprintf("not valid YAML: %v", err)}}
@@ -164,15 +184,10 @@ func parse(b []byte, lookup func(string) (string, bool)) (*File, error) {
 	expandEnv(raw, "", lookup, &ps)
 	f := Defaults()
 	ps = append(ps, Decode(raw, &f, "")...)
-	if len(ps) == 0 {
-		f.defaults()
-		f.check(&ps)
-	}
+	f.defaults()
+	f.check(&ps)
 	ps.Sort()
-	if len(ps) > 0 {
-		return nil, ps
-	}
-	return &f, nil
+	return &f, ps
 }
 
 // defaults fills what depends on other values: a source's path, a sink's

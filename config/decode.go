@@ -19,10 +19,9 @@ import (
 // raw keep the values target already holds, so callers set defaults first.
 func Decode(raw any, target any, path string) Problems {
 	var ps Problems
+	// Unknown keys do not stop decoding: the known ones are still checked,
+	// so one run of `check` names every problem.
 	checkKeys(raw, reflect.TypeOf(target), path, &ps)
-	if len(ps) > 0 {
-		return ps
-	}
 	dec, err := mapstructure.NewDecoder(&mapstructure.DecoderConfig{
 		TagName:          "koanf",
 		Result:           target,

@@ -92,7 +92,9 @@ func Build(f *config.File) (*Snapshot, error) {
 		src.Filters, fps = router.CompileFilters(sc.Filters, at+".filters", pinned[name])
 		ps = append(ps, fps...)
 		if !known {
-			ps.Add(at+".type", "unknown source type %q; known types: %s", sc.Type, strings.Join(sources.Types(), ", "))
+			if sc.Type != "" { // a missing type is the config's problem, reported there
+				ps.Add(at+".type", "unknown source type %q; known types: %s", sc.Type, strings.Join(sources.Types(), ", "))
+			}
 			continue
 		}
 		if dps := config.Decode(sc.Options, b, at); len(dps) > 0 {
@@ -125,6 +127,9 @@ func Build(f *config.File) (*Snapshot, error) {
 		sc := f.Sinks[name]
 		at := "sinks." + name
 		factory, ok := sinks.Lookup(sc.Type)
+		if !ok && sc.Type == "" {
+			continue // reported by config
+		}
 		if !ok {
 			ps.Add(at+".type", "unknown sink type %q; known types: %s", sc.Type, strings.Join(sinks.Types(), ", "))
 			continue

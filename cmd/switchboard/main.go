@@ -118,24 +118,27 @@ func configFlag(fs *flag.FlagSet) *string {
 	return p
 }
 
-// load reads and builds a config, printing every problem, one a line.
+// load reads and builds a config, printing every problem, one a line. The
+// sources, sinks and rules of a file with problems in its core settings are
+// built too, so that one run names everything to fix.
 func load(path string, out io.Writer) (*daemon.Snapshot, bool) {
-	f, err := config.Load(path)
-	if err == nil {
-		var snap *daemon.Snapshot
-		if snap, err = daemon.Build(f); err == nil {
+	f, ps := config.LoadPartial(path)
+	if f != nil {
+		snap, err := daemon.Build(f)
+		if err == nil && len(ps) == 0 {
 			return snap, true
 		}
-	}
-	var ps config.Problems
-	if errors.As(err, &ps) {
-		for _, p := range ps {
-			fmt.Fprintln(out, p.Error())
+		var bps config.Problems
+		if errors.As(err, &bps) {
+			ps = append(ps, bps...)
+		} else if err != nil {
+			ps.Add("", "%v", err)
 		}
-		fmt.Fprintf(out, "%s: %d problem%s\n", path, len(ps), plural(len(ps)))
-	} else {
-		fmt.Fprintf(out, "%s: %v\n", path, err)
 	}
+	for _, p := range ps {
+		fmt.Fprintln(out, p.Error())
+	}
+	fmt.Fprintf(out, "%s: %d problem%s\n", path, len(ps), plural(len(ps)))
 	return nil, false
 }
 

@@ -251,3 +251,28 @@ func waitUp(t *testing.T, addr string) {
 	}
 	t.Fatalf("daemon never answered on %s", addr)
 }
+
+func TestCheckReportsCoreAndRuleProblemsTogether(t *testing.T) {
+	p := writeConfig(t, `
+sever: { listen: ":1" }
+log: { level: loud }
+sinks:
+  a: { type: file, path: /tmp/x }
+rules:
+  - { name: r, when: 'foo(status)', to: [a] }
+`)
+	code, out, _ := run(t, "", "check", "-c", p)
+	for _, w := range []string{
+		`sever: unknown setting; did you mean "server"?`,
+		`log.level: "loud" is not a level; use debug, info, warn or error`,
+		`rules[0] (r).when: unknown function foo()`,
+		"3 problems",
+	} {
+		if !strings.Contains(out, w) {
+			t.Errorf("output lacks %q:\n%s", w, out)
+		}
+	}
+	if code != 1 {
+		t.Errorf("exit %d, want 1", code)
+	}
+}
