@@ -101,7 +101,7 @@ func Build(f *config.File) (*Snapshot, error) {
 			ps = append(ps, dps...)
 			continue
 		}
-		built, err := b.Build(sources.Info{Name: name})
+		built, err := b.Build(sources.Info{Name: name, Events: sc.Events})
 		if err != nil {
 			ps.Merge(at, err)
 			continue

@@ -35,6 +35,9 @@ type Builder interface {
 // Info is what a source knows about its place in the configuration.
 type Info struct {
 	Name string // configured source name
+	// Events is the source's common `events` setting: for webhook sources
+	// a filter the host applies, for stream sources what to subscribe to.
+	Events []string
 }
 
 // HTTPSource parses webhook requests.
