@@ -88,7 +88,18 @@ type Sink struct {
 	Type        string         `koanf:"type"`
 	Retry       Retry          `koanf:"retry"`
 	Concurrency int            `koanf:"concurrency"`
+	Throttle    *Throttle      `koanf:"throttle"`
 	Options     map[string]any `koanf:",remain"`
+}
+
+// Throttle is storm control: of the events with the same key (an expr
+// expression: `payload.channelId`, `status + ":" + payload.to`), at most
+// Limit per Per go through; the rest are counted and summarised in one
+// event when the window ends.
+type Throttle struct {
+	Key   string        `koanf:"key"`
+	Limit int           `koanf:"limit"`
+	Per   time.Duration `koanf:"per"`
 }
 
 // Retry is a sink's retry policy. Each wait is the backoff plus up to 20 %
@@ -103,13 +114,14 @@ type Retry struct {
 
 // Rule is one routing rule, in file order.
 type Rule struct {
-	Name    string   `koanf:"name"`
-	Sources []string `koanf:"sources"`
-	Events  []string `koanf:"events"`
-	Filters []Filter `koanf:"filters"`
-	When    string   `koanf:"when"`
-	To      []string `koanf:"to"`
-	Stop    bool     `koanf:"stop"`
+	Name     string    `koanf:"name"`
+	Sources  []string  `koanf:"sources"`
+	Events   []string  `koanf:"events"`
+	Filters  []Filter  `koanf:"filters"`
+	When     string    `koanf:"when"`
+	To       []string  `koanf:"to"`
+	Stop     bool      `koanf:"stop"`
+	Throttle *Throttle `koanf:"throttle"`
 }
 
 // DefaultRetry is the retry policy of a sink that sets none: ten attempts

@@ -218,6 +218,11 @@ func (o ruleObserver) RuleFailed(rule string, e *router.Event, err error) {
 		"source", e.Source, "event", e.Event, "err", err)
 }
 
+func (o ruleObserver) Throttled(owner string, e *router.Event) {
+	metrics.Throttled.WithLabelValues(owner).Inc()
+	o.log.Debug("held back by storm control", "throttle", owner, "event_id", e.ID, "source", e.Source, "event", e.Event)
+}
+
 type deliveryObserver struct{ log *slog.Logger }
 
 func (o deliveryObserver) Delivered(d *router.Delivery, outcome string, took time.Duration, err error) {

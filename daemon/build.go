@@ -157,6 +157,13 @@ func Build(f *config.File) (*Snapshot, error) {
 	// not: a sink with a bad setting is reported once, at the sink.
 	table, rps := router.Compile(f.Rules, f.Unmatched, sortedKeys(f.Sinks), pinned)
 	ps = append(ps, rps...)
+	throttles := map[string]*config.Throttle{}
+	for name, sc := range f.Sinks {
+		if sc.Throttle != nil {
+			throttles[name] = sc.Throttle
+		}
+	}
+	ps = append(ps, table.ThrottleSinks(throttles)...)
 	s.Table = table
 	if len(ps) > 0 {
 		return nil, ps

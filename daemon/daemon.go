@@ -113,8 +113,9 @@ func (d *Daemon) Start() error {
 			d.log.Warn("config file changes will not be picked up; reload with SIGHUP or POST /-/reload", "err", err)
 		}
 	}
-	d.wg.Add(1)
+	d.wg.Add(2)
 	go d.reportQueue(d.ctx)
+	go d.throttleSummaries(d.ctx)
 	d.serve(d.webhook, d.webhookLn, "webhook")
 	d.serve(d.admin, d.adminLn, "admin")
 	metrics.ReloadSuccessful.Set(1)
@@ -218,6 +219,39 @@ func (d *Daemon) Shutdown(ctx context.Context) error {
 	d.wg.Wait()
 	d.log.Info("shutdown complete")
 	return errors.Join(err, aerr)
+}
+
+// throttleSummaries queues, once a second, the summary event of every
+// storm-control window that ended with events held back.
+func (d *Daemon) throttleSummaries(ctx context.Context) {
+	defer d.wg.Done()
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			d.swap.RLock()
+			snap := d.snap.Load()
+			var batch []router.Routed
+			for _, s := range snap.Table.Summaries(now) {
+				names := make([]string, len(s.Sinks))
+				for i, idx := range s.Sinks {
+					names[i] = snap.Table.SinkName(idx)
+				}
+				batch = append(batch, router.Routed{Event: s.Event, Sinks: names})
+				d.log.Info("storm control summary", "throttle", s.Event.Payload["throttle"], "key", s.Event.Payload["key"],
+					"suppressed", s.Event.Payload["suppressed"], "sinks", names)
+			}
+			if len(batch) > 0 {
+				if err := d.queue.Enqueue(ctx, batch); err != nil {
+					d.log.Error("could not queue storm control summaries", "count", len(batch), "err", err)
+				}
+			}
+			d.swap.RUnlock()
+		}
+	}
 }
 
 // reportQueue keeps the queue gauges current.

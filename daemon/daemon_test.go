@@ -321,3 +321,37 @@ func TestAdminEndpoints(t *testing.T) {
 		}
 	}
 }
+
+func TestStormControlDeliversOneAndASummary(t *testing.T) {
+	dir := t.TempDir()
+	d := start(t, `
+server: { listen: "127.0.0.1:0" }
+admin: { listen: "127.0.0.1:0" }
+queue: { dir: `+dir+` }
+sources:
+  app: { type: generic }
+sinks:
+  alerts: { type: file, path: `+filepath.Join(dir, "alerts.jsonl")+` }
+rules:
+  - name: failed
+    when: 'status == "failed"'
+    throttle: { key: 'payload.channel', limit: 1, per: 300ms }
+    to: [alerts]
+`)
+	for i := range 5 {
+		code, _ := post(t, "http://"+d.WebhookAddr()+"/hooks/app", `{"event":"sms","status":"failed","channel":"c1","id":"t`+string(rune('0'+i))+`"}`)
+		if code != 200 {
+			t.Fatalf("post %d: %d", i, code)
+		}
+	}
+	alerts := filepath.Join(dir, "alerts.jsonl")
+	eventually(t, "the first event and a summary", func() bool { return len(readLines(t, alerts)) == 2 })
+	lines := readLines(t, alerts)
+	if lines[0]["id"] != "t0" {
+		t.Errorf("first alert = %v, want t0", lines[0]["id"])
+	}
+	p, _ := lines[1]["payload"].(map[string]any)
+	if lines[1]["event"] != "switchboard:throttled" || p["suppressed"] != float64(4) || p["key"] != "c1" || p["last_id"] != "t4" {
+		t.Errorf("summary = %v", lines[1])
+	}
+}

@@ -41,6 +41,13 @@ var (
 		Help: "Run-time errors evaluating a rule's `when`, by rule; each counts as no match.",
 	}, []string{"rule"})
 
+	// Throttled counts events storm control held back from a rule's or a
+	// sink's deliveries.
+	Throttled = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "switchboard_throttled_total",
+		Help: "Events held back by storm control, by throttle (\"rule x\" or \"sink y\"); summarised when the window ends.",
+	}, []string{"throttle"})
+
 	// Deliveries counts delivery attempts by sink and outcome: success,
 	// retry, dead.
 	Deliveries = prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -92,7 +99,7 @@ func init() {
 	Registry.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		EventsReceived, EventsUnmatched, RuleMatches, RuleErrors, Deliveries,
+		EventsReceived, EventsUnmatched, RuleMatches, RuleErrors, Throttled, Deliveries,
 		DeliveryLatency, QueueDepth, DeadLetters, ReloadSuccessful, ReloadSuccessTime, BuildInfo,
 	)
 }

@@ -26,18 +26,21 @@ type Table struct {
 	// vars are the payload fields that some `when` names at top level; only
 	// those are copied into the expression environment.
 	vars []string
-	pool sync.Pool // *evalState
+	// sinkThrottles is indexed like sinks; nil where a sink has none.
+	sinkThrottles []*Throttle
+	pool          sync.Pool // *evalState
 }
 
 type rule struct {
-	name    string
-	sources []string
-	events  []string
-	filters Filters
-	when    *vm.Program
-	whenSrc string
-	to      []int
-	stop    bool
+	name     string
+	sources  []string
+	events   []string
+	filters  Filters
+	when     *vm.Program
+	whenSrc  string
+	to       []int
+	stop     bool
+	throttle *Throttle
 }
 
 // evalState is the per-goroutine scratch space of evaluation: one VM and
@@ -140,6 +143,11 @@ func Compile(rules []config.Rule, unmatched []string, sinks []string, sources ma
 			ps.Add(at+".to", "is required: the sinks that receive matching events")
 		}
 		r.to = resolve(at+".to", rc.To)
+		if rc.Throttle != nil {
+			var tps config.Problems
+			r.throttle, tps = compileThrottle(rc.Throttle, "rule "+rc.Name, at+".throttle", vars)
+			ps = append(ps, tps...)
+		}
 		t.rules = append(t.rules, r)
 	}
 	t.unmatched = resolve("unmatched", unmatched)
@@ -155,14 +163,23 @@ func Compile(rules []config.Rule, unmatched []string, sinks []string, sources ma
 // missing field is nil, not an error), rejects unknown functions, and adds
 // the top-level names it uses to vars.
 func compileWhen(src string, vars map[string]bool) (*vm.Program, error) {
+	return compileExpr(src, vars, true)
+}
+
+// compileExpr compiles an expression over the event environment; asBool
+// requires a bool result (conditions) where a key expression takes any.
+func compileExpr(src string, vars map[string]bool, asBool bool) (*vm.Program, error) {
 	names := &nameCollector{names: map[string]bool{}}
-	prog, err := expr.Compile(src,
+	opts := []expr.Option{
 		expr.Env(typeEnv),
 		expr.AllowUndefinedVariables(),
-		expr.AsBool(),
 		expr.Patch(nilSafe{}),
 		expr.Patch(names),
-	)
+	}
+	if asBool {
+		opts = append(opts, expr.AsBool())
+	}
+	prog, err := expr.Compile(src, opts...)
 	if err != nil {
 		return nil, exprError(err)
 	}
@@ -232,6 +249,8 @@ const (
 type RuleObserver interface {
 	RuleMatched(rule string, e *Event)
 	RuleFailed(rule string, e *Event, err error)
+	// Throttled says storm control (of "rule x" or "sink y") held e back.
+	Throttled(owner string, e *Event)
 }
 
 // Route evaluates the rules in order against e and appends to dst the
@@ -263,6 +282,10 @@ func (t *Table) Route(e *Event, dst []int, obs RuleObserver, trace *[]Verdict) [
 		if obs != nil {
 			obs.RuleMatched(r.name, e)
 		}
+		throttled := trace == nil && r.throttle != nil && !r.throttle.allow(e, st, &envReady, t, time.Now())
+		if throttled && obs != nil {
+			obs.Throttled("rule "+r.name, e)
+		}
 		if trace != nil {
 			v := Verdict{Rule: r.name, Verdict: Match}
 			if r.stop {
@@ -271,7 +294,7 @@ func (t *Table) Route(e *Event, dst []int, obs RuleObserver, trace *[]Verdict) [
 			*trace = append(*trace, v)
 		}
 		for _, s := range r.to {
-			if !slices.Contains(dst, s) {
+			if !throttled && !slices.Contains(dst, s) {
 				dst = append(dst, s)
 			}
 		}
@@ -288,7 +311,49 @@ func (t *Table) Route(e *Event, dst []int, obs RuleObserver, trace *[]Verdict) [
 	if !matched {
 		dst = append(dst, t.unmatched...)
 	}
+	if t.sinkThrottles != nil && trace == nil {
+		now := time.Now()
+		kept := dst[:0]
+		for _, s := range dst {
+			if th := t.sinkThrottles[s]; th != nil && !th.allow(e, st, &envReady, t, now) {
+				if obs != nil {
+					obs.Throttled("sink "+t.sinks[s], e)
+				}
+				continue
+			}
+			kept = append(kept, s)
+		}
+		dst = kept
+	}
 	return dst
+}
+
+// ThrottleSinks adds sink-level storm control; throttles maps sink names to
+// their settings. Call it once, before the table is used.
+func (t *Table) ThrottleSinks(throttles map[string]*config.Throttle) config.Problems {
+	var ps config.Problems
+	vars := map[string]bool{}
+	for _, v := range t.vars {
+		vars[v] = true
+	}
+	for i, name := range t.sinks {
+		c := throttles[name]
+		if c == nil {
+			continue
+		}
+		if t.sinkThrottles == nil {
+			t.sinkThrottles = make([]*Throttle, len(t.sinks))
+		}
+		var tps config.Problems
+		t.sinkThrottles[i], tps = compileThrottle(c, "sink "+name, "sinks."+name+".throttle", vars)
+		ps = append(ps, tps...)
+	}
+	t.vars = t.vars[:0]
+	for v := range vars {
+		t.vars = append(t.vars, v)
+	}
+	slices.Sort(t.vars)
+	return ps
 }
 
 // match evaluates one rule. reason is filled only when explain is set.

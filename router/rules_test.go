@@ -43,7 +43,8 @@ func route(tb *router.Table, e *router.Event, obs router.RuleObserver, trace *[]
 type recorder struct {
 	mu      sync.Mutex
 	matched []string
-	failed  []string // "rule: error"
+	failed    []string // "rule: error"
+	throttled []string // "owner: event id"
 }
 
 func (r *recorder) RuleMatched(rule string, e *router.Event) {
@@ -56,6 +57,12 @@ func (r *recorder) RuleFailed(rule string, e *router.Event, err error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.failed = append(r.failed, rule+": "+err.Error())
+}
+
+func (r *recorder) Throttled(owner string, e *router.Event) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.throttled = append(r.throttled, owner+": "+e.ID)
 }
 
 var _ router.RuleObserver = (*recorder)(nil)

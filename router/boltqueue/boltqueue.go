@@ -115,7 +115,7 @@ func Open(opts Options) (*Queue, error) {
 		// Grow the file in large steps: fewer remaps, and fdatasync
 		// rarely has to flush a size change.
 		InitialMmapSize: 64 << 20,
-		FreelistType:   bolt.FreelistMapType,
+		FreelistType:    bolt.FreelistMapType,
 	})
 	if errors.Is(err, bolt.ErrTimeout) {
 		return nil, fmt.Errorf("queue %s is in use by another switchboard process (one daemon per queue.dir)", path)

@@ -704,6 +704,9 @@ func BenchmarkEnqueue(b *testing.B) {
 	sinks := []string{"crm"}
 	e := event("app", "template")
 	var n atomic.Int64
+	// Many requests at once, as 32 connections on a small machine: what
+	// group commit is for.
+	b.SetParallelism(16)
 	b.ReportAllocs()
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {

@@ -54,7 +54,10 @@ func (q *Queue) remember(tx *bolt.Tx, source, id string, now time.Time) error {
 	if err != nil {
 		return err
 	}
-	return b.Put(dedupKey(source, id), nil)
+	// Not nil: within the transaction that wrote it, bbolt's Get returns a
+	// nil value as nil, and seen would miss a key written by another
+	// request of the same group commit.
+	return b.Put(dedupKey(source, id), []byte{1})
 }
 
 // sweepDedup drops slots older than the window, at most once a slot.
