@@ -41,8 +41,8 @@ func route(tb *router.Table, e *router.Event, obs router.RuleObserver, trace *[]
 
 // recorder is a RuleObserver that remembers what it heard.
 type recorder struct {
-	mu      sync.Mutex
-	matched []string
+	mu        sync.Mutex
+	matched   []string
 	failed    []string // "rule: error"
 	throttled []string // "owner: event id"
 }
