@@ -205,7 +205,7 @@ func TestBinaryRunServesAndStopsCleanly(t *testing.T) {
 	defer cmd.Process.Kill()
 	waitUp(t, admin)
 	body, _ := os.ReadFile("../../examples/bird/voice-outbound-failed.json")
-	resp, err := http.Post("http://"+listen+"/hooks/events", "application/json", bytes.NewReader(body))
+	resp, err := http.Post("http://"+listen+"/hooks/bird", "application/json", bytes.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}

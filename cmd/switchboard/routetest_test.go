@@ -9,7 +9,7 @@ import (
 
 func TestExampleRoutingTestsPass(t *testing.T) {
 	code, out, errb := run(t, "", "test", "-c", "../../config.example.yaml", "../../examples/config.example.tests.yaml")
-	if code != 0 || !strings.Contains(out, "5 passed, 0 failed") {
+	if code != 0 || !strings.Contains(out, "8 passed, 0 failed") {
 		t.Fatalf("exit %d\n%s%s", code, out, errb)
 	}
 }
