@@ -110,7 +110,9 @@ func (d *Daemon) accept(ctx context.Context, src *Source, events []*router.Event
 	outcomes := make([]string, len(events))
 	at := make([]int, 0, len(events)) // batch index -> events index
 	var idx []int
-	obs := ruleObserver{d.log}
+	// Matches are counted once the queue has told duplicates apart: a
+	// provider's retry is not a second match.
+	obs := &matchCollector{ruleObserver: ruleObserver{d.log}}
 	for i, ev := range events {
 		if !src.Passes(ev) {
 			outcomes[i] = outcomeFiltered
@@ -123,10 +125,16 @@ func (d *Daemon) accept(ctx context.Context, src *Source, events []*router.Event
 		}
 		batch = append(batch, router.Routed{Event: ev, Sinks: names})
 		at = append(at, i)
+		obs.event++
 	}
 	if len(batch) > 0 {
 		if err := d.queue.Enqueue(ctx, batch); err != nil {
 			return nil, err
+		}
+	}
+	for _, m := range obs.matches {
+		if !batch[m.event].Duplicate {
+			metrics.RuleMatches.WithLabelValues(m.rule).Inc()
 		}
 	}
 	for j, r := range batch {
@@ -207,6 +215,23 @@ func (a *streamAcceptor) Accept(ctx context.Context, events []*router.Event) err
 }
 
 type ruleObserver struct{ log *slog.Logger }
+
+// matchCollector holds rule matches back until the queue has said which
+// events are duplicates.
+type matchCollector struct {
+	ruleObserver
+	event   int // batch index of the event being routed
+	matches []ruleMatch
+}
+
+type ruleMatch struct {
+	event int
+	rule  string
+}
+
+func (c *matchCollector) RuleMatched(rule string, e *router.Event) {
+	c.matches = append(c.matches, ruleMatch{c.event, rule})
+}
 
 func (o ruleObserver) RuleMatched(rule string, e *router.Event) {
 	metrics.RuleMatches.WithLabelValues(rule).Inc()

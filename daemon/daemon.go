@@ -263,10 +263,18 @@ func (d *Daemon) reportQueue(ctx context.Context) {
 	}
 	t := time.NewTicker(2 * time.Second)
 	defer t.Stop()
+	oldest, _ := d.queue.(interface {
+		OldestPending(time.Time) map[string]time.Duration
+	})
 	for {
+		var ages map[string]time.Duration
+		if oldest != nil {
+			ages = oldest.OldestPending(time.Now())
+		}
 		for sink, v := range st.Stats() {
 			metrics.QueueDepth.WithLabelValues(sink).Set(float64(v[0]))
 			metrics.DeadLetters.WithLabelValues(sink).Set(float64(v[1]))
+			metrics.OldestPending.WithLabelValues(sink).Set(ages[sink].Seconds())
 		}
 		select {
 		case <-ctx.Done():

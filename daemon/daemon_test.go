@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -354,4 +355,51 @@ rules:
 	if lines[1]["event"] != "switchboard:throttled" || p["suppressed"] != float64(4) || p["key"] != "c1" || p["last_id"] != "t4" {
 		t.Errorf("summary = %v", lines[1])
 	}
+}
+
+func TestMetricsCountEveryOutcome(t *testing.T) {
+	dir := t.TempDir()
+	rcv := newReceiver(t)
+	d := start(t, configFor(dir, rcv.URL))
+	base := "http://" + d.WebhookAddr()
+	before := map[string]float64{}
+	series := []string{
+		`switchboard_events_received_total{outcome="accepted",reason="",source="app"}`,
+		`switchboard_events_received_total{outcome="filtered",reason="",source="pinned"}`,
+		`switchboard_events_received_total{outcome="rejected",reason="bad_json",source="app"}`,
+		`switchboard_events_received_total{outcome="rejected",reason="auth",source="locked"}`,
+		`switchboard_events_received_total{outcome="duplicate",reason="",source="app"}`,
+		`switchboard_rule_matches_total{rule="failed"}`,
+		`switchboard_deliveries_total{outcome="success",sink="crm"}`,
+	}
+	for _, s := range series {
+		before[s] = scrapeValue(t, d, s)
+	}
+	post(t, base+"/hooks/app", `{"event":"e","payload":{"id":"m1","status":"failed"}}`)
+	post(t, base+"/hooks/app", `{"event":"e","payload":{"id":"m1","status":"failed"}}`)
+	post(t, base+"/hooks/pinned", `{"event":"voice.inbound","status":"ok"}`)
+	post(t, base+"/hooks/app", `{`)
+	post(t, base+"/locked", `{"event":"e"}`)
+	eventually(t, "the delivery to crm", func() bool { return len(rcv.got()) == 1 })
+	for _, s := range series {
+		eventually(t, s+" to grow by 1", func() bool { return scrapeValue(t, d, s)-before[s] == 1 })
+	}
+}
+
+func scrapeValue(t *testing.T, d *daemon.Daemon, series string) float64 {
+	t.Helper()
+	resp, err := http.Get("http://" + d.AdminAddr() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, series+" "); ok {
+			var f float64
+			fmt.Sscan(v, &f)
+			return f
+		}
+	}
+	return 0
 }

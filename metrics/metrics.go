@@ -69,6 +69,13 @@ var (
 		Help: "Deliveries queued or in flight, by sink.",
 	}, []string{"sink"})
 
+	// OldestPending is the age of the oldest queued delivery per sink: a
+	// sink falling behind shows here before its backlog is large.
+	OldestPending = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "switchboard_queue_oldest_pending_seconds",
+		Help: "Age of the oldest queued delivery, by sink (0 when none).",
+	}, []string{"sink"})
+
 	// DeadLetters is the number of dead letters kept per sink.
 	DeadLetters = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "switchboard_dead_letters",
@@ -100,7 +107,7 @@ func init() {
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		EventsReceived, EventsUnmatched, RuleMatches, RuleErrors, Throttled, Deliveries,
-		DeliveryLatency, QueueDepth, DeadLetters, ReloadSuccessful, ReloadSuccessTime, BuildInfo,
+		DeliveryLatency, QueueDepth, OldestPending, DeadLetters, ReloadSuccessful, ReloadSuccessTime, BuildInfo,
 	)
 }
 

@@ -19,6 +19,7 @@
 package boltqueue
 
 import (
+	"bytes"
 	"container/heap"
 	"context"
 	"encoding/binary"
@@ -373,7 +374,7 @@ func (q *Queue) Enqueue(ctx context.Context, batch []router.Routed) error {
 				return hard(err)
 			}
 			w.bytesDelta += prep[i].size
-			st := state{event: eseq}
+			st := state{event: eseq, queued: w.now}
 			for _, sink := range r.Sinks {
 				dseq, err := pending.NextSequence()
 				if err != nil {
@@ -689,6 +690,35 @@ func (q *Queue) Stats() map[string][2]int {
 	for name, s := range q.sinks {
 		out[name] = [2]int{len(s.ready) + len(s.delayed) + s.inFlight, s.dead}
 	}
+	return out
+}
+
+// OldestPending returns, per sink with deliveries queued, how long the
+// oldest of them has been waiting.
+func (q *Queue) OldestPending(now time.Time) map[string]time.Duration {
+	q.mu.Lock()
+	names := make([]string, 0, len(q.sinks))
+	for name, s := range q.sinks {
+		if len(s.ready)+len(s.delayed)+s.inFlight > 0 {
+			names = append(names, name)
+		}
+	}
+	q.mu.Unlock()
+	out := make(map[string]time.Duration, len(names))
+	q.db.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketPending).Cursor()
+		for _, name := range names {
+			prefix := append([]byte(name), 0)
+			k, v := c.Seek(prefix)
+			if k == nil || !bytes.HasPrefix(k, prefix) {
+				continue
+			}
+			if st, err := decodeState(v, false); err == nil && !st.queued.IsZero() {
+				out[name] = now.Sub(st.queued)
+			}
+		}
+		return nil
+	})
 	return out
 }
 

@@ -114,7 +114,7 @@ func (q *Queue) Replay(ids []string) (int, error) {
 			if err != nil {
 				return err
 			}
-			fresh := state{event: st.event}
+			fresh := state{event: st.event, queued: w.now}
 			if err := pending.Put(pendingKey(st.sink, seq), fresh.encode(false)); err != nil {
 				return hard(err)
 			}

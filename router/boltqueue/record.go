@@ -96,6 +96,7 @@ type state struct {
 	firstTry  time.Time
 	lastTry   time.Time
 	notBefore time.Time
+	queued    time.Time // when the delivery was first queued
 	lastError string
 	// dead letters only
 	sink   string
@@ -116,6 +117,7 @@ func (s *state) encode(dead bool) []byte {
 	b = appendTime(b, s.firstTry)
 	b = appendTime(b, s.lastTry)
 	b = appendTime(b, s.notBefore)
+	b = appendTime(b, s.queued)
 	if dead {
 		b = appendTime(b, s.deadAt)
 		b = binary.AppendUvarint(b, uint64(len(s.sink)))
@@ -136,7 +138,7 @@ func decodeState(b []byte, dead bool) (state, error) {
 		return s, errCorrupt
 	}
 	s.attempts, b = int(n), b[k:]
-	times := []*time.Time{&s.firstTry, &s.lastTry, &s.notBefore}
+	times := []*time.Time{&s.firstTry, &s.lastTry, &s.notBefore, &s.queued}
 	if dead {
 		times = append(times, &s.deadAt)
 	}
