@@ -37,19 +37,23 @@ func cmdDLQ(args []string, stdout, stderr io.Writer) int {
 	path := configFlag(fs)
 	all := fs.Bool("all", false, "replay or purge every dead letter")
 	asJSON := fs.Bool("json", false, "list: print JSON")
-	// Flags may follow the subcommand: dlq replay --all -c x.yaml.
-	var sub string
-	var rest []string
-	for i, a := range args {
-		if !strings.HasPrefix(a, "-") {
-			sub, rest = a, append(append([]string{}, args[:i]...), args[i+1:]...)
+	// Flags may stand anywhere: dlq -c x.yaml list, dlq replay 42 -c x.yaml.
+	var positional []string
+	for {
+		if code, ok := parseFlags(fs, args); !ok {
+			return code
+		}
+		if fs.NArg() == 0 {
 			break
 		}
+		positional = append(positional, fs.Arg(0))
+		args = fs.Args()[1:]
 	}
-	if code, ok := parseFlags(fs, rest); !ok {
-		return code
+	var sub string
+	var ids []string
+	if len(positional) > 0 {
+		sub, ids = positional[0], positional[1:]
 	}
-	ids := fs.Args()
 	switch {
 	case sub == "":
 		fs.Usage()

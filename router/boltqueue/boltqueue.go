@@ -28,6 +28,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -562,17 +563,26 @@ func (q *Queue) unref(tx *bolt.Tx, w *writeBatch, event uint64) error {
 // Retry implements router.Queue.
 func (q *Queue) Retry(d *router.Delivery) error {
 	seq := deliverySeq(d)
-	q.mu.Lock()
-	s := q.sink(d.Sink)
-	s.inFlight--
-	heap.Push(&s.delayed, entry{seq: seq, at: d.NotBefore})
-	s.signal()
-	q.mu.Unlock()
-	return q.submit(context.Background(), &op{apply: func(tx *bolt.Tx, w *writeBatch) error {
+	// The delivery goes back on the schedule only once its new state is
+	// written: a retry due at once must be read with its attempts so far.
+	// One dead-lettered meanwhile (its sink was removed) is not put back.
+	gone := false
+	reschedule := func(err error) {
+		q.mu.Lock()
+		s := q.sink(d.Sink)
+		s.inFlight--
+		if err != nil || !gone {
+			heap.Push(&s.delayed, entry{seq: seq, at: d.NotBefore})
+			s.signal()
+		}
+		q.mu.Unlock()
+	}
+	return q.submit(context.Background(), &op{after: reschedule, apply: func(tx *bolt.Tx, w *writeBatch) error {
 		pending := tx.Bucket(bucketPending)
 		key := pendingKey(d.Sink, seq)
 		v := pending.Get(key)
 		if v == nil {
+			gone = true
 			return nil
 		}
 		st, err := decodeState(v, false)
@@ -623,50 +633,57 @@ func (q *Queue) bury(tx *bolt.Tx, sink string, seq uint64, d *router.Delivery, n
 // returns false to the dead letters, with reason as the error: deliveries
 // to sinks the config no longer has ("sink removed").
 func (q *Queue) DeadLetterSinks(keep func(sink string) bool, reason string) (int, error) {
-	q.mu.Lock()
 	type victim struct {
 		sink string
-		seqs []uint64
+		seq  uint64
 	}
 	var victims []victim
-	for name, s := range q.sinks {
-		if keep(name) {
-			continue
+	// The file decides, inside the writer, so that acks and retries
+	// submitted before this call are already applied.
+	o := &op{apply: func(tx *bolt.Tx, w *writeBatch) error {
+		victims = victims[:0]
+		c := tx.Bucket(bucketPending).Cursor()
+		for k, _ := c.First(); k != nil; k, _ = c.Next() {
+			sink, seq, ok := splitPendingKey(k)
+			if ok && !keep(sink) {
+				victims = append(victims, victim{sink, seq})
+			}
 		}
-		seqs := append([]uint64(nil), s.ready...)
-		for _, e := range s.delayed {
-			seqs = append(seqs, e.seq)
-		}
-		s.ready, s.delayed = nil, nil
-		s.dead += len(seqs)
-		if len(seqs) > 0 {
-			victims = append(victims, victim{name, seqs})
-		}
-	}
-	q.mu.Unlock()
-	n := 0
-	for _, v := range victims {
-		n += len(v.seqs)
-	}
-	if n == 0 {
-		return 0, nil
-	}
-	err := q.submit(context.Background(), &op{apply: func(tx *bolt.Tx, w *writeBatch) error {
 		for _, v := range victims {
-			for _, seq := range v.seqs {
-				d := q.deliveryState(tx, v.sink, seq)
-				if d == nil {
-					continue
-				}
-				d.LastError = reason
-				if err := q.bury(tx, v.sink, seq, d, w.now); err != nil {
-					return err
-				}
+			d := q.deliveryState(tx, v.sink, v.seq)
+			if d == nil {
+				continue
+			}
+			d.LastError = reason
+			if err := q.bury(tx, v.sink, v.seq, d, w.now); err != nil {
+				return err
 			}
 		}
 		return nil
-	}}, true)
-	return n, err
+	}}
+	o.after = func(err error) {
+		if err != nil {
+			return
+		}
+		q.mu.Lock()
+		defer q.mu.Unlock()
+		gone := map[string]map[uint64]bool{}
+		for _, v := range victims {
+			if gone[v.sink] == nil {
+				gone[v.sink] = map[uint64]bool{}
+			}
+			gone[v.sink][v.seq] = true
+			q.sink(v.sink).dead++
+		}
+		for name, seqs := range gone {
+			s := q.sink(name)
+			s.ready = slices.DeleteFunc(s.ready, func(seq uint64) bool { return seqs[seq] })
+			s.delayed = slices.DeleteFunc(s.delayed, func(e entry) bool { return seqs[e.seq] })
+			heap.Init(&s.delayed)
+		}
+	}
+	err := q.submit(context.Background(), o, true)
+	return len(victims), err
 }
 
 func (q *Queue) deliveryState(tx *bolt.Tx, sink string, seq uint64) *router.Delivery {

@@ -272,6 +272,26 @@ func TestRetryPersistsAttemptsAndLastError(t *testing.T) {
 	}
 }
 
+// TestRetryDueAtOnceCarriesItsState: a retry due sooner than the next
+// commit (a short backoff under write load, a slow fsync) must be handed
+// out with the attempts, first try and last error it was put back with;
+// otherwise max_attempts and max_age never fire for it.
+func TestRetryDueAtOnceCarriesItsState(t *testing.T) {
+	q := open(t, Options{})
+	enqueue(t, q, []string{"crm"}, event("app", "r"))
+	d := next(t, q, "crm")
+	first := time.Now()
+	d.Attempts, d.FirstTry, d.LastTry, d.NotBefore, d.LastError = 1, first, first, first, "503"
+	if err := q.Retry(d); err != nil {
+		t.Fatal(err)
+	}
+	r := next(t, q, "crm")
+	if r.Attempts != 1 || r.LastError != "503" || !r.FirstTry.Equal(first) {
+		t.Errorf("retaken at once: attempts %d, last error %q, first try %v; want 1, 503, %v",
+			r.Attempts, r.LastError, r.FirstTry, first)
+	}
+}
+
 func TestDeadLetterListShowReplay(t *testing.T) {
 	q := open(t, Options{})
 	e := event("app", "dl1")
