@@ -14,10 +14,9 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"sort"
-	"sync"
 	"time"
 
+	"switchboard/registry"
 	"switchboard/router"
 )
 
@@ -116,41 +115,19 @@ func Reject(status int, reason, format string, args ...any) error {
 // Factory returns a Builder with its defaults set.
 type Factory func() Builder
 
-var registry = struct {
-	sync.RWMutex
-	m map[string]Factory
-}{m: map[string]Factory{}}
+var types = registry.New[Factory]("source")
 
-// Register adds a source type. It panics on an empty or duplicate name, so
-// that a wiring mistake fails at start, not at the first event.
+// Register adds a type. It panics on an empty or duplicate name, so that a
+// wiring mistake fails at start, not at the first event.
 func Register(typ string, f Factory) {
-	registry.Lock()
-	defer registry.Unlock()
-	if typ == "" || f == nil {
-		panic("sources: Register with an empty type or nil factory")
+	if f == nil {
+		panic("sources: Register(" + typ + ") with a nil factory")
 	}
-	if _, dup := registry.m[typ]; dup {
-		panic("sources: type " + typ + " registered twice")
-	}
-	registry.m[typ] = f
+	types.Add(typ, f)
 }
 
 // Lookup returns the factory of a type.
-func Lookup(typ string) (Factory, bool) {
-	registry.RLock()
-	defer registry.RUnlock()
-	f, ok := registry.m[typ]
-	return f, ok
-}
+func Lookup(typ string) (Factory, bool) { return types.Lookup(typ) }
 
 // Types lists the registered types, sorted.
-func Types() []string {
-	registry.RLock()
-	defer registry.RUnlock()
-	out := make([]string, 0, len(registry.m))
-	for t := range registry.m {
-		out = append(out, t)
-	}
-	sort.Strings(out)
-	return out
-}
+func Types() []string { return types.Types() }
