@@ -9,7 +9,10 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"switchboard/config"
+	"switchboard/metrics"
 	"switchboard/router"
 	"switchboard/sinks"
 	"switchboard/sources"
@@ -38,6 +41,15 @@ type Source struct {
 	Filters router.Filters
 	Conf    config.Source
 	subpath bool
+	// counters are the source's outcome counters, looked up once.
+	counters map[string]prometheus.Counter
+}
+
+func (s *Source) counter(outcome string) prometheus.Counter {
+	if c := s.counters[outcome]; c != nil {
+		return c
+	}
+	return metrics.EventsReceived.WithLabelValues(s.Name, outcome, "")
 }
 
 // Lookup finds the webhook source serving a request path: the source
@@ -76,7 +88,11 @@ func Build(f *config.File) (*Snapshot, error) {
 	for _, name := range sortedKeys(f.Sources) {
 		sc := f.Sources[name]
 		at := "sources." + name
-		src := &Source{Name: name, Type: sc.Type, Path: sc.Path, Events: sc.Events, Methods: []string{"POST"}, Conf: sc}
+		src := &Source{Name: name, Type: sc.Type, Path: sc.Path, Events: sc.Events, Methods: []string{"POST"}, Conf: sc,
+			counters: map[string]prometheus.Counter{}}
+		for _, o := range []string{outcomeAccepted, outcomeFiltered, outcomeDuplicate} {
+			src.counters[o] = metrics.EventsReceived.WithLabelValues(name, o, "")
+		}
 		pinned[name] = sc.Events
 		factory, known := sources.Lookup(sc.Type)
 		var b sources.Builder

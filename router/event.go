@@ -59,14 +59,14 @@ func (e *Event) MarshalJSON() ([]byte, error) {
 	}
 	b := make([]byte, 0, 160+len(e.RawPayload))
 	b = append(b, `{"id":`...)
-	b = appendJSONString(b, e.ID)
+	b = AppendJSONString(b, e.ID)
 	b = append(b, `,"source":`...)
-	b = appendJSONString(b, e.Source)
+	b = AppendJSONString(b, e.Source)
 	b = append(b, `,"event":`...)
-	b = appendJSONString(b, e.Event)
+	b = AppendJSONString(b, e.Event)
 	if e.Status != "" {
 		b = append(b, `,"status":`...)
-		b = appendJSONString(b, e.Status)
+		b = AppendJSONString(b, e.Status)
 	}
 	b = append(b, `,"time":"`...)
 	b = e.Time.UTC().AppendFormat(b, TimeFormat)
@@ -121,9 +121,9 @@ func (e *Event) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-// appendJSONString quotes s as JSON; strconv.AppendQuote is not JSON for
+// AppendJSONString appends s quoted as JSON; strconv.AppendQuote is not JSON for
 // non-ASCII control characters, so fall back to encoding/json when needed.
-func appendJSONString(b []byte, s string) []byte {
+func AppendJSONString(b []byte, s string) []byte {
 	for i := 0; i < len(s); i++ {
 		if c := s[i]; c < 0x20 || c == '"' || c == '\\' || c >= 0x7f || c == '<' || c == '>' || c == '&' {
 			q, _ := json.Marshal(s)

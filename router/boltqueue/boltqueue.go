@@ -325,13 +325,15 @@ func (q *Queue) Enqueue(ctx context.Context, batch []router.Routed) error {
 		seq  uint64
 	}
 	var added []queued
-	// An event routed nowhere has nothing to lose: only its dedup key is
-	// written, in the next commit, without making the request wait for the
-	// fsync. The worst a crash does then is route a provider's retry of it
-	// again, to the same no sinks.
+	// An event routed nowhere has nothing to lose and nothing to deliver
+	// twice: nothing is written for it, and it costs no fsync. (Its retry
+	// is routed again, to the same no sinks.)
 	wait := false
 	for _, r := range batch {
 		wait = wait || len(r.Sinks) > 0
+	}
+	if !wait {
+		return nil
 	}
 	dups := make([]bool, len(batch))
 	o := &op{}
@@ -339,6 +341,9 @@ func (q *Queue) Enqueue(ctx context.Context, batch []router.Routed) error {
 		added = added[:0]
 		var need int64
 		for i, r := range batch {
+			if len(r.Sinks) == 0 {
+				continue
+			}
 			if q.seen(tx, r.Event.Source, r.Event.ID, w.now) {
 				dups[i] = true
 				continue
@@ -355,14 +360,11 @@ func (q *Queue) Enqueue(ctx context.Context, batch []router.Routed) error {
 		}
 		events, refs, pending := tx.Bucket(bucketEvents), tx.Bucket(bucketRefs), tx.Bucket(bucketPending)
 		for i, r := range batch {
-			if dups[i] {
+			if dups[i] || len(r.Sinks) == 0 {
 				continue
 			}
 			if err := q.remember(tx, r.Event.Source, r.Event.ID, w.now); err != nil {
 				return hard(err)
-			}
-			if len(r.Sinks) == 0 {
-				continue
 			}
 			eseq, err := events.NextSequence()
 			if err != nil {
@@ -393,10 +395,8 @@ func (q *Queue) Enqueue(ctx context.Context, batch []router.Routed) error {
 		if err != nil {
 			return
 		}
-		if wait { // the caller is blocked until after returns
-			for i := range batch {
-				batch[i].Duplicate = dups[i]
-			}
+		for i := range batch { // the caller is blocked until after returns
+			batch[i].Duplicate = dups[i]
 		}
 		q.mu.Lock()
 		for _, a := range added {
@@ -406,7 +406,7 @@ func (q *Queue) Enqueue(ctx context.Context, batch []router.Routed) error {
 		}
 		q.mu.Unlock()
 	}
-	return q.submit(ctx, o, wait)
+	return q.submit(ctx, o, true)
 }
 
 // Next implements router.Queue.
