@@ -16,6 +16,7 @@ import (
 
 	"switchboard/config"
 	"switchboard/daemon"
+	"switchboard/daemon/daemontest"
 	"switchboard/router/boltqueue"
 )
 
@@ -23,7 +24,7 @@ import (
 type reloadRig struct {
 	dir, path string
 	d         *daemon.Daemon
-	rcv       *receiver
+	rcv       *daemontest.Receiver
 }
 
 func reloadConfig(dir, url, rule string) string {
@@ -48,8 +49,16 @@ const ruleToArchive = `  - { name: to-archive, to: [archive] }
 func newReloadRig(t *testing.T, rules string) *reloadRig {
 	t.Helper()
 	dir := t.TempDir()
-	r := &reloadRig{dir: dir, path: filepath.Join(dir, "switchboard.yaml"), rcv: newReceiver(t)}
+	r := &reloadRig{dir: dir, path: filepath.Join(dir, "switchboard.yaml"), rcv: daemontest.NewReceiver(t)}
 	r.write(t, reloadConfig(dir, r.rcv.URL, rules))
+	r.start(t)
+	return r
+}
+
+// start runs the daemon on the config at r.path, watching it: unlike
+// daemontest.Start, ConfigPath must be set before the daemon starts.
+func (r *reloadRig) start(t *testing.T) {
+	t.Helper()
 	f, err := config.Load(r.path)
 	if err != nil {
 		t.Fatal(err)
@@ -65,10 +74,10 @@ func newReloadRig(t *testing.T, rules string) *reloadRig {
 	r.d = daemon.New(snap, q, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	r.d.ConfigPath = r.path
 	if err := r.d.Start(); err != nil {
+		q.Close()
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { r.d.Shutdown(t.Context()) })
-	return r
 }
 
 func (r *reloadRig) write(t *testing.T, content string) {
@@ -90,7 +99,7 @@ func (r *reloadRig) rules() string {
 
 func (r *reloadRig) waitRules(t *testing.T, want string) {
 	t.Helper()
-	eventually(t, "rules "+want, func() bool { return r.rules() == want })
+	daemontest.Eventually(t, "rules "+want, func() bool { return r.rules() == want })
 }
 
 func TestReloadOnEveryKindOfEdit(t *testing.T) {
@@ -132,24 +141,14 @@ func TestReloadOnEveryKindOfEdit(t *testing.T) {
 // swaps the ..data symlink to a new timestamped directory.
 func TestReloadKubernetesConfigMapSwap(t *testing.T) {
 	dir := t.TempDir()
-	rcv := newReceiver(t)
+	rcv := daemontest.NewReceiver(t)
 	mount := filepath.Join(dir, "mount")
 	os.MkdirAll(filepath.Join(mount, "..2026_11_23_v1"), 0o755)
 	os.WriteFile(filepath.Join(mount, "..2026_11_23_v1", "switchboard.yaml"), []byte(reloadConfig(dir, rcv.URL, ruleToCRM)), 0o644)
 	os.Symlink("..2026_11_23_v1", filepath.Join(mount, "..data"))
 	os.Symlink(filepath.Join("..data", "switchboard.yaml"), filepath.Join(mount, "switchboard.yaml"))
 	r := &reloadRig{dir: dir, path: filepath.Join(mount, "switchboard.yaml"), rcv: rcv}
-	f, err := config.Load(r.path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	snap, _ := daemon.Build(f)
-	r.d = daemon.New(snap, nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	r.d.ConfigPath = r.path
-	if err := r.d.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { r.d.Shutdown(t.Context()) })
+	r.start(t)
 
 	os.MkdirAll(filepath.Join(mount, "..2026_11_23_v2"), 0o755)
 	os.WriteFile(filepath.Join(mount, "..2026_11_23_v2", "switchboard.yaml"), []byte(reloadConfig(dir, rcv.URL, ruleToArchive)), 0o644)
@@ -259,14 +258,14 @@ func TestReloadStormLosesAndDuplicatesNothing(t *testing.T) {
 	close(stop)
 	wg.Wait()
 	seen := map[string]int{}
-	eventually(t, "every accepted event delivered", func() bool {
+	daemontest.Eventually(t, "every accepted event delivered", func() bool {
 		clear(seen)
-		for _, b := range r.rcv.got() {
+		for _, b := range r.rcv.Got() {
 			var e map[string]any
 			json.Unmarshal([]byte(b), &e)
 			seen[e["id"].(string)]++
 		}
-		for _, l := range readLines(t, filepath.Join(r.dir, "events.jsonl")) {
+		for _, l := range daemontest.ReadLines(t, filepath.Join(r.dir, "events.jsonl")) {
 			seen[l["id"].(string)]++
 		}
 		return int64(len(seen)) >= n.Load()
@@ -282,14 +281,7 @@ func TestReloadStormLosesAndDuplicatesNothing(t *testing.T) {
 
 func postAdmin(t *testing.T, d *daemon.Daemon, path string) (int, map[string]any) {
 	t.Helper()
-	resp, err := http.Post("http://"+d.AdminAddr()+path, "application/json", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var m map[string]any
-	json.NewDecoder(resp.Body).Decode(&m)
-	return resp.StatusCode, m
+	return daemontest.Post(t, "http://"+d.AdminAddr()+path, "", "Content-Type", "application/json")
 }
 
 func scrape(t *testing.T, d *daemon.Daemon, metric string) string {

@@ -1,13 +1,6 @@
 package bird_test
 
 import (
-	"bufio"
-	"context"
-	"encoding/json"
-	"io"
-	"log/slog"
-	"net/http"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -16,7 +9,7 @@ import (
 
 	"switchboard/config"
 	"switchboard/daemon"
-	"switchboard/router/boltqueue"
+	"switchboard/daemon/daemontest"
 	_ "switchboard/sinks/all"
 	"switchboard/sources/bird"
 )
@@ -59,56 +52,10 @@ rules:
 `
 }
 
-func start(t *testing.T, yaml string) *daemon.Daemon {
-	t.Helper()
-	f, err := config.Parse([]byte(yaml))
-	if err != nil {
-		t.Fatalf("config: %v", err)
-	}
-	snap, err := daemon.Build(f)
-	if err != nil {
-		t.Fatalf("build: %v", err)
-	}
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	if testing.Verbose() {
-		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	}
-	// The durable queue, as in production: it is what recognises a
-	// provider's retry of an accepted event.
-	q, err := boltqueue.Open(boltqueue.Options{Dir: f.Queue.Dir, MaxBytes: int64(f.Queue.MaxBytes), DedupWindow: f.Queue.DedupWindow, Log: log})
-	if err != nil {
-		t.Fatalf("queue: %v", err)
-	}
-	d := daemon.New(snap, q, log)
-	if err := d.Start(); err != nil {
-		t.Fatalf("start: %v", err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		d.Shutdown(ctx)
-	})
-	return d
-}
-
+// send is daemontest.Send with Bird's Content-Type.
 func send(t *testing.T, method, url, body string, header ...string) (int, map[string]any) {
 	t.Helper()
-	req, err := http.NewRequest(method, url, strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	for i := 0; i+1 < len(header); i += 2 {
-		req.Header.Set(header[i], header[i+1])
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var m map[string]any
-	json.NewDecoder(resp.Body).Decode(&m)
-	return resp.StatusCode, m
+	return daemontest.Send(t, method, url, body, append([]string{"Content-Type", "application/json"}, header...)...)
 }
 
 // signed returns the headers Bird sends for body POSTed to url at ts.
@@ -126,42 +73,9 @@ func call(event, id, status string) string {
 		`","from":"+31687654321","to":"+31612345678","createdAt":"2026-11-23T07:10:00.000Z","updatedAt":"2026-11-23T07:11:39.000Z"}}`
 }
 
-func readLines(t *testing.T, path string) []map[string]any {
-	t.Helper()
-	f, err := os.Open(path)
-	if os.IsNotExist(err) {
-		return nil
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	var out []map[string]any
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		var m map[string]any
-		if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
-			t.Fatalf("%s: line is not JSON: %v: %s", path, err, sc.Text())
-		}
-		out = append(out, m)
-	}
-	return out
-}
-
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 func TestEndToEndAcceptsAndFilters(t *testing.T) {
 	dir := t.TempDir()
-	d := start(t, configFor(dir))
+	d := daemontest.Start(t, configFor(dir))
 	base := "http://" + d.WebhookAddr()
 	now := time.Now()
 
@@ -217,13 +131,13 @@ func TestEndToEndAcceptsAndFilters(t *testing.T) {
 	}
 
 	archive := filepath.Join(dir, "events.jsonl")
-	eventually(t, "five archived events", func() bool { return len(readLines(t, archive)) >= 5 })
+	daemontest.Eventually(t, "five archived events", func() bool { return len(daemontest.ReadLines(t, archive)) >= 5 })
 	time.Sleep(100 * time.Millisecond)
-	if n := len(readLines(t, archive)); n != 5 {
+	if n := len(daemontest.ReadLines(t, archive)); n != 5 {
 		t.Errorf("archive has %d events, want 5: the retry must not be routed again", n)
 	}
 	byID := map[string]map[string]any{}
-	for _, l := range readLines(t, archive) {
+	for _, l := range daemontest.ReadLines(t, archive) {
 		byID[l["id"].(string)] = l
 	}
 	for _, id := range []string{"in-1:completed", "in-2:failed", "out-2:busy", "out-3:completed", "legacy-1:outgoing_call_completed"} {
@@ -242,7 +156,7 @@ func TestEndToEndAcceptsAndFilters(t *testing.T) {
 
 func TestEndToEndRejectionsRouteNothing(t *testing.T) {
 	dir := t.TempDir()
-	d := start(t, configFor(dir))
+	d := daemontest.Start(t, configFor(dir))
 	base := "http://" + d.WebhookAddr()
 	now := time.Now()
 	good := call("voice.inbound", "in-1", "failed")
@@ -297,9 +211,9 @@ func TestEndToEndRejectionsRouteNothing(t *testing.T) {
 		t.Fatalf("good request after the rejections: got %d %v", code, resp)
 	}
 	archive := filepath.Join(dir, "events.jsonl")
-	eventually(t, "the one accepted event", func() bool { return len(readLines(t, archive)) == 1 })
+	daemontest.Eventually(t, "the one accepted event", func() bool { return len(daemontest.ReadLines(t, archive)) == 1 })
 	time.Sleep(100 * time.Millisecond)
-	if lines := readLines(t, archive); len(lines) != 1 || lines[0]["id"] != "in-1:failed" {
+	if lines := daemontest.ReadLines(t, archive); len(lines) != 1 || lines[0]["id"] != "in-1:failed" {
 		t.Errorf("archive = %v, want only in-1:failed: rejected requests must route nothing", lines)
 	}
 }

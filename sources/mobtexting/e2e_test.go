@@ -1,11 +1,6 @@
 package mobtexting_test
 
 import (
-	"bufio"
-	"context"
-	"encoding/json"
-	"io"
-	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -15,35 +10,10 @@ import (
 
 	"switchboard/config"
 	"switchboard/daemon"
+	"switchboard/daemon/daemontest"
 	_ "switchboard/sinks/all"
 	_ "switchboard/sources/mobtexting"
 )
-
-func start(t *testing.T, yaml string) string {
-	t.Helper()
-	f, err := config.Parse([]byte(yaml))
-	if err != nil {
-		t.Fatalf("config: %v", err)
-	}
-	snap, err := daemon.Build(f)
-	if err != nil {
-		t.Fatalf("build: %v", err)
-	}
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	if testing.Verbose() {
-		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	}
-	d := daemon.New(snap, nil, log)
-	if err := d.Start(); err != nil {
-		t.Fatalf("start: %v", err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		d.Shutdown(ctx)
-	})
-	return "http://" + d.WebhookAddr()
-}
 
 func configFor(dir string) string {
 	return `
@@ -75,26 +45,13 @@ type call struct {
 	header                    []string
 }
 
-func (c call) do(t *testing.T, base string) (int, map[string]any, http.Header) {
+func (c call) do(t *testing.T, base string) (int, map[string]any) {
 	t.Helper()
-	req, err := http.NewRequest(c.method, base+c.path, strings.NewReader(c.body))
-	if err != nil {
-		t.Fatal(err)
-	}
+	header := c.header
 	if c.ctype != "" {
-		req.Header.Set("Content-Type", c.ctype)
+		header = append([]string{"Content-Type", c.ctype}, header...)
 	}
-	for i := 0; i+1 < len(c.header); i += 2 {
-		req.Header.Set(c.header[i], c.header[i+1])
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var m map[string]any
-	json.NewDecoder(resp.Body).Decode(&m)
-	return resp.StatusCode, m, resp.Header
+	return daemontest.Send(t, c.method, base+c.path, c.body, header...)
 }
 
 func sample(t *testing.T, name string) string {
@@ -106,45 +63,12 @@ func sample(t *testing.T, name string) string {
 	return strings.TrimSpace(string(b))
 }
 
-func readLines(t *testing.T, path string) []map[string]any {
-	t.Helper()
-	f, err := os.Open(path)
-	if os.IsNotExist(err) {
-		return nil
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	var out []map[string]any
-	sc := bufio.NewScanner(f)
-	sc.Buffer(nil, 1<<20)
-	for sc.Scan() {
-		var m map[string]any
-		if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
-			t.Fatalf("%s: line is not JSON: %v: %s", path, err, sc.Text())
-		}
-		out = append(out, m)
-	}
-	return out
-}
-
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 var bearer = []string{"Authorization", "Bearer s3cret"}
 
 func TestEndToEnd(t *testing.T) {
 	dir := t.TempDir()
-	base := start(t, configFor(dir))
+	d := daemontest.Start(t, configFor(dir))
+	base := "http://" + d.WebhookAddr()
 	archive := filepath.Join(dir, "events.jsonl")
 
 	accepted := []struct {
@@ -170,21 +94,21 @@ func TestEndToEnd(t *testing.T) {
 			"5f0e8a3c-3b1d-4f7e-9a51-2d9c7b1e4a10:1:UNDELIV"},
 	}
 	for _, tc := range accepted {
-		code, resp, _ := tc.call.do(t, base)
+		code, resp := tc.call.do(t, base)
 		if code != 200 || resp["status"] != "accepted" || resp["id"] != tc.id {
 			t.Errorf("%s: got %d %v, want 200 accepted %s", tc.name, code, resp, tc.id)
 		}
 	}
 
 	// The source takes undelivered reports only, like a subscription.
-	code, resp, _ := call{"POST", "/hooks/undelivered", sample(t, "sms-message-status.json"), "application/json", nil}.do(t, base)
+	code, resp := call{"POST", "/hooks/undelivered", sample(t, "sms-message-status.json"), "application/json", nil}.do(t, base)
 	if code != 200 || resp["status"] != "filtered" {
 		t.Errorf("delivered report at the undelivered source: got %d %v, want 200 filtered", code, resp)
 	}
 
 	// The verification handshake, without the bearer secret.
 	hs := `{"validation_key":"vk-1","challenge":"ch-42"}`
-	code, resp, _ = call{"POST", "/hooks/mob?token=vt-123", hs, "application/json", nil}.do(t, base)
+	code, resp = call{"POST", "/hooks/mob?token=vt-123", hs, "application/json", nil}.do(t, base)
 	if code != 200 || resp["challenge"] != "ch-42" || len(resp) != 1 {
 		t.Errorf("handshake: got %d %v, want 200 {challenge: ch-42}", code, resp)
 	}
@@ -217,19 +141,27 @@ func TestEndToEnd(t *testing.T) {
 			413, "body is larger than server.max_body_bytes"},
 	}
 	for _, tc := range rejected {
-		code, resp, hdr := tc.call.do(t, base)
+		code, resp := tc.call.do(t, base)
 		msg, _ := resp["error"].(string)
 		if code != tc.status || !strings.HasPrefix(msg, tc.msg) {
 			t.Errorf("%s: got %d %q, want %d %q", tc.name, code, msg, tc.status, tc.msg)
 		}
-		if code == 405 && hdr.Get("Allow") != "GET, POST, PUT" {
-			t.Errorf("405 Allow = %q", hdr.Get("Allow"))
+	}
+	// A 405 names the methods the source takes.
+	req, _ := http.NewRequest("DELETE", base+"/hooks/mob", nil)
+	req.Header.Set(bearer[0], bearer[1])
+	if resp, err := http.DefaultClient.Do(req); err != nil {
+		t.Error(err)
+	} else {
+		resp.Body.Close()
+		if resp.StatusCode != 405 || resp.Header.Get("Allow") != "GET, POST, PUT" {
+			t.Errorf("DELETE: got %d with Allow %q, want 405 with Allow \"GET, POST, PUT\"", resp.StatusCode, resp.Header.Get("Allow"))
 		}
 	}
 
-	eventually(t, "the accepted events in the file sink", func() bool { return len(readLines(t, archive)) == len(accepted) })
+	daemontest.Eventually(t, "the accepted events in the file sink", func() bool { return len(daemontest.ReadLines(t, archive)) == len(accepted) })
 	time.Sleep(100 * time.Millisecond)
-	lines := readLines(t, archive)
+	lines := daemontest.ReadLines(t, archive)
 	if len(lines) != len(accepted) {
 		t.Fatalf("file sink has %d events, want %d: rejected, filtered and handshake requests must route nothing", len(lines), len(accepted))
 	}

@@ -1,12 +1,6 @@
 package telecmi_test
 
 import (
-	"bufio"
-	"context"
-	"encoding/json"
-	"io"
-	"log/slog"
-	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -14,17 +8,15 @@ import (
 	"testing"
 	"time"
 
-	"switchboard/config"
-	"switchboard/daemon"
+	"switchboard/daemon/daemontest"
 	_ "switchboard/sinks/all"
 	_ "switchboard/sources/telecmi"
 )
 
 const token = "e2e-token-0123456789abcdef"
 
-func startDaemon(t *testing.T, dir string) string {
-	t.Helper()
-	yaml := `
+func configFor(dir string) string {
+	return `
 server: { listen: "127.0.0.1:0", max_body_bytes: 2KiB }
 admin: { listen: "127.0.0.1:0" }
 queue: { dir: ` + dir + ` }
@@ -49,69 +41,6 @@ rules:
   - name: everything
     to: [archive]
 `
-	f, err := config.Parse([]byte(yaml))
-	if err != nil {
-		t.Fatalf("config: %v", err)
-	}
-	snap, err := daemon.Build(f)
-	if err != nil {
-		t.Fatalf("build: %v", err)
-	}
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	if testing.Verbose() {
-		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	}
-	d := daemon.New(snap, nil, log)
-	if err := d.Start(); err != nil {
-		t.Fatalf("start: %v", err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		d.Shutdown(ctx)
-	})
-	return "http://" + d.WebhookAddr()
-}
-
-func send(t *testing.T, method, url, body string, header ...string) (int, map[string]string) {
-	t.Helper()
-	req, err := http.NewRequest(method, url, strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := 0; i+1 < len(header); i += 2 {
-		req.Header.Set(header[i], header[i+1])
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var m map[string]string
-	json.NewDecoder(resp.Body).Decode(&m)
-	return resp.StatusCode, m
-}
-
-func archived(t *testing.T, path string) []map[string]any {
-	t.Helper()
-	f, err := os.Open(path)
-	if os.IsNotExist(err) {
-		return nil
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	var out []map[string]any
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		var m map[string]any
-		if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
-			t.Fatalf("%s: line is not JSON: %v", path, err)
-		}
-		out = append(out, m)
-	}
-	return out
 }
 
 func readSample(t *testing.T, name string) string {
@@ -125,7 +54,8 @@ func readSample(t *testing.T, name string) string {
 
 func TestEndToEnd(t *testing.T) {
 	dir := t.TempDir()
-	base := startDaemon(t, dir)
+	d := daemontest.Start(t, configFor(dir))
+	base := "http://" + d.WebhookAddr()
 	archive := filepath.Join(dir, "events.jsonl")
 	const (
 		jsonCT = "application/json"
@@ -150,24 +80,18 @@ func TestEndToEnd(t *testing.T) {
 	}
 	for _, tc := range accepted {
 		t.Run(tc.name, func(t *testing.T) {
-			code, resp := send(t, tc.method, tc.url, tc.body, "Content-Type", tc.ctype)
+			code, resp := daemontest.Send(t, tc.method, tc.url, tc.body, "Content-Type", tc.ctype)
 			if code != 200 || resp["status"] != "accepted" || resp["id"] != tc.id {
 				t.Fatalf("got %d %v, want 200 accepted %s", code, resp, tc.id)
 			}
 		})
 	}
 
-	// A resend of the same notification has the same id, so a queue that
-	// remembers ids acknowledges it as a duplicate (the in-memory queue of
-	// this test accepts it again).
-	resent := 0
-	code, resp := send(t, "POST", base+"/hooks/telecmi/"+token, readSample(t, "live-outgoing-answered-leg-a.json"), "Content-Type", jsonCT)
-	switch {
-	case code == 200 && resp["status"] == "accepted" && resp["id"] == accepted[0].id:
-		resent = 1
-	case code == 200 && resp["status"] == "duplicate":
-	default:
-		t.Errorf("resend: got %d %v, want 200 with id %s", code, resp, accepted[0].id)
+	// A resend of the same notification has the same id, so the queue
+	// acknowledges it as a duplicate and does not route it again.
+	code, resp := daemontest.Post(t, base+"/hooks/telecmi/"+token, readSample(t, "live-outgoing-answered-leg-a.json"), "Content-Type", jsonCT)
+	if code != 200 || resp["status"] != "duplicate" || resp["id"] != accepted[0].id {
+		t.Errorf("resend: got %d %v, want 200 duplicate %s", code, resp, accepted[0].id)
 	}
 
 	filtered := []struct{ name, body string }{
@@ -176,7 +100,7 @@ func TestEndToEnd(t *testing.T) {
 	}
 	for _, tc := range filtered {
 		t.Run("filtered "+tc.name, func(t *testing.T) {
-			code, resp := send(t, "POST", base+"/hooks/cdrs", tc.body, "Content-Type", jsonCT)
+			code, resp := daemontest.Post(t, base+"/hooks/cdrs", tc.body, "Content-Type", jsonCT)
 			if code != 200 || resp["status"] != "filtered" {
 				t.Fatalf("got %d %v, want 200 filtered", code, resp)
 			}
@@ -216,7 +140,7 @@ func TestEndToEnd(t *testing.T) {
 	}
 	for _, tc := range rejected {
 		t.Run("rejected "+tc.name, func(t *testing.T) {
-			code, resp := send(t, tc.method, tc.url, tc.body, append([]string{"Content-Type", jsonCT}, tc.header...)...)
+			code, resp := daemontest.Send(t, tc.method, tc.url, tc.body, append([]string{"Content-Type", jsonCT}, tc.header...)...)
 			if code != tc.status || resp["error"] != tc.msg {
 				t.Errorf("got %d %q\nwant %d %q", code, resp["error"], tc.status, tc.msg)
 			}
@@ -224,20 +148,17 @@ func TestEndToEnd(t *testing.T) {
 	}
 
 	// The trusted proxy's client, when allowed, gets through.
-	code, resp = send(t, "POST", base+"/hooks/proxied", event, "Content-Type", jsonCT, "X-Forwarded-For", "203.0.113.5")
+	code, resp = daemontest.Post(t, base+"/hooks/proxied", event, "Content-Type", jsonCT, "X-Forwarded-For", "203.0.113.5")
 	if code != 200 || resp["status"] != "accepted" {
 		t.Fatalf("trusted X-Forwarded-For: got %d %v", code, resp)
 	}
 
-	want := len(accepted) + 1 + resent
-	deadline := time.Now().Add(10 * time.Second)
-	for len(archived(t, archive)) < want && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
+	want := len(accepted) + 1
+	daemontest.Eventually(t, "the accepted events in the archive", func() bool { return len(daemontest.ReadLines(t, archive)) >= want })
 	time.Sleep(100 * time.Millisecond) // anything wrongly routed would land by now
-	lines := archived(t, archive)
+	lines := daemontest.ReadLines(t, archive)
 	if len(lines) != want {
-		t.Fatalf("archive has %d events, want %d (rejected and filtered requests route nothing)", len(lines), want)
+		t.Fatalf("archive has %d events, want %d (rejected, filtered and resent requests route nothing)", len(lines), want)
 	}
 	raw, _ := os.ReadFile(archive)
 	if strings.Contains(string(raw), token) || strings.Contains(string(raw), url.QueryEscape(token)) {
