@@ -130,7 +130,17 @@ func load(path string, out io.Writer) (*daemon.Snapshot, bool) {
 		}
 		var bps config.Problems
 		if errors.As(err, &bps) {
-			ps = append(ps, bps...)
+			// A setting the file already got wrong (an unset ${VAR}) is
+			// not reported a second time by the plug-in reading it.
+			seen := map[string]bool{}
+			for _, p := range ps {
+				seen[p.Path] = true
+			}
+			for _, p := range bps {
+				if !seen[p.Path] {
+					ps = append(ps, p)
+				}
+			}
 		} else if err != nil {
 			ps.Add("", "%v", err)
 		}

@@ -2,7 +2,9 @@
 package all
 
 import (
+	_ "switchboard/sinks/email"
 	_ "switchboard/sinks/file"
 	_ "switchboard/sinks/http"
 	_ "switchboard/sinks/log"
+	_ "switchboard/sinks/slack"
 )
