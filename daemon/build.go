@@ -134,6 +134,14 @@ func Build(f *config.File) (*Snapshot, error) {
 			s.byPath[src.Path] = src
 		case sources.StreamSource:
 			src.Stream = v
+			// A stream source subscribes to its events and may take names
+			// for them that its events do not carry (the provider's
+			// documentation aliases): the names it says it emits are the
+			// source's events, for the source filter and the rule checks.
+			if c, ok := v.(sources.Catalog); ok {
+				src.Events = c.Events()
+				pinned[name] = src.Events
+			}
 		default:
 			panic(fmt.Sprintf("source type %s built a %T, which is neither an HTTPSource nor a StreamSource", sc.Type, built))
 		}

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -18,6 +19,7 @@ import (
 	"switchboard/metrics"
 	"switchboard/router"
 	"switchboard/sinks"
+	"switchboard/sources"
 )
 
 // Daemon is a running switchboard.
@@ -148,6 +150,9 @@ func (d *Daemon) startStream(src *Source) {
 	d.wg.Add(1)
 	go func() {
 		defer d.wg.Done()
+		if l, ok := src.Stream.(sources.LogSetter); ok {
+			l.SetLogger(d.log)
+		}
 		acc := &streamAcceptor{d: d, source: src.Name}
 		if err := src.Stream.Run(ctx, acc); err != nil && ctx.Err() == nil {
 			d.log.Error("stream source stopped", "source", src.Name, "err", err)
@@ -292,6 +297,18 @@ func (d *Daemon) adminHandler() http.Handler {
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
 		if d.draining.Load() || d.queue == nil {
 			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "shutting down"})
+			return
+		}
+		// A stream source whose stream is down receives nothing.
+		var down []string
+		for name, src := range d.snap.Load().Sources {
+			if c, ok := src.Stream.(sources.Connector); ok && !c.Connected() {
+				down = append(down, name)
+			}
+		}
+		if len(down) > 0 {
+			slices.Sort(down)
+			writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "stream not connected", "sources": down})
 			return
 		}
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})

@@ -13,6 +13,7 @@ package sources
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"time"
 
@@ -69,6 +70,25 @@ type Catalog interface {
 // StreamSource runs a client that receives events, until ctx ends.
 type StreamSource interface {
 	Run(ctx context.Context, acc Acceptor) error
+}
+
+// Connector is optionally implemented by a StreamSource that can tell
+// whether its stream is up; /readyz names the sources whose stream is down.
+type Connector interface {
+	Connected() bool
+}
+
+// LogSetter is optionally implemented by a StreamSource that logs; the
+// daemon hands it its logger before Run.
+type LogSetter interface {
+	SetLogger(*slog.Logger)
+}
+
+// JSONParser is optionally implemented by a StreamSource whose events can
+// be written as JSON (as the provider's tools print them), so that `route`
+// can dry-run them.
+type JSONParser interface {
+	ParseJSON(b []byte, received time.Time) ([]*router.Event, error)
 }
 
 // Acceptor takes events from a stream source. Accept returns only when the

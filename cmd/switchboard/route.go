@@ -47,6 +47,8 @@ sink was chosen: test a rule change against real traffic before deploying.
 
 The payload is read from PAYLOAD_FILE, or standard input with -. Without a
 payload the request is a GET carrying only --query (for GET-style sources).
+For a stream source (cisco) the payload is one event as the provider's tools
+print it (grpcurl's JSON).
 
 Examples:
   switchboard route -c switchboard.yaml --source bird examples/bird/voice-failed.json
@@ -175,6 +177,17 @@ func (e usageError) Error() string { return e.msg }
 // rejection.
 func dryRun(snap *daemon.Snapshot, dr dryRequest) ([]routeResult, []byte, error) {
 	src := snap.Sources[dr.Source]
+	if p, ok := streamParser(src); ok && dr.Body != nil {
+		evs, err := p.ParseJSON(dr.Body, time.Now().UTC())
+		if err != nil {
+			return nil, nil, err
+		}
+		results := make([]routeResult, 0, len(evs))
+		for _, ev := range evs {
+			results = append(results, routeOne(snap, src, ev))
+		}
+		return results, nil, nil
+	}
 	if src == nil || src.HTTP == nil {
 		return nil, nil, usageError{fmt.Sprintf("no webhook source named %q; sources: %s", dr.Source, strings.Join(webhookNames(snap), ", "))}
 	}
@@ -406,10 +419,19 @@ func indent(s, prefix string) string {
 	return prefix + strings.ReplaceAll(strings.TrimRight(s, "\n"), "\n", "\n"+prefix)
 }
 
+// streamParser is the JSON parser of a stream source that has one.
+func streamParser(src *daemon.Source) (sources.JSONParser, bool) {
+	if src == nil || src.Stream == nil {
+		return nil, false
+	}
+	p, ok := src.Stream.(sources.JSONParser)
+	return p, ok
+}
+
 func webhookNames(snap *daemon.Snapshot) []string {
 	var out []string
 	for name, s := range snap.Sources {
-		if s.HTTP != nil {
+		if _, ok := streamParser(s); s.HTTP != nil || ok {
 			out = append(out, name)
 		}
 	}
