@@ -10,6 +10,9 @@
 // milliseconds), else the receipt time; `payload` is the whole object, not
 // unwrapped. All fields are dotted paths from the object's root.
 //
+// Bodies that are not strict JSON but what documentation pages print
+// (trailing commas, single quotes, unquoted keys) are accepted too.
+//
 // Authentication is optional: a bearer token or HTTP basic credentials,
 // compared in constant time.
 package generic
@@ -112,11 +115,11 @@ func (s *Source) Parse(req *sources.Request) (*sources.Result, error) {
 }
 
 func (s *Source) event(raw []byte, received time.Time) (*router.Event, error) {
-	payload, err := router.DecodeObject(raw)
+	payload, strict, err := sources.DecodeObject(raw)
 	if err != nil {
-		return nil, sources.Reject(http.StatusBadRequest, "bad_json", "body is not a JSON object: %v", err)
+		return nil, err
 	}
-	ev := &router.Event{Source: s.name, ReceivedAt: received, Time: received, Payload: payload, RawPayload: raw, Body: raw}
+	ev := &router.Event{Source: s.name, ReceivedAt: received, Time: received, Payload: payload, RawPayload: strict, Body: raw}
 	ev.Event = s.opts.Event
 	if ev.Event == "" {
 		v, _ := router.LookupPath(payload, s.opts.EventField)
