@@ -61,7 +61,7 @@ func (d *Daemon) serveWebhook(w http.ResponseWriter, r *http.Request) {
 		w.Write(res.Reply)
 		return
 	}
-	headers := lowerHeaders(r.Header)
+	headers := EventHeaders(r.Header)
 	for _, ev := range res.Events {
 		ev.Headers = headers
 	}
@@ -194,10 +194,19 @@ func (d *Daemon) reject(w http.ResponseWriter, source, reason string, status int
 	writeJSON(w, status, map[string]string{"error": msg})
 }
 
-func lowerHeaders(h http.Header) map[string]string {
+// credentialHeaders are never kept with an event: the event is stored in
+// the queue and shown to templates, and a sender's credentials belong in
+// neither.
+var credentialHeaders = map[string]bool{
+	"Authorization": true, "Proxy-Authorization": true, "Cookie": true,
+}
+
+// EventHeaders is the event's view of the request headers: lower-case name
+// to first value, credentials left out.
+func EventHeaders(h http.Header) map[string]string {
 	m := make(map[string]string, len(h))
 	for k, v := range h {
-		if len(v) > 0 {
+		if len(v) > 0 && !credentialHeaders[k] {
 			m[strings.ToLower(k)] = v[0]
 		}
 	}

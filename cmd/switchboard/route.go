@@ -226,10 +226,7 @@ func dryRun(snap *daemon.Snapshot, dr dryRequest) ([]routeResult, []byte, error)
 	}
 	results := make([]routeResult, 0, len(res.Events))
 	for _, ev := range res.Events {
-		ev.Headers = map[string]string{}
-		for k, v := range req.Header {
-			ev.Headers[strings.ToLower(k)] = v[0]
-		}
+		ev.Headers = daemon.EventHeaders(req.Header)
 		results = append(results, routeOne(snap, src, ev))
 	}
 	return results, nil, nil
