@@ -106,8 +106,8 @@ func (d *Daemon) serveWebhook(w http.ResponseWriter, r *http.Request) {
 
 // accept applies the source's own events and filters, routes what passes
 // and queues its deliveries; the queue recognises provider retries of
-// events already accepted and queues nothing for them. It returns one outcome per event; an error means nothing was
-// queued.
+// events already accepted and queues nothing for them. It returns one
+// outcome per event; an error means nothing was queued.
 func (d *Daemon) accept(ctx context.Context, src *Source, events []*router.Event) ([]string, error) {
 	// Route and enqueue under the swap lock, with the snapshot current
 	// now: see Daemon.swap.
