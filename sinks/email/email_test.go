@@ -21,29 +21,17 @@ import (
 	"switchboard/config"
 	"switchboard/router"
 	"switchboard/sinks"
+	"switchboard/sinks/sinktest"
 )
 
 // build decodes raw the way the host does and builds the sink.
 func build(t *testing.T, raw map[string]any) *Sink {
 	t.Helper()
-	s, err := buildErr(raw)
-	if err != nil {
-		t.Fatalf("Build: %v", err)
-	}
-	t.Cleanup(func() { s.(*Sink).Close() })
-	return s.(*Sink)
+	return sinktest.MustBuild[*Sink](t, "email", "digest", raw)
 }
 
 func buildErr(raw map[string]any) (router.Sink, error) {
-	f, ok := sinks.Lookup("email")
-	if !ok {
-		panic("email sink not registered")
-	}
-	b := f()
-	if ps := config.Decode(raw, b, ""); len(ps) > 0 {
-		return nil, ps
-	}
-	return b.Build(sinks.Info{Name: "digest"})
+	return sinktest.Build("email", "digest", raw)
 }
 
 // settings are a sink's settings for ts with the given smtp extras.

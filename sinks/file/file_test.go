@@ -17,39 +17,17 @@ import (
 
 	"switchboard/config"
 	"switchboard/router"
-	"switchboard/sinks"
+	"switchboard/sinks/sinktest"
 )
 
 func buildErr(raw map[string]any) (router.Sink, error) {
-	f, ok := sinks.Lookup("file")
-	if !ok {
-		panic("file sink not registered")
-	}
-	b := f()
-	if ps := config.Decode(raw, b, ""); len(ps) > 0 {
-		return nil, ps
-	}
-	return b.Build(sinks.Info{Name: "archive"})
+	return sinktest.Build("file", "archive", raw)
 }
 
+// build decodes raw the way the host does and builds the sink.
 func build(t *testing.T, raw map[string]any) *Sink {
 	t.Helper()
-	s, err := buildErr(raw)
-	if err != nil {
-		t.Fatalf("Build: %v", err)
-	}
-	t.Cleanup(func() { s.(*Sink).Close() })
-	return s.(*Sink)
-}
-
-func event(id string) *router.Event {
-	return &router.Event{
-		ID: id, Source: "bird", Event: "voice.inbound", Status: "failed",
-		Time:       time.Date(2026, 11, 23, 7, 0, 0, 123e6, time.UTC),
-		ReceivedAt: time.Date(2026, 11, 23, 7, 0, 0, 125e6, time.UTC),
-		Payload:    map[string]any{"to": "+31612345678", "duration": 0},
-		RawPayload: []byte(`{"to":"+31612345678","duration":0}`),
-	}
+	return sinktest.MustBuild[*Sink](t, "file", "archive", raw)
 }
 
 func readLines(t *testing.T, path string) []string {
@@ -72,7 +50,7 @@ func readLines(t *testing.T, path string) []string {
 func TestLinesAreTheNormalizedEvent(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "events.jsonl")
 	s := build(t, map[string]any{"path": path})
-	events := []*router.Event{event("e1"), event("e2"), event("e3")}
+	events := []*router.Event{sinktest.Event("e1"), sinktest.Event("e2"), sinktest.Event("e3")}
 	events[1].Status = "" // no status: the field is left out, the line stays valid
 	events[2].RawPayload = nil
 	for _, e := range events {
@@ -101,7 +79,7 @@ func TestAppendsToAnExistingFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := build(t, map[string]any{"path": path})
-	if err := s.Send(context.Background(), event("e1")); err != nil {
+	if err := s.Send(context.Background(), sinktest.Event("e1")); err != nil {
 		t.Fatal(err)
 	}
 	if lines := readLines(t, path); len(lines) != 2 || lines[0] != `{"earlier":true}` {
@@ -119,7 +97,7 @@ func TestConcurrentSendsWriteWholeLines(t *testing.T) {
 			for i := range each {
 				// One event per delivery: an event's cached encoding is not
 				// safe to build from several goroutines (see the report).
-				if err := s.Send(context.Background(), event(fmt.Sprintf("w%d-%d", w, i))); err != nil {
+				if err := s.Send(context.Background(), sinktest.Event(fmt.Sprintf("w%d-%d", w, i))); err != nil {
 					t.Error(err)
 				}
 			}
@@ -149,7 +127,7 @@ func TestCreatesParentDirectoriesOnFirstSend(t *testing.T) {
 	if _, err := os.Stat(filepath.Dir(path)); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("Build created %s (err %v); it must create nothing", filepath.Dir(path), err)
 	}
-	if err := s.Send(context.Background(), event("e1")); err != nil {
+	if err := s.Send(context.Background(), sinktest.Event("e1")); err != nil {
 		t.Fatal(err)
 	}
 	fi, err := os.Stat(path)
@@ -164,7 +142,7 @@ func TestCreatesParentDirectoriesOnFirstSend(t *testing.T) {
 func TestWriteErrorsAreTransient(t *testing.T) {
 	dir := t.TempDir() // the path is a directory: every open fails
 	s := build(t, map[string]any{"path": dir})
-	err := s.Send(context.Background(), event("e1"))
+	err := s.Send(context.Background(), sinktest.Event("e1"))
 	if err == nil || router.IsPermanent(err) {
 		t.Fatalf("err = %v, want a transient error", err)
 	}
@@ -173,13 +151,13 @@ func TestWriteErrorsAreTransient(t *testing.T) {
 func TestSendAfterCloseFails(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "events.jsonl")
 	s := build(t, map[string]any{"path": path})
-	if err := s.Send(context.Background(), event("e1")); err != nil {
+	if err := s.Send(context.Background(), sinktest.Event("e1")); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Send(context.Background(), event("e2")); err == nil || router.IsPermanent(err) {
+	if err := s.Send(context.Background(), sinktest.Event("e2")); err == nil || router.IsPermanent(err) {
 		t.Errorf("Send after Close = %v, want a transient error", err)
 	}
 }
@@ -204,7 +182,7 @@ func TestRotation(t *testing.T) {
 			}
 			const n = 40
 			for i := range n {
-				if err := s.Send(context.Background(), event(fmt.Sprintf("e%02d", i))); err != nil {
+				if err := s.Send(context.Background(), sinktest.Event(fmt.Sprintf("e%02d", i))); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -256,7 +234,7 @@ func TestNoRotationWithoutMaxSize(t *testing.T) {
 	path := filepath.Join(dir, "events.jsonl")
 	s := build(t, map[string]any{"path": path})
 	for i := range 40 {
-		if err := s.Send(context.Background(), event(fmt.Sprintf("e%d", i))); err != nil {
+		if err := s.Send(context.Background(), sinktest.Event(fmt.Sprintf("e%d", i))); err != nil {
 			t.Fatal(err)
 		}
 	}

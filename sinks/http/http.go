@@ -7,7 +7,6 @@
 package http
 
 import (
-	"bytes"
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
@@ -17,15 +16,12 @@ import (
 	"fmt"
 	"io"
 	"mime"
-	"net"
 	"net/http"
 	"net/url"
 	"sort"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
-	"unicode/utf8"
 
 	"github.com/hashicorp/go-retryablehttp"
 
@@ -41,14 +37,9 @@ const (
 	BodyTemplate = "template"
 )
 
-const (
-	// snippetLen bounds how much of a failed answer goes into the error,
-	// which ends up in logs and dead letters.
-	snippetLen = 200
-	// drainLimit is how much of an answer is read before closing so that
-	// the connection can be reused; past it, closing is cheaper.
-	drainLimit = 64 << 10
-)
+// drainLimit is how much of an answer is read before closing so that the
+// connection can be reused; past it, closing is cheaper.
+const drainLimit = 64 << 10
 
 // Options are the settings of an http sink.
 type Options struct {
@@ -149,7 +140,13 @@ func (o *Options) Build(info sinks.Info) (router.Sink, error) {
 	if len(ps) > 0 {
 		return nil, ps
 	}
-	s.transport, s.client = newClient(o.Timeout)
+	// One pool of keep-alive connections per sink, sized for its
+	// concurrency.
+	s.transport, s.client = sinks.NewHTTPClient(sinks.HTTPClientOptions{
+		Timeout:             o.Timeout,
+		MaxIdleConns:        128,
+		MaxIdleConnsPerHost: 64,
+	})
 	return s, nil
 }
 
@@ -226,70 +223,6 @@ func shownURL(u *url.URL) string {
 	c := *u
 	c.RawQuery, c.ForceQuery, c.Fragment, c.RawFragment = "", false, "", ""
 	return c.Redacted()
-}
-
-// newClient builds the sink's own client: one pool of keep-alive
-// connections per sink, sized for its concurrency.
-func newClient(timeout time.Duration) (*http.Transport, *retryablehttp.Client) {
-	tr := &http.Transport{
-		Proxy:                 http.ProxyFromEnvironment,
-		DialContext:           (&net.Dialer{Timeout: min(timeout, 30*time.Second), KeepAlive: 30 * time.Second}).DialContext,
-		ForceAttemptHTTP2:     true,
-		MaxIdleConns:          128,
-		MaxIdleConnsPerHost:   64,
-		IdleConnTimeout:       90 * time.Second,
-		TLSHandshakeTimeout:   min(timeout, 10*time.Second),
-		ExpectContinueTimeout: time.Second,
-	}
-	hc := &http.Client{
-		Transport: tr,
-		Timeout:   timeout, // per attempt: retryablehttp calls Do once per try
-		// Following a redirect would resend the headers, credentials
-		// included, to wherever the receiver points; a 3xx is reported
-		// instead so that the operator fixes the url.
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-	}
-	return tr, &retryablehttp.Client{
-		HTTPClient: hc,
-		Logger:     nil, // errors come back to the router, which logs them once
-		// Only a connection that failed before any answer is retried here,
-		// quickly; every status code reaches classify, and the router's
-		// queue owns the long retry schedule.
-		RetryMax:     2,
-		RetryWaitMin: 50 * time.Millisecond,
-		RetryWaitMax: 500 * time.Millisecond,
-		CheckRetry:   retryConnectionErrors,
-		Backoff:      retryablehttp.DefaultBackoff,
-		ErrorHandler: retryablehttp.PassthroughErrorHandler,
-	}
-}
-
-func retryConnectionErrors(ctx context.Context, _ *http.Response, err error) (bool, error) {
-	if ctx.Err() != nil {
-		return false, ctx.Err()
-	}
-	return err != nil && isConnectionError(err), nil
-}
-
-// isConnectionError reports a failure to reach the receiver or a
-// connection it dropped without answering. A timeout is not one: that
-// attempt already used the whole timeout and the receiver may be working
-// on it.
-func isConnectionError(err error) bool {
-	if isTimeout(err) {
-		return false
-	}
-	var op *net.OpError
-	if errors.As(err, &op) && op.Op == "dial" {
-		return true
-	}
-	return errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) ||
-		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)
-}
-
-func isTimeout(err error) bool {
-	var ne net.Error
-	return errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout())
 }
 
 // Sink sends events to one URL. It is safe for concurrent use.
@@ -404,7 +337,7 @@ func (s *Sink) requestError(ctx context.Context, err error) error {
 	if errors.As(err, &ue) {
 		err = ue.Err
 	}
-	if isTimeout(err) {
+	if sinks.IsTimeout(err) {
 		return fmt.Errorf("%s %s: no answer within timeout %s; raise timeout if the receiver is slow: %w",
 			s.method, s.shownURL, s.timeout, err)
 	}
@@ -415,7 +348,7 @@ func (s *Sink) requestError(ctx context.Context, err error) error {
 // outcome: nil, a transient error (possibly with a Retry-After) or a
 // permanent one.
 func (s *Sink) classify(resp *http.Response) error {
-	head, _ := io.ReadAll(io.LimitReader(resp.Body, snippetLen+1))
+	head, _ := io.ReadAll(io.LimitReader(resp.Body, sinks.SnippetLen+1))
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, drainLimit))
 	resp.Body.Close()
 
@@ -428,7 +361,7 @@ func (s *Sink) classify(resp *http.Response) error {
 		status = strconv.Itoa(code) + " " + http.StatusText(code)
 	}
 	msg := s.method + " " + s.shownURL + ": " + status
-	if b := snippet(head); b != "" {
+	if b := sinks.Snippet(head); b != "" {
 		msg += ": " + b
 	}
 	if code >= 300 && code < 400 {
@@ -438,61 +371,13 @@ func (s *Sink) classify(resp *http.Response) error {
 
 	switch {
 	case code == http.StatusRequestTimeout || code == http.StatusTooManyRequests || code >= 500:
-		if d, ok := parseRetryAfter(resp.Header.Get("Retry-After"), time.Now()); ok {
+		if d, ok := sinks.ParseRetryAfter(resp.Header.Get("Retry-After"), time.Now()); ok {
 			return router.RetryAfter(err, d)
 		}
 		return err
 	default:
 		return router.Permanent(err)
 	}
-}
-
-// snippet makes the start of an answer fit for one log line.
-func snippet(b []byte) string {
-	cut := len(b) > snippetLen
-	if cut {
-		b = b[:snippetLen]
-	}
-	s := strings.Map(func(r rune) rune {
-		if r < 0x20 || r == 0x7f {
-			return ' '
-		}
-		return r
-	}, strings.ToValidUTF8(string(bytes.TrimSpace(b)), ""))
-	if cut {
-		// Drop a rune split by the cut rather than print a replacement.
-		for len(s) > 0 {
-			r, size := utf8.DecodeLastRuneInString(s)
-			if r != utf8.RuneError || size > 1 {
-				break
-			}
-			s = s[:len(s)-size]
-		}
-		s += "…"
-	}
-	return s
-}
-
-// maxRetryAfter keeps a huge Retry-After from overflowing time.Duration;
-// the router dead-letters anything past the sink's max_age anyway.
-const maxRetryAfter = 365 * 24 * time.Hour
-
-// parseRetryAfter reads a Retry-After value: delay seconds or an HTTP date.
-func parseRetryAfter(v string, now time.Time) (time.Duration, bool) {
-	v = strings.TrimSpace(v)
-	if v == "" {
-		return 0, false
-	}
-	if n, err := strconv.ParseUint(v, 10, 64); err == nil {
-		if n > uint64(maxRetryAfter/time.Second) {
-			return maxRetryAfter, true
-		}
-		return time.Duration(n) * time.Second, true
-	}
-	if t, err := http.ParseTime(v); err == nil {
-		return min(max(t.Sub(now), 0), maxRetryAfter), true
-	}
-	return 0, false
 }
 
 // Sign returns the Standard Webhooks signature header value for a message:

@@ -19,40 +19,20 @@ import (
 	"switchboard/config"
 	"switchboard/router"
 	"switchboard/sinks"
+	"switchboard/sinks/sinktest"
 )
 
 // build decodes raw the way the host does and builds the sink.
 func build(t *testing.T, raw map[string]any) *Sink {
 	t.Helper()
-	s, err := buildErr(raw)
-	if err != nil {
-		t.Fatalf("Build: %v", err)
-	}
-	t.Cleanup(func() { s.(*Sink).Close() })
-	return s.(*Sink)
+	return sinktest.MustBuild[*Sink](t, "http", "crm", raw)
 }
 
 func buildErr(raw map[string]any) (router.Sink, error) {
-	f, ok := sinks.Lookup("http")
-	if !ok {
-		panic("http sink not registered")
-	}
-	b := f()
-	if ps := config.Decode(raw, b, ""); len(ps) > 0 {
-		return nil, ps
-	}
-	return b.Build(sinks.Info{Name: "crm"})
+	return sinktest.Build("http", "crm", raw)
 }
 
-func event() *router.Event {
-	return &router.Event{
-		ID: "e1", Source: "bird", Event: "voice.inbound", Status: "failed",
-		Time:       time.Date(2026, 11, 23, 7, 0, 0, 123e6, time.UTC),
-		ReceivedAt: time.Date(2026, 11, 23, 7, 0, 0, 125e6, time.UTC),
-		Payload:    map[string]any{"to": "+31612345678", "duration": 0},
-		RawPayload: []byte(`{"to":"+31612345678","duration":0}`),
-	}
-}
+func event() *router.Event { return sinktest.Event("e1") }
 
 type request struct {
 	method string
@@ -303,31 +283,6 @@ func TestRetryAfterAsHTTPDate(t *testing.T) {
 	}
 	if ra.After <= 28*time.Second || ra.After > 30*time.Second {
 		t.Errorf("After = %s, want about 30s", ra.After)
-	}
-}
-
-func TestParseRetryAfter(t *testing.T) {
-	now := time.Date(2026, 11, 23, 7, 0, 0, 0, time.UTC)
-	tests := []struct {
-		in   string
-		want time.Duration
-		ok   bool
-	}{
-		{"7", 7 * time.Second, true},
-		{" 120 ", 2 * time.Minute, true},
-		{"Mon, 23 Nov 2026 07:01:00 GMT", time.Minute, true},
-		{"Mon, 23 Nov 2026 06:00:00 GMT", 0, true}, // in the past: no wait
-		{"99999999999999999999", 0, false},         // overflows uint64
-		{"9999999999999", maxRetryAfter, true},
-		{"-1", 0, false},
-		{"soon", 0, false},
-		{"", 0, false},
-	}
-	for _, tt := range tests {
-		d, ok := parseRetryAfter(tt.in, now)
-		if d != tt.want || ok != tt.ok {
-			t.Errorf("parseRetryAfter(%q) = %s, %v; want %s, %v", tt.in, d, ok, tt.want, tt.ok)
-		}
 	}
 }
 

@@ -7,23 +7,14 @@ import (
 	"errors"
 	"log/slog"
 	"testing"
-	"time"
 
 	"switchboard/config"
 	"switchboard/router"
-	"switchboard/sinks"
+	"switchboard/sinks/sinktest"
 )
 
 func buildErr(raw map[string]any) (router.Sink, error) {
-	f, ok := sinks.Lookup("log")
-	if !ok {
-		panic("log sink not registered")
-	}
-	b := f()
-	if ps := config.Decode(raw, b, ""); len(ps) > 0 {
-		return nil, ps
-	}
-	return b.Build(sinks.Info{Name: "debug"})
+	return sinktest.Build("log", "debug", raw)
 }
 
 // captureLog points slog's default logger at a JSON buffer that takes
@@ -37,15 +28,7 @@ func captureLog(t *testing.T, level slog.Level) *bytes.Buffer {
 	return &buf
 }
 
-func event() *router.Event {
-	return &router.Event{
-		ID: "e1", Source: "bird", Event: "voice.inbound", Status: "failed",
-		Time:       time.Date(2026, 11, 23, 7, 0, 0, 123e6, time.UTC),
-		ReceivedAt: time.Date(2026, 11, 23, 7, 0, 0, 125e6, time.UTC),
-		Payload:    map[string]any{"to": "+31612345678"},
-		RawPayload: []byte(`{"to":"+31612345678"}`),
-	}
-}
+func event() *router.Event { return sinktest.Event("e1") }
 
 func TestSendLogsOneRecordWithTheEvent(t *testing.T) {
 	tests := []struct {

@@ -22,16 +22,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 	"unicode"
-	"unicode/utf8"
 
 	"github.com/hashicorp/go-retryablehttp"
 	"golang.org/x/time/rate"
@@ -62,16 +59,13 @@ const DefaultText = `:rotating_light: *{{ .event }}*{{ with .status }} {{ . }}{{
 const fallbackText = `:rotating_light: *{{ .event }}*{{ with .status }} {{ . }}{{ end }} via {{ .source }} · id {{ .id }}`
 
 const (
-	// snippetLen bounds how much of Slack's answer goes into an error,
-	// which ends up in logs and dead letters.
-	snippetLen = 200
+	// drainLimit is how much of an answer is read before closing so that
+	// the connection can be reused.
 	drainLimit = 64 << 10
 	// maxHold caps how long a 429 pauses the webhook for every sink using
 	// it; the delivery that got the 429 waits the whole Retry-After in the
 	// queue regardless.
 	maxHold = time.Minute
-	// maxRetryAfter keeps a huge Retry-After from overflowing.
-	maxRetryAfter = 365 * 24 * time.Hour
 )
 
 // Options are the settings of a slack sink.
@@ -159,7 +153,13 @@ func (o *Options) Build(info sinks.Info) (router.Sink, error) {
 		return nil, ps
 	}
 	s.pace = pacerFor(s.url, o.RateLimit, o.Burst)
-	s.transport, s.client = newClient(o.Timeout)
+	// A small pool: one sender (DefaultConcurrency) to one host. Slack does
+	// not redirect webhooks; a 3xx is reported, not followed.
+	s.transport, s.client = sinks.NewHTTPClient(sinks.HTTPClientOptions{
+		Timeout:      o.Timeout,
+		MaxIdleConns: 4,
+		// MaxIdleConnsPerHost unset: net/http's default, 2.
+	})
 	return s, nil
 }
 
@@ -315,7 +315,7 @@ func (s *Sink) requestError(ctx context.Context, err error) error {
 	if errors.As(err, &ue) {
 		err = ue.Err
 	}
-	if isTimeout(err) {
+	if sinks.IsTimeout(err) {
 		return fmt.Errorf("slack webhook: no answer within timeout %s", s.timeout)
 	}
 	return errors.New("slack webhook: " + s.scrub(err.Error()))
@@ -336,7 +336,7 @@ func (s *Sink) scrub(msg string) string {
 
 // classify reads Slack's answer, releases it and returns the outcome.
 func (s *Sink) classify(resp *http.Response) error {
-	head, _ := io.ReadAll(io.LimitReader(resp.Body, snippetLen+1))
+	head, _ := io.ReadAll(io.LimitReader(resp.Body, sinks.SnippetLen+1))
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, drainLimit))
 	resp.Body.Close()
 
@@ -349,7 +349,7 @@ func (s *Sink) classify(resp *http.Response) error {
 		status = strconv.Itoa(code) + " " + http.StatusText(code)
 	}
 	msg := "slack webhook: " + status
-	if b := snippet(head); b != "" {
+	if b := sinks.Snippet(head); b != "" {
 		msg += ": " + s.scrub(b)
 	}
 	switch {
@@ -361,118 +361,19 @@ func (s *Sink) classify(resp *http.Response) error {
 	err := errors.New(msg)
 	switch {
 	case code == http.StatusTooManyRequests:
-		if d, ok := parseRetryAfter(resp.Header.Get("Retry-After"), time.Now()); ok {
+		if d, ok := sinks.ParseRetryAfter(resp.Header.Get("Retry-After"), time.Now()); ok {
 			s.pace.hold(d)
 			return router.RetryAfter(err, d)
 		}
 		s.pace.hold(time.Second)
 		return err
 	case code >= 500:
-		if d, ok := parseRetryAfter(resp.Header.Get("Retry-After"), time.Now()); ok {
+		if d, ok := sinks.ParseRetryAfter(resp.Header.Get("Retry-After"), time.Now()); ok {
 			return router.RetryAfter(err, d)
 		}
 		return err
 	}
 	return router.Permanent(err)
-}
-
-// snippet makes the start of an answer fit for one log line.
-func snippet(b []byte) string {
-	cut := len(b) > snippetLen
-	if cut {
-		b = b[:snippetLen]
-	}
-	s := strings.Map(func(r rune) rune {
-		if r < 0x20 || r == 0x7f {
-			return ' '
-		}
-		return r
-	}, strings.ToValidUTF8(string(bytes.TrimSpace(b)), ""))
-	if cut {
-		for len(s) > 0 {
-			r, size := utf8.DecodeLastRuneInString(s)
-			if r != utf8.RuneError || size > 1 {
-				break
-			}
-			s = s[:len(s)-size]
-		}
-		s += "…"
-	}
-	return s
-}
-
-// parseRetryAfter reads a Retry-After value: delay seconds or an HTTP date.
-func parseRetryAfter(v string, now time.Time) (time.Duration, bool) {
-	v = strings.TrimSpace(v)
-	if v == "" {
-		return 0, false
-	}
-	if n, err := strconv.ParseUint(v, 10, 64); err == nil {
-		if n > uint64(maxRetryAfter/time.Second) {
-			return maxRetryAfter, true
-		}
-		return time.Duration(n) * time.Second, true
-	}
-	if t, err := http.ParseTime(v); err == nil {
-		return min(max(t.Sub(now), 0), maxRetryAfter), true
-	}
-	return 0, false
-}
-
-// newClient builds the sink's own client. Connections that fail before
-// any answer are retried twice at once (a dropped keep-alive connection
-// should not cost a whole retry interval); every answer reaches classify.
-func newClient(timeout time.Duration) (*http.Transport, *retryablehttp.Client) {
-	tr := &http.Transport{
-		Proxy:                 http.ProxyFromEnvironment,
-		DialContext:           (&net.Dialer{Timeout: min(timeout, 30*time.Second), KeepAlive: 30 * time.Second}).DialContext,
-		ForceAttemptHTTP2:     true,
-		MaxIdleConns:          4,
-		IdleConnTimeout:       90 * time.Second,
-		TLSHandshakeTimeout:   min(timeout, 10*time.Second),
-		ExpectContinueTimeout: time.Second,
-	}
-	hc := &http.Client{
-		Transport: tr,
-		Timeout:   timeout,
-		// Slack does not redirect webhooks; a 3xx is reported, not followed.
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-	}
-	return tr, &retryablehttp.Client{
-		HTTPClient:   hc,
-		Logger:       nil, // the request URL is a credential: nothing logs it
-		RetryMax:     2,
-		RetryWaitMin: 50 * time.Millisecond,
-		RetryWaitMax: 500 * time.Millisecond,
-		CheckRetry: func(ctx context.Context, _ *http.Response, err error) (bool, error) {
-			if ctx.Err() != nil {
-				return false, ctx.Err()
-			}
-			return err != nil && isConnectionError(err), nil
-		},
-		Backoff:      retryablehttp.DefaultBackoff,
-		ErrorHandler: retryablehttp.PassthroughErrorHandler,
-	}
-}
-
-// isConnectionError reports a failure to reach Slack or a connection
-// dropped before any answer. A timeout is not one: Slack may have the
-// message already.
-func isConnectionError(err error) bool {
-	if isTimeout(err) {
-		return false
-	}
-	var op *net.OpError
-	if errors.As(err, &op) && op.Op == "dial" {
-		return true
-	}
-	return errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) ||
-		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)
-}
-
-func isTimeout(err error) bool {
-	var ne net.Error
-	return errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout())
 }
 
 // pacer spaces the messages to one webhook: a token bucket, and a pause

@@ -14,6 +14,7 @@ import (
 	"switchboard/config"
 	"switchboard/router"
 	"switchboard/sinks"
+	"switchboard/sinks/sinktest"
 )
 
 // hookPath is the credential part of a webhook URL; no error may show it.
@@ -22,24 +23,11 @@ const hookPath = "/services/T0000SECRET/B0000SECRET/XXXXSECRETXXXX"
 // build decodes raw the way the host does and builds the sink.
 func build(t *testing.T, raw map[string]any) *Sink {
 	t.Helper()
-	s, err := buildErr(raw)
-	if err != nil {
-		t.Fatalf("Build: %v", err)
-	}
-	t.Cleanup(func() { s.(*Sink).Close() })
-	return s.(*Sink)
+	return sinktest.MustBuild[*Sink](t, "slack", "oncall", raw)
 }
 
 func buildErr(raw map[string]any) (router.Sink, error) {
-	f, ok := sinks.Lookup("slack")
-	if !ok {
-		panic("slack sink not registered")
-	}
-	b := f()
-	if ps := config.Decode(raw, b, ""); len(ps) > 0 {
-		return nil, ps
-	}
-	return b.Build(sinks.Info{Name: "oncall"})
+	return sinktest.Build("slack", "oncall", raw)
 }
 
 var (
@@ -518,26 +506,5 @@ func TestDefaults(t *testing.T) {
 	o := f().(*Options)
 	if o.Timeout != 10*time.Second || o.RateLimit != 1 || o.Burst != 5 || o.DefaultConcurrency() != 1 {
 		t.Errorf("defaults = %+v, concurrency %d", o, o.DefaultConcurrency())
-	}
-}
-
-func TestParseRetryAfter(t *testing.T) {
-	now := time.Date(2026, 11, 23, 7, 0, 0, 0, time.UTC)
-	for _, tt := range []struct {
-		in   string
-		want time.Duration
-		ok   bool
-	}{
-		{"7", 7 * time.Second, true},
-		{"Mon, 23 Nov 2026 07:01:00 GMT", time.Minute, true},
-		{"Mon, 23 Nov 2026 06:00:00 GMT", 0, true},
-		{"9999999999999", maxRetryAfter, true},
-		{"-1", 0, false},
-		{"soon", 0, false},
-		{"", 0, false},
-	} {
-		if d, ok := parseRetryAfter(tt.in, now); d != tt.want || ok != tt.ok {
-			t.Errorf("parseRetryAfter(%q) = %s, %v; want %s, %v", tt.in, d, ok, tt.want, tt.ok)
-		}
 	}
 }

@@ -1,0 +1,182 @@
+package sinks
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-retryablehttp"
+)
+
+func TestSnippet(t *testing.T) {
+	x := func(n int) string { return strings.Repeat("x", n) }
+	tests := []struct {
+		name string
+		in   string
+		want string
+	}{
+		{"empty", "", ""},
+		{"spaces trimmed", " \n ok \r\n", "ok"},
+		{"control characters become spaces", "a\tb\x00c\x7fd", "a b c d"},
+		{"invalid UTF-8 dropped", "a\xffb", "ab"},
+		{"exactly SnippetLen is kept whole", x(SnippetLen), x(SnippetLen)},
+		{"longer is cut and marked", x(300), x(SnippetLen) + "…"},
+		{"a rune split by the cut is dropped", x(SnippetLen-1) + "é" + x(10), x(SnippetLen-1) + "…"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := Snippet([]byte(tt.in)); got != tt.want {
+				t.Errorf("Snippet(%q) = %q, want %q", tt.in, got, tt.want)
+			}
+		})
+	}
+}
+
+// The cases of the http and slack sinks' former tests, merged: slack's
+// were a subset of http's.
+func TestParseRetryAfter(t *testing.T) {
+	now := time.Date(2026, 11, 23, 7, 0, 0, 0, time.UTC)
+	tests := []struct {
+		in   string
+		want time.Duration
+		ok   bool
+	}{
+		{"7", 7 * time.Second, true},
+		{" 120 ", 2 * time.Minute, true},
+		{"Mon, 23 Nov 2026 07:01:00 GMT", time.Minute, true},
+		{"Mon, 23 Nov 2026 06:00:00 GMT", 0, true}, // in the past: no wait
+		{"99999999999999999999", 0, false},         // overflows uint64
+		{"9999999999999", maxRetryAfter, true},
+		{"-1", 0, false},
+		{"soon", 0, false},
+		{"", 0, false},
+	}
+	for _, tt := range tests {
+		d, ok := ParseRetryAfter(tt.in, now)
+		if d != tt.want || ok != tt.ok {
+			t.Errorf("ParseRetryAfter(%q) = %s, %v; want %s, %v", tt.in, d, ok, tt.want, tt.ok)
+		}
+	}
+}
+
+func TestFailureClassification(t *testing.T) {
+	tests := []struct {
+		name                string
+		err                 error
+		connection, timeout bool
+	}{
+		{"dial failure", &net.OpError{Op: "dial", Net: "tcp", Err: errors.New("no route to host")}, true, false},
+		{"refused", fmt.Errorf("post: %w", syscall.ECONNREFUSED), true, false},
+		{"reset", fmt.Errorf("read: %w", syscall.ECONNRESET), true, false},
+		{"closed before answering", io.EOF, true, false},
+		{"closed mid-answer", fmt.Errorf("read: %w", io.ErrUnexpectedEOF), true, false},
+		{"deadline", fmt.Errorf("post: %w", context.DeadlineExceeded), false, true},
+		{"dial timeout", &net.OpError{Op: "dial", Net: "tcp", Err: os.ErrDeadlineExceeded}, false, true},
+		{"read timeout", &net.OpError{Op: "read", Net: "tcp", Err: os.ErrDeadlineExceeded}, false, true},
+		{"other read failure", &net.OpError{Op: "read", Net: "tcp", Err: errors.New("broken")}, false, false},
+		{"cancelled", context.Canceled, false, false},
+		{"anything else", errors.New("tls: bad certificate"), false, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := IsConnectionError(tt.err); got != tt.connection {
+				t.Errorf("IsConnectionError(%v) = %v, want %v", tt.err, got, tt.connection)
+			}
+			if got := IsTimeout(tt.err); got != tt.timeout {
+				t.Errorf("IsTimeout(%v) = %v, want %v", tt.err, got, tt.timeout)
+			}
+		})
+	}
+}
+
+func TestNewHTTPClient(t *testing.T) {
+	tests := []struct {
+		name                      string
+		opts                      HTTPClientOptions
+		wantIdle, wantIdlePerHost int
+		wantTLSMax                time.Duration
+	}{
+		{"pool for concurrent sends", HTTPClientOptions{Timeout: 10 * time.Second, MaxIdleConns: 128, MaxIdleConnsPerHost: 64}, 128, 64, 10 * time.Second},
+		{"small pool, net/http's per-host default", HTTPClientOptions{Timeout: 3 * time.Second, MaxIdleConns: 4}, 4, 0, 3 * time.Second},
+		{"long timeout, capped handshake", HTTPClientOptions{Timeout: time.Minute}, 0, 0, 10 * time.Second},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tr, c := NewHTTPClient(tt.opts)
+			defer tr.CloseIdleConnections()
+			if tr.MaxIdleConns != tt.wantIdle || tr.MaxIdleConnsPerHost != tt.wantIdlePerHost {
+				t.Errorf("MaxIdleConns, MaxIdleConnsPerHost = %d, %d; want %d, %d",
+					tr.MaxIdleConns, tr.MaxIdleConnsPerHost, tt.wantIdle, tt.wantIdlePerHost)
+			}
+			if tr.TLSHandshakeTimeout != tt.wantTLSMax {
+				t.Errorf("TLSHandshakeTimeout = %s, want %s", tr.TLSHandshakeTimeout, tt.wantTLSMax)
+			}
+			if c.HTTPClient.Timeout != tt.opts.Timeout || c.HTTPClient.Transport != tr {
+				t.Errorf("client timeout %s, transport %p; want %s, %p", c.HTTPClient.Timeout, c.HTTPClient.Transport, tt.opts.Timeout, tr)
+			}
+			if c.RetryMax != 2 || c.Logger != nil {
+				t.Errorf("RetryMax = %d, Logger = %v; want 2 and none", c.RetryMax, c.Logger)
+			}
+		})
+	}
+}
+
+func TestNewHTTPClientDoesNotFollowRedirects(t *testing.T) {
+	var hits atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		http.Redirect(w, r, "/elsewhere", http.StatusFound)
+	}))
+	defer srv.Close()
+	tr, c := NewHTTPClient(HTTPClientOptions{Timeout: 5 * time.Second})
+	defer tr.CloseIdleConnections()
+	req, err := retryablehttp.NewRequest(http.MethodPost, srv.URL+"/hooks", []byte("{}"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusFound || hits.Load() != 1 {
+		t.Errorf("status %d after %d requests; want the 302 itself after 1", resp.StatusCode, hits.Load())
+	}
+}
+
+func TestNewHTTPClientRetriesConnectionErrorsOnly(t *testing.T) {
+	ctx := context.Background()
+	cancelled, cancel := context.WithCancel(ctx)
+	cancel()
+	tests := []struct {
+		name    string
+		ctx     context.Context
+		err     error
+		retry   bool
+		wantErr error
+	}{
+		{"dropped connection", ctx, io.EOF, true, nil},
+		{"timeout", ctx, context.DeadlineExceeded, false, nil},
+		{"an answer", ctx, nil, false, nil},
+		{"done context", cancelled, io.EOF, false, context.Canceled},
+	}
+	_, c := NewHTTPClient(HTTPClientOptions{Timeout: time.Second})
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			retry, err := c.CheckRetry(tt.ctx, nil, tt.err)
+			if retry != tt.retry || !errors.Is(err, tt.wantErr) || (err == nil) != (tt.wantErr == nil) {
+				t.Errorf("CheckRetry = %v, %v; want %v, %v", retry, err, tt.retry, tt.wantErr)
+			}
+		})
+	}
+}
