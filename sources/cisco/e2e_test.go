@@ -156,6 +156,7 @@ func TestEndToEnd(t *testing.T) {
 			t.Errorf("archive holds %d %s, want %d (all: %v)", byEvent[k], k, n, byEvent)
 		}
 	}
+	waitFor(t, "the failed report", func() bool { return len(daemontest.ReadLines(t, filepath.Join(dir, "failed-sms.jsonl"))) > 0 })
 	failed := daemontest.ReadLines(t, filepath.Join(dir, "failed-sms.jsonl"))
 	if len(failed) != 1 || failed[0]["status"] != "FINAL_FAILURE" || failed[0]["payload"].(map[string]any)["id"] != "dr-failed" {
 		t.Errorf("failed-sms sink got %v", failed)
@@ -231,6 +232,9 @@ func TestEndToEndAliases(t *testing.T) {
 	e.srv.publish(dr("dr-1", pb.SmsDeliveryReportEvent_EXPIRED), roaming)
 	archive := filepath.Join(dir, "archive.jsonl")
 	waitFor(t, "2 archived events", func() bool { return len(daemontest.ReadLines(t, archive)) == 2 })
+	// Each sink has its own workers: the archive being written says
+	// nothing about failed-sms.
+	waitFor(t, "the failed report", func() bool { return len(daemontest.ReadLines(t, filepath.Join(dir, "failed-sms.jsonl"))) > 0 })
 	failed := daemontest.ReadLines(t, filepath.Join(dir, "failed-sms.jsonl"))
 	if len(failed) != 1 || failed[0]["event"] != "SMS_DELIVERY_REPORT_EVENT" {
 		t.Errorf("failed-sms got %v", failed)

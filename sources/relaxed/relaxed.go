@@ -63,10 +63,26 @@ var ErrDepth = errors.New("nesting too deep")
 // Parse reads one relaxed JSON value filling the whole input (white space
 // and comments aside). Errors are *SyntaxError.
 func Parse(b []byte) (any, error) {
+	v, _, err := ParseStrict(b)
+	return v, err
+}
+
+// ParseStrict is Parse that also reports whether the input was strict JSON
+// (what encoding/json accepts), so that a caller can keep strict bytes as
+// they are and re-encode only relaxed ones. It is the fast path for every
+// body: a hand-written parser allocates less than encoding/json's
+// reflection.
+func ParseStrict(b []byte) (v any, strict bool, err error) {
 	p := parser{b: b}
 	if len(b) >= 3 && b[0] == 0xEF && b[1] == 0xBB && b[2] == 0xBF {
 		p.pos = 3
+		p.relaxed = true
 	}
+	v, err = p.parse()
+	return v, err == nil && !p.relaxed, err
+}
+
+func (p *parser) parse() (any, error) {
 	if err := p.space(); err != nil {
 		return nil, err
 	}
@@ -89,6 +105,8 @@ func Parse(b []byte) (any, error) {
 type parser struct {
 	b   []byte
 	pos int
+	// relaxed is set as soon as anything beyond strict JSON is read.
+	relaxed bool
 }
 
 func (p *parser) errorf(at int, format string, args ...any) *SyntaxError {
@@ -138,11 +156,14 @@ func (p *parser) space() error {
 			p.pos++
 		case c == 0xC2 && p.pos+1 < len(p.b) && p.b[p.pos+1] == 0xA0: // U+00A0 from scraped pages
 			p.pos += 2
+			p.relaxed = true
 		case c == '/' && p.pos+1 < len(p.b) && p.b[p.pos+1] == '/':
+			p.relaxed = true
 			for p.pos < len(p.b) && p.b[p.pos] != '\n' {
 				p.pos++
 			}
 		case c == '/' && p.pos+1 < len(p.b) && p.b[p.pos+1] == '*':
+			p.relaxed = true
 			end := bytes.Index(p.b[p.pos+2:], []byte("*/"))
 			if end < 0 {
 				return p.errorf(p.pos, "comment not closed: expected */")
@@ -190,6 +211,7 @@ func (p *parser) object(depth int) (any, error) {
 	}
 	p.pos++ // {
 	m := map[string]any{}
+	first := true
 	for {
 		if err := p.space(); err != nil {
 			return nil, err
@@ -198,9 +220,13 @@ func (p *parser) object(depth int) (any, error) {
 			return nil, p.errorf(p.pos, "object not closed: expected a key or '}', found end of input")
 		}
 		if p.b[p.pos] == '}' {
+			if !first {
+				p.relaxed = true // a trailing comma
+			}
 			p.pos++
 			return m, nil
 		}
+		first = false
 		var key string
 		switch c := p.b[p.pos]; {
 		case c == '"' || c == '\'':
@@ -210,6 +236,7 @@ func (p *parser) object(depth int) (any, error) {
 			}
 			key = s.(string)
 		case isWordByte(c):
+			p.relaxed = true
 			key = p.word()
 		default:
 			return nil, p.errorf(p.pos, "expected a key or '}', found %s", p.found(p.pos))
@@ -253,6 +280,7 @@ func (p *parser) array(depth int) (any, error) {
 	}
 	p.pos++ // [
 	a := []any{}
+	first := true
 	for {
 		if err := p.space(); err != nil {
 			return nil, err
@@ -261,9 +289,13 @@ func (p *parser) array(depth int) (any, error) {
 			return nil, p.errorf(p.pos, "array not closed: expected a value or ']', found end of input")
 		}
 		if p.b[p.pos] == ']' {
+			if !first {
+				p.relaxed = true // a trailing comma
+			}
 			p.pos++
 			return a, nil
 		}
+		first = false
 		v, err := p.value(depth)
 		if err != nil {
 			return nil, err
@@ -311,6 +343,7 @@ func (p *parser) bare() (any, error) {
 	start := p.pos
 	w := p.word()
 	if !isJSONNumber(w) {
+		p.relaxed = true
 		if !strings.ContainsAny(w, "0123456789") {
 			return nil, p.errorf(start, "unquoted word %q; quote strings", w)
 		}
@@ -365,6 +398,9 @@ func isJSONNumber(s string) bool {
 // does.
 func (p *parser) str() (any, error) {
 	quote := p.b[p.pos]
+	if quote == '\'' {
+		p.relaxed = true
+	}
 	start := p.pos
 	p.pos++
 	// Fast path: no escapes, plain ASCII or valid UTF-8.
@@ -421,7 +457,10 @@ func (p *parser) escape(out []byte) ([]byte, error) {
 	c := p.b[p.pos+1]
 	p.pos += 2
 	switch c {
-	case '"', '\\', '/', '\'':
+	case '"', '\\', '/':
+		return append(out, c), nil
+	case '\'':
+		p.relaxed = true
 		return append(out, c), nil
 	case 'b':
 		return append(out, '\b'), nil

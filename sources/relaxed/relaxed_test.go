@@ -243,10 +243,17 @@ func FuzzParse(f *testing.F) {
 		if len(b) > 64<<10 {
 			return
 		}
-		got, err := Parse(b)
+		got, strict, err := ParseStrict(b)
+		valid := json.Valid(b)
+		if strict && !valid {
+			t.Fatalf("%q reported strict, but encoding/json refuses it", b)
+		}
+		if valid && err == nil && !strict {
+			t.Fatalf("%q is strict JSON, reported relaxed", b)
+		}
 		var obj map[string]any
 		if json.Unmarshal(b, &obj) != nil {
-			return // not strict JSON: only "no panic, no hang" applies
+			return // not a strict JSON object: only the checks above apply
 		}
 		want, werr := router.DecodeJSON(b)
 		if werr != nil {
