@@ -74,8 +74,9 @@ func (e *Event) MarshalJSON() ([]byte, error) {
 	b = e.ReceivedAt.UTC().AppendFormat(b, TimeFormat)
 	b = append(b, `","payload":`...)
 	switch {
-	case e.RawPayload != nil && bytes.ContainsAny(e.RawPayload, "\r\n"):
-		// One event per line in JSON Lines sinks: fold a pretty-printed body.
+	case e.RawPayload != nil && (bytes.ContainsAny(e.RawPayload, "\r\n\t") || bytes.Contains(e.RawPayload, []byte("  "))):
+		// One event per line in JSON Lines sinks, and no indentation left
+		// over from a pretty-printed body (curl -d keeps it as spaces).
 		var buf bytes.Buffer
 		if err := json.Compact(&buf, e.RawPayload); err != nil {
 			return nil, fmt.Errorf("payload of event %s is not JSON: %w", e.ID, err)

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"math"
 	"reflect"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -486,4 +487,17 @@ func sameJSON(a, b any) bool {
 		return false
 	}
 	return a == b
+}
+
+func TestMarshalFoldsLeftoverIndentation(t *testing.T) {
+	// curl -d @file.json turns a pretty-printed body's newlines into
+	// nothing, leaving the indentation as runs of spaces.
+	e := &router.Event{ID: "1", Source: "s", Event: "e", RawPayload: []byte(`{    "a": "x  y",    "b": [1,  2]}`)}
+	b, err := e.MarshalJSON()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := `"payload":{"a":"x  y","b":[1,2]}}`; !strings.HasSuffix(string(b), want) {
+		t.Errorf("got %s, want a payload ending %s", b, want)
+	}
 }

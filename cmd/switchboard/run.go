@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
@@ -36,6 +37,7 @@ problem is logged. SIGHUP and POST /-/reload on the admin listener reload too.
 		return exitFail
 	}
 	log := newLogger(snap.File.Log, stderr)
+	slog.SetDefault(log) // the log sink and libraries log through it too
 	metrics.SetBuildInfo(version, buildCommit())
 	q, err := boltqueue.Open(boltqueue.Options{Dir: snap.File.Queue.Dir, MaxBytes: int64(snap.File.Queue.MaxBytes),
 		DedupWindow: snap.File.Queue.DedupWindow, Log: log})
