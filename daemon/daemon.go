@@ -47,7 +47,7 @@ type Daemon struct {
 
 	mu      sync.Mutex
 	workers map[string]*router.Worker
-	streams map[string]context.CancelFunc
+	streams map[string]stream
 	ctx     context.Context // lives until Shutdown
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
@@ -60,7 +60,7 @@ func New(snap *Snapshot, queue router.Queue, log *slog.Logger) *Daemon {
 	if queue == nil {
 		queue = router.NewMemQueue()
 	}
-	d := &Daemon{log: log, queue: queue, workers: map[string]*router.Worker{}, streams: map[string]context.CancelFunc{}}
+	d := &Daemon{log: log, queue: queue, workers: map[string]*router.Worker{}, streams: map[string]stream{}}
 	d.ctx, d.cancel = context.WithCancel(context.Background())
 	d.snap.Store(snap)
 	return d
@@ -137,6 +137,12 @@ func (d *Daemon) serve(srv *http.Server, ln net.Listener, name string) {
 	}()
 }
 
+// stream is a running stream source: how to stop it and when it has.
+type stream struct {
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
 // startStream runs a stream source until it is stopped or the daemon
 // shuts down.
 func (d *Daemon) startStream(src *Source) {
@@ -144,12 +150,14 @@ func (d *Daemon) startStream(src *Source) {
 		return
 	}
 	ctx, cancel := context.WithCancel(d.ctx)
+	done := make(chan struct{})
 	d.mu.Lock()
-	d.streams[src.Name] = cancel
+	d.streams[src.Name] = stream{cancel, done}
 	d.mu.Unlock()
 	d.wg.Add(1)
 	go func() {
 		defer d.wg.Done()
+		defer close(done)
 		if l, ok := src.Stream.(sources.LogSetter); ok {
 			l.SetLogger(d.log)
 		}

@@ -190,13 +190,21 @@ func closeSink(d *Daemon, s *Sink) {
 	}
 }
 
+// stopStream stops a stream source and waits (briefly) for it to end, so
+// that a changed source's old and new streams do not run side by side.
 func (d *Daemon) stopStream(name string) {
 	d.mu.Lock()
-	cancel := d.streams[name]
+	st, ok := d.streams[name]
 	delete(d.streams, name)
 	d.mu.Unlock()
-	if cancel != nil {
-		cancel()
+	if !ok {
+		return
+	}
+	st.cancel()
+	select {
+	case <-st.done:
+	case <-time.After(10 * time.Second):
+		d.log.Warn("stream source did not stop within 10s; starting its replacement anyway", "source", name)
 	}
 }
 

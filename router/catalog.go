@@ -9,14 +9,34 @@ import "sync"
 var catalog = struct {
 	sync.RWMutex
 	statuses map[string][]string
-	open     map[string]bool // events whose statuses are not all documented
-}{statuses: map[string][]string{}, open: map[string]bool{}}
+	open     map[string]bool   // events whose statuses are not all documented
+	aliases  map[string]string // documentation names -> the names events carry
+}{statuses: map[string][]string{}, open: map[string]bool{}, aliases: map[string]string{}}
 
 // DeclareEvent records a provider event name and every status it can have.
 func DeclareEvent(event string, statuses ...string) {
 	catalog.Lock()
 	defer catalog.Unlock()
 	catalog.statuses[event] = append([]string(nil), statuses...)
+}
+
+// DeclareAlias records another name for a provider event, one its
+// documentation uses but its events never carry (Cisco's ROAMING_EVENT is
+// COUNTRY_CHANGE_EVENT on the wire). Rules may use either.
+func DeclareAlias(alias, event string) {
+	catalog.Lock()
+	defer catalog.Unlock()
+	catalog.aliases[alias] = event
+}
+
+// Canonical returns the event name an alias stands for, or name itself.
+func Canonical(name string) string {
+	catalog.RLock()
+	defer catalog.RUnlock()
+	if e, ok := catalog.aliases[name]; ok {
+		return e
+	}
+	return name
 }
 
 // DeclareOpenEvent records a provider event whose statuses are not all

@@ -108,7 +108,11 @@ func Compile(rules []config.Rule, unmatched []string, sinks []string, sources ma
 			}
 			seen[rc.Name] = i
 		}
-		r := &rule{name: rc.Name, sources: rc.Sources, events: rc.Events, stop: rc.Stop, whenSrc: rc.When}
+		events := make([]string, len(rc.Events))
+		for j, e := range rc.Events {
+			events[j] = Canonical(e)
+		}
+		r := &rule{name: rc.Name, sources: rc.Sources, events: events, stop: rc.Stop, whenSrc: rc.When}
 		for j, s := range rc.Sources {
 			if _, ok := sources[s]; !ok {
 				ps.Add(fmt.Sprintf("%s.sources[%d]", at, j), "source %q is not defined; use one of: %s", s, list(keys(sources)))
@@ -119,7 +123,7 @@ func Compile(rules []config.Rule, unmatched []string, sinks []string, sources ma
 				ps.Add(fmt.Sprintf("%s.events[%d]", at, j), "is empty; write an event name such as voice.inbound or a glob such as whatsapp:*")
 			}
 		}
-		pinned := rc.Events
+		pinned := events
 		if len(pinned) == 0 && len(rc.Sources) > 0 {
 			for _, s := range rc.Sources {
 				if sources[s] == nil {

@@ -90,6 +90,9 @@ func init() {
 	for _, et := range eventTypes {
 		router.DeclareEvent(et.name, et.statuses...)
 	}
+	for alias, name := range aliases {
+		router.DeclareAlias(alias, name)
+	}
 	sources.Register("cisco", func() sources.Builder {
 		return &Options{
 			OAuth:     OAuth{TokenURL: DefaultTokenURL},
