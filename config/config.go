@@ -60,6 +60,10 @@ type Queue struct {
 	// MaxBytes bounds the events stored for pending deliveries and dead
 	// letters; past it sources answer 503 and the provider retries.
 	MaxBytes Size `koanf:"max_bytes"`
+	// MaxPendingPerSink bounds one sink's backlog; past it new deliveries
+	// to that sink become dead letters, so that one sink down for hours
+	// cannot fill the queue for the others. 0 means no bound.
+	MaxPendingPerSink int `koanf:"max_pending_per_sink"`
 	// DedupWindow is how long an accepted event's (source, id) is
 	// remembered, so that a provider's retry is answered but not routed
 	// again. 0 turns deduplication off.
@@ -147,7 +151,7 @@ func Defaults() File {
 		},
 		Admin: Admin{Listen: "127.0.0.1:9090"},
 		Log:   Log{Level: "info", Format: "text"},
-		Queue: Queue{Dir: "./data", MaxBytes: 1 << 30, DedupWindow: time.Hour},
+		Queue: Queue{Dir: "./data", MaxBytes: 1 << 30, MaxPendingPerSink: 100_000, DedupWindow: time.Hour},
 	}
 }
 
@@ -264,6 +268,9 @@ func (f *File) check(ps *Problems) {
 	}
 	if f.Queue.MaxBytes < 0 {
 		ps.Add("queue.max_bytes", "must be 0 (no limit) or a size such as 1GiB")
+	}
+	if f.Queue.MaxPendingPerSink < 0 {
+		ps.Add("queue.max_pending_per_sink", "must be 0 (no bound) or a number of deliveries such as 100000")
 	}
 	if f.Queue.DedupWindow < 0 {
 		ps.Add("queue.dedup_window", "must be 0 (off) or a duration such as 1h")

@@ -40,7 +40,7 @@ problem is logged. SIGHUP and POST /-/reload on the admin listener reload too.
 	slog.SetDefault(log) // the log sink and libraries log through it too
 	metrics.SetBuildInfo(version, buildCommit())
 	q, err := boltqueue.Open(boltqueue.Options{Dir: snap.File.Queue.Dir, MaxBytes: int64(snap.File.Queue.MaxBytes),
-		DedupWindow: snap.File.Queue.DedupWindow, Log: log})
+		MaxPendingPerSink: snap.File.Queue.MaxPendingPerSink, DedupWindow: snap.File.Queue.DedupWindow, Log: log})
 	if err != nil {
 		log.Error("cannot open the queue", "err", err)
 		return exitFail

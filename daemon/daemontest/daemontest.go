@@ -41,7 +41,7 @@ func Start(t testing.TB, yaml string) *daemon.Daemon {
 		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 	q, err := boltqueue.Open(boltqueue.Options{Dir: f.Queue.Dir, MaxBytes: int64(f.Queue.MaxBytes),
-		DedupWindow: f.Queue.DedupWindow, Log: log})
+		MaxPendingPerSink: f.Queue.MaxPendingPerSink, DedupWindow: f.Queue.DedupWindow, Log: log})
 	if err != nil {
 		t.Fatalf("queue: %v", err)
 	}

@@ -53,6 +53,11 @@ type Options struct {
 	// MaxBytes bounds the stored event records; Enqueue past it fails
 	// with router.ErrQueueFull (sources answer 503). 0 means no bound.
 	MaxBytes int64
+	// MaxPendingPerSink bounds one sink's backlog: past it, new deliveries
+	// to that sink go straight to the dead-letter queue (the event kept,
+	// replayable), so that a sink down for hours cannot fill the queue and
+	// make every source answer 503. 0 means no bound.
+	MaxPendingPerSink int
 	// DedupWindow is how long an accepted (source, id) is remembered so
 	// that a provider's retry is not routed again. 0 turns dedup off.
 	DedupWindow time.Duration
@@ -99,6 +104,7 @@ type op struct {
 type writeBatch struct {
 	bytesDelta int64
 	now        time.Time
+	queued     map[string]int // deliveries added per sink, not yet in the index
 }
 
 // Open opens (creating if needed) the queue in opts.Dir and rebuilds the
@@ -230,7 +236,7 @@ func (q *Queue) writer() {
 }
 
 func (q *Queue) commit(group []*op) {
-	w := &writeBatch{now: time.Now()}
+	w := &writeBatch{now: time.Now(), queued: map[string]int{}}
 	soft := make([]error, len(group))
 	err := q.db.Update(func(tx *bolt.Tx) error {
 		for i, o := range group {
@@ -324,7 +330,7 @@ func (q *Queue) Enqueue(ctx context.Context, batch []router.Routed) error {
 		sink string
 		seq  uint64
 	}
-	var added []queued
+	var added, overflow []queued
 	// An event routed nowhere has nothing to lose and nothing to deliver
 	// twice: nothing is written for it, and it costs no fsync. (Its retry
 	// is routed again, to the same no sinks.)
@@ -338,7 +344,7 @@ func (q *Queue) Enqueue(ctx context.Context, batch []router.Routed) error {
 	dups := make([]bool, len(batch))
 	o := &op{}
 	o.apply = func(tx *bolt.Tx, w *writeBatch) error {
-		added = added[:0]
+		added, overflow = added[:0], overflow[:0]
 		var need int64
 		for i, r := range batch {
 			if len(r.Sinks) == 0 {
@@ -358,7 +364,8 @@ func (q *Queue) Enqueue(ctx context.Context, batch []router.Routed) error {
 				return router.ErrQueueFull
 			}
 		}
-		events, refs, pending := tx.Bucket(bucketEvents), tx.Bucket(bucketRefs), tx.Bucket(bucketPending)
+		events, refs, pending, dead := tx.Bucket(bucketEvents), tx.Bucket(bucketRefs), tx.Bucket(bucketPending), tx.Bucket(bucketDead)
+		backlog := q.backlogs()
 		for i, r := range batch {
 			if dups[i] || len(r.Sinks) == 0 {
 				continue
@@ -383,9 +390,19 @@ func (q *Queue) Enqueue(ctx context.Context, batch []router.Routed) error {
 				if err != nil {
 					return hard(err)
 				}
+				if limit := q.opts.MaxPendingPerSink; limit > 0 && backlog[sink]+w.queued[sink] >= limit {
+					full := state{event: eseq, queued: w.now, sink: sink, deadAt: w.now,
+						lastError: fmt.Sprintf("backlog full: %d deliveries were already queued for this sink (queue.max_pending_per_sink)", limit)}
+					if err := dead.Put(seqKey(dseq), full.encode(true)); err != nil {
+						return hard(err)
+					}
+					overflow = append(overflow, queued{sink, dseq})
+					continue
+				}
 				if err := pending.Put(pendingKey(sink, dseq), st.encode(false)); err != nil {
 					return hard(err)
 				}
+				w.queued[sink]++
 				added = append(added, queued{sink, dseq})
 			}
 		}
@@ -404,9 +421,32 @@ func (q *Queue) Enqueue(ctx context.Context, batch []router.Routed) error {
 			s.ready = append(s.ready, a.seq)
 			s.signal()
 		}
+		full := map[string]int{}
+		for _, a := range overflow {
+			q.sink(a.sink).dead++
+			full[a.sink]++
+		}
 		q.mu.Unlock()
+		for sink, n := range full {
+			q.log.Warn("sink backlog full: new deliveries go straight to the dead-letter queue until it drains",
+				"sink", sink, "count", n, "max_pending_per_sink", q.opts.MaxPendingPerSink)
+		}
 	}
 	return q.submit(ctx, o, true)
+}
+
+// backlogs returns each sink's deliveries queued or in flight.
+func (q *Queue) backlogs() map[string]int {
+	if q.opts.MaxPendingPerSink <= 0 {
+		return nil
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	out := make(map[string]int, len(q.sinks))
+	for name, s := range q.sinks {
+		out[name] = len(s.ready) + len(s.delayed) + s.inFlight
+	}
+	return out
 }
 
 // Next implements router.Queue.

@@ -746,3 +746,44 @@ func BenchmarkEnqueue(b *testing.B) {
 		}
 	})
 }
+
+// A sink that is down for hours must not fill the queue for the others:
+// past its backlog bound, its new deliveries become dead letters (the
+// event kept) while other sinks' deliveries queue as usual.
+func TestFullBacklogDeadLettersThatSinkOnly(t *testing.T) {
+	q := open(t, Options{MaxPendingPerSink: 2})
+	for i := range 4 {
+		enqueue(t, q, []string{"down", "up"}, event("app", fmt.Sprint("b", i)))
+		q.Done(next(t, q, "up")) // up delivers as it goes
+	}
+	st := q.Stats()
+	if st["down"] != [2]int{2, 2} || st["up"] != [2]int{0, 0} {
+		t.Fatalf("stats = %v, want down 2 queued + 2 dead, up all delivered", st)
+	}
+	list, err := q.ListDead()
+	if err != nil || len(list) != 2 {
+		t.Fatalf("dead letters = %v, %v", list, err)
+	}
+	for _, dl := range list {
+		if dl.Sink != "down" || !strings.HasPrefix(dl.LastError, "backlog full: 2 deliveries were already queued") {
+			t.Errorf("dead letter = %+v", dl)
+		}
+	}
+	// The dead letters keep their events: a replay once the sink drains
+	// delivers them.
+	for range 2 {
+		q.Done(next(t, q, "down"))
+	}
+	if n, err := q.Replay(nil); n != 2 || err != nil {
+		t.Fatalf("Replay = %d, %v", n, err)
+	}
+	ids := map[string]bool{}
+	for range 2 {
+		d := next(t, q, "down")
+		ids[d.Event.ID] = true
+		q.Done(d)
+	}
+	if !ids["b2"] || !ids["b3"] {
+		t.Errorf("replayed %v, want b2 and b3", ids)
+	}
+}
