@@ -580,12 +580,10 @@ func TestDecodeIntoPluginOptions(t *testing.T) {
 			t.Errorf("got %q, want %q", got, want)
 		}
 		raw = map[string]any{"timeout": "soon", "max_size": "big", "retries": "many"}
-		got = Decode(raw, &o, "sinks.crm").Error()
 		want = `sinks.crm.max_size: "big" is not a size; write it like 512KiB, 1MiB or 4096 (bytes)` + "\n" +
 			`sinks.crm.retries: cannot parse value as 'int'` + "\n" +
 			`sinks.crm.timeout: "soon" is not a duration; write it like 500ms, 30s, 5m or 1h`
-		var ps Problems
-		ps = Decode(raw, &o, "sinks.crm")
+		ps := Decode(raw, &o, "sinks.crm")
 		ps.Sort()
 		if got = ps.Error(); got != want {
 			t.Errorf("got:\n%s\nwant:\n%s", got, want)
@@ -613,7 +611,7 @@ func TestProblems(t *testing.T) {
 	ps.Add("sinks.b", "is %s", "wrong")
 	ps.Add("", "whole file")
 	ps.Add("rules[1]", "100% literal") // no args: not a format string
-	ps.Merge("sinks.a", FieldError("url", "%q is not a URL", "x"))
+	ps.Merge("sinks.a", Problem{Path: "url", Msg: `"x" is not a URL`})
 	ps.Merge("sinks.c", Problems{{Path: "[0]", Msg: "first"}, {Path: "", Msg: "here"}})
 	ps.Merge("sinks.d", errors.New("plain"))
 	ps.Merge("sinks.e", nil)

@@ -75,15 +75,6 @@ func (ps Problems) Sort() {
 	sort.SliceStable(ps, func(i, j int) bool { return ps[i].Path < ps[j].Path })
 }
 
-// FieldError is the error a plugin returns for one of its own settings; the
-// host prefixes the plugin's location.
-func FieldError(field, msg string, args ...any) error {
-	if len(args) > 0 {
-		msg = fmt.Sprintf(msg, args...)
-	}
-	return Problem{Path: field, Msg: msg}
-}
-
 // Join builds a dotted path, leaving out empty parts and not doubling dots
 // before an index ("rules" + "[2]" = "rules[2]").
 func Join(prefix, path string) string {

@@ -38,9 +38,9 @@ type Daemon struct {
 	ConfigPath string
 
 	// swap is held shared by every accept (route + enqueue) and taken
-	// exclusively by a reload right after publishing a new snapshot, so
-	// that once a reload goes on, no event routed by the old config is
-	// still on its way into the queue.
+	// exclusively by a reload to publish a new snapshot, so that once a
+	// reload goes on, no event routed by the old config is still on its
+	// way into the queue.
 	swap     sync.RWMutex
 	reloadMu sync.Mutex // one reload at a time
 	lastHash [32]byte   // of the config bytes last applied

@@ -77,11 +77,11 @@ func (d *Daemon) Reload(trigger string) (Changes, error) {
 			}
 		}
 	}
-	d.snap.Store(next)
-	// Wait for accepts that loaded the old snapshot to finish queueing;
-	// every later accept routes with the new one.
+	// Publish once no accept is between routing and queueing: each event
+	// is routed and queued under one snapshot, old or new.
 	d.swap.Lock()
-	d.swap.Unlock() //nolint:staticcheck // an empty critical section is the point: a barrier
+	d.snap.Store(next)
+	d.swap.Unlock()
 
 	for _, name := range append(slices.Clone(ch.SinksRemoved), ch.SinksChanged...) {
 		d.stopWorker(name)

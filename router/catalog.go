@@ -1,6 +1,9 @@
 package router
 
-import "sync"
+import (
+	"strings"
+	"sync"
+)
 
 // The catalog knows which statuses each provider event can carry, so that a
 // filter on status can be checked at load: `voice.inbound` has no
@@ -83,29 +86,21 @@ func KnownStatuses(patterns []string) (events []string, statuses map[string]bool
 // Glob matches name against pattern, where * stands for any run of
 // characters (event names have no path structure, so * crosses : and .).
 func Glob(pattern, name string) bool {
-	for {
-		star := -1
-		for i := 0; i < len(pattern); i++ {
-			if pattern[i] == '*' {
-				star = i
-				break
-			}
-		}
-		if star < 0 {
-			return pattern == name
-		}
-		if len(name) < star || name[:star] != pattern[:star] {
-			return false
-		}
-		pattern, name = pattern[star+1:], name[star:]
-		if pattern == "" {
-			return true
-		}
-		for i := 0; i <= len(name); i++ {
-			if Glob(pattern, name[i:]) {
-				return true
-			}
-		}
+	star := strings.IndexByte(pattern, '*')
+	if star < 0 {
+		return pattern == name
+	}
+	if !strings.HasPrefix(name, pattern[:star]) {
 		return false
 	}
+	rest, name := pattern[star+1:], name[star:]
+	if rest == "" {
+		return true
+	}
+	for i := 0; i <= len(name); i++ {
+		if Glob(rest, name[i:]) {
+			return true
+		}
+	}
+	return false
 }

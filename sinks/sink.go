@@ -18,7 +18,7 @@ import (
 // the same code as `run`.
 type Builder interface {
 	// Build returns the sink. Problems with settings are returned as
-	// config.FieldError values (or config.Problems) naming the setting.
+	// config.Problems naming the setting.
 	Build(info Info) (router.Sink, error)
 }
 

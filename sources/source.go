@@ -27,8 +27,7 @@ import (
 // `check` and `route` run the same code as `run`).
 type Builder interface {
 	// Build returns an HTTPSource or a StreamSource. Problems with
-	// settings are returned as config.FieldError values (or
-	// config.Problems) naming the setting.
+	// settings are returned as config.Problems naming the setting.
 	Build(info Info) (any, error)
 }
 

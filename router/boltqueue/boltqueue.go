@@ -34,6 +34,7 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
 
 	"switchboard/router"
 )
@@ -125,7 +126,7 @@ func Open(opts Options) (*Queue, error) {
 		InitialMmapSize: 64 << 20,
 		FreelistType:    bolt.FreelistMapType,
 	})
-	if errors.Is(err, bolt.ErrTimeout) {
+	if errors.Is(err, berrors.ErrTimeout) {
 		return nil, fmt.Errorf("queue %s is in use by another switchboard process (one daemon per queue.dir)", path)
 	}
 	if err != nil {
