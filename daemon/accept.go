@@ -127,11 +127,7 @@ func (d *Daemon) accept(ctx context.Context, src *Source, events []*router.Event
 			continue
 		}
 		idx = snap.Table.Route(ev, idx[:0], obs, nil)
-		names := make([]string, len(idx))
-		for j, s := range idx {
-			names[j] = snap.Table.SinkName(s)
-		}
-		batch = append(batch, router.Routed{Event: ev, Sinks: names})
+		batch = append(batch, router.Routed{Event: ev, Sinks: snap.Table.SinkNames(idx)})
 		at = append(at, i)
 		obs.event++
 	}

@@ -249,10 +249,7 @@ func (d *Daemon) throttleSummaries(ctx context.Context) {
 			snap := d.snap.Load()
 			var batch []router.Routed
 			for _, s := range snap.Table.Summaries(now) {
-				names := make([]string, len(s.Sinks))
-				for i, idx := range s.Sinks {
-					names[i] = snap.Table.SinkName(idx)
-				}
+				names := snap.Table.SinkNames(s.Sinks)
 				batch = append(batch, router.Routed{Event: s.Event, Sinks: names})
 				d.log.Info("storm control summary", "throttle", s.Event.Payload["throttle"], "key", s.Event.Payload["key"],
 					"suppressed", s.Event.Payload["suppressed"], "sinks", names)

@@ -447,6 +447,15 @@ func matchAny(patterns []string, name string) bool {
 // SinkName returns the name of sink index i.
 func (t *Table) SinkName(i int) string { return t.sinks[i] }
 
+// SinkNames returns the names of sink indexes, as Route returns them.
+func (t *Table) SinkNames(idx []int) []string {
+	names := make([]string, len(idx))
+	for i, s := range idx {
+		names[i] = t.sinks[s]
+	}
+	return names
+}
+
 // Sinks returns the sink names in index order.
 func (t *Table) Sinks() []string { return t.sinks }
 
