@@ -55,6 +55,31 @@ func Snippet(b []byte) string {
 	return s
 }
 
+// drainLimit is how much of an answer ReadAnswer reads, past the head,
+// before closing it: net/http reuses a keep-alive connection only once
+// the body has been read to its end, and past this much, a new connection
+// costs less than reading on.
+const drainLimit = 64 << 10
+
+// ReadAnswer reads what a sink needs of resp and releases it: the status
+// line (resp.Status, or the code and its text when the response has none)
+// and the head of the body, at most SnippetLen+1 bytes, for Snippet. It
+// then discards up to drainLimit more bytes and closes the body. It exists
+// so that every HTTP sink reads an answer alike: bounded, whatever the
+// receiver sends, and leaving the connection reusable when the answer is
+// small. A body that fails to read yields the head read until then; the
+// status decides the outcome anyway.
+func ReadAnswer(resp *http.Response) (status string, head []byte) {
+	head, _ = io.ReadAll(io.LimitReader(resp.Body, SnippetLen+1))
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, drainLimit))
+	resp.Body.Close()
+	status = resp.Status
+	if status == "" {
+		status = strconv.Itoa(resp.StatusCode) + " " + http.StatusText(resp.StatusCode)
+	}
+	return status, head
+}
+
 // maxRetryAfter keeps a huge Retry-After from overflowing time.Duration;
 // the router dead-letters anything past the sink's max_age anyway.
 const maxRetryAfter = 365 * 24 * time.Hour

@@ -8,11 +8,13 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httptrace"
 	"os"
 	"strings"
 	"sync/atomic"
 	"syscall"
 	"testing"
+	"testing/iotest"
 	"time"
 
 	"github.com/hashicorp/go-retryablehttp"
@@ -176,6 +178,106 @@ func TestNewHTTPClientRetriesConnectionErrorsOnly(t *testing.T) {
 			retry, err := c.CheckRetry(tt.ctx, nil, tt.err)
 			if retry != tt.retry || !errors.Is(err, tt.wantErr) || (err == nil) != (tt.wantErr == nil) {
 				t.Errorf("CheckRetry = %v, %v; want %v, %v", retry, err, tt.retry, tt.wantErr)
+			}
+		})
+	}
+}
+
+// answerBody is a response body that counts the bytes read from it and
+// records its closing.
+type answerBody struct {
+	r      io.Reader
+	read   int
+	closed bool
+}
+
+func (b *answerBody) Read(p []byte) (int, error) {
+	n, err := b.r.Read(p)
+	b.read += n
+	return n, err
+}
+
+func (b *answerBody) Close() error {
+	b.closed = true
+	return nil
+}
+
+func TestReadAnswer(t *testing.T) {
+	x := func(n int) string { return strings.Repeat("x", n) }
+	tests := []struct {
+		name       string
+		code       int
+		status     string
+		body       io.Reader
+		wantStatus string
+		wantHead   string
+		wantRead   int
+	}{
+		{"empty body", 204, "204 No Content", strings.NewReader(""), "204 No Content", "", 0},
+		{"short answer is the head", 500, "500 Internal Server Error", strings.NewReader("oops\n"),
+			"500 Internal Server Error", "oops\n", 5},
+		{"the receiver's own status text is kept", 400, "400 Nope", strings.NewReader(""), "400 Nope", "", 0},
+		{"no status line: the code and its text", 503, "", strings.NewReader(""), "503 Service Unavailable", "", 0},
+		{"head is SnippetLen+1 bytes, the rest drained", 502, "502 Bad Gateway", strings.NewReader(x(1000)),
+			"502 Bad Gateway", x(SnippetLen + 1), 1000},
+		{"drain stops at drainLimit", 500, "500 Internal Server Error", strings.NewReader(x(SnippetLen + 1 + drainLimit + 1000)),
+			"500 Internal Server Error", x(SnippetLen + 1), SnippetLen + 1 + drainLimit},
+		{"a failed read keeps what arrived", 500, "500 Internal Server Error",
+			io.MultiReader(strings.NewReader("partial"), iotest.ErrReader(syscall.ECONNRESET)),
+			"500 Internal Server Error", "partial", 7},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			body := &answerBody{r: tt.body}
+			status, head := ReadAnswer(&http.Response{StatusCode: tt.code, Status: tt.status, Body: body})
+			if status != tt.wantStatus || string(head) != tt.wantHead {
+				t.Errorf("ReadAnswer = %q, %q; want %q, %q", status, head, tt.wantStatus, tt.wantHead)
+			}
+			if body.read != tt.wantRead || !body.closed {
+				t.Errorf("read %d bytes, closed %v; want %d, closed", body.read, body.closed, tt.wantRead)
+			}
+		})
+	}
+}
+
+// The reason ReadAnswer drains: an answer read to its end leaves its
+// connection to the next request, a longer one is cut by closing it.
+func TestReadAnswerLeavesConnectionReusable(t *testing.T) {
+	tests := []struct {
+		name   string
+		size   int
+		reused bool
+	}{
+		{"answer within drainLimit", 10 << 10, true},
+		{"answer past drainLimit", SnippetLen + 1 + drainLimit + 1<<20, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.WriteHeader(http.StatusInternalServerError)
+				w.Write([]byte(strings.Repeat("x", tt.size)))
+			}))
+			defer srv.Close()
+			tr := &http.Transport{}
+			defer tr.CloseIdleConnections()
+			c := &http.Client{Transport: tr}
+			get := func() (reused bool) {
+				t.Helper()
+				trace := &httptrace.ClientTrace{GotConn: func(i httptrace.GotConnInfo) { reused = i.Reused }}
+				req, err := http.NewRequestWithContext(httptrace.WithClientTrace(context.Background(), trace), http.MethodGet, srv.URL, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				resp, err := c.Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				ReadAnswer(resp)
+				return reused
+			}
+			get()
+			if got := get(); got != tt.reused {
+				t.Errorf("second request reused the connection: %v, want %v", got, tt.reused)
 			}
 		})
 	}

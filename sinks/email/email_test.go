@@ -18,7 +18,6 @@ import (
 
 	"github.com/emersion/go-smtp"
 
-	"switchboard/config"
 	"switchboard/router"
 	"switchboard/sinks"
 	"switchboard/sinks/sinktest"
@@ -28,10 +27,6 @@ import (
 func build(t *testing.T, raw map[string]any) *Sink {
 	t.Helper()
 	return sinktest.MustBuild[*Sink](t, "email", "digest", raw)
-}
-
-func buildErr(raw map[string]any) (router.Sink, error) {
-	return sinktest.Build("email", "digest", raw)
 }
 
 // settings are a sink's settings for ts with the given smtp extras.
@@ -643,18 +638,7 @@ func TestBuildProblems(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			s, err := buildErr(tt.settings)
-			if err == nil {
-				s.(*Sink).Close()
-				t.Fatalf("Build succeeded, want %s", tt.want)
-			}
-			var ps config.Problems
-			if !errors.As(err, &ps) {
-				t.Fatalf("err is %T, want config.Problems", err)
-			}
-			if err.Error() != tt.want {
-				t.Errorf("problems\n got %s\nwant %s", err, tt.want)
-			}
+			sinktest.WantProblems(t, "email", "digest", tt.settings, tt.want)
 		})
 	}
 }

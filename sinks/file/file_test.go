@@ -15,14 +15,9 @@ import (
 	"testing"
 	"time"
 
-	"switchboard/config"
 	"switchboard/router"
 	"switchboard/sinks/sinktest"
 )
-
-func buildErr(raw map[string]any) (router.Sink, error) {
-	return sinktest.Build("file", "archive", raw)
-}
 
 // build decodes raw the way the host does and builds the sink.
 func build(t *testing.T, raw map[string]any) *Sink {
@@ -265,14 +260,7 @@ func TestBuildProblems(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := buildErr(tt.settings)
-			var ps config.Problems
-			if !errors.As(err, &ps) {
-				t.Fatalf("err = %v (%T), want config.Problems", err, err)
-			}
-			if err.Error() != tt.want {
-				t.Errorf("problems\n got %s\nwant %s", err, tt.want)
-			}
+			sinktest.WantProblems(t, "file", "archive", tt.settings, tt.want)
 		})
 	}
 }

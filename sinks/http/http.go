@@ -14,7 +14,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"mime"
 	"net/http"
 	"net/url"
@@ -36,10 +35,6 @@ const (
 	BodyRaw      = "raw"
 	BodyTemplate = "template"
 )
-
-// drainLimit is how much of an answer is read before closing so that the
-// connection can be reused; past it, closing is cheaper.
-const drainLimit = 64 << 10
 
 // Options are the settings of an http sink.
 type Options struct {
@@ -348,17 +343,10 @@ func (s *Sink) requestError(ctx context.Context, err error) error {
 // outcome: nil, a transient error (possibly with a Retry-After) or a
 // permanent one.
 func (s *Sink) classify(resp *http.Response) error {
-	head, _ := io.ReadAll(io.LimitReader(resp.Body, sinks.SnippetLen+1))
-	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, drainLimit))
-	resp.Body.Close()
-
+	status, head := sinks.ReadAnswer(resp)
 	code := resp.StatusCode
 	if code >= 200 && code < 300 {
 		return nil
-	}
-	status := resp.Status
-	if status == "" {
-		status = strconv.Itoa(code) + " " + http.StatusText(code)
 	}
 	msg := s.method + " " + s.shownURL + ": " + status
 	if b := sinks.Snippet(head); b != "" {

@@ -16,7 +16,6 @@ import (
 	"testing"
 	"time"
 
-	"switchboard/config"
 	"switchboard/router"
 	"switchboard/sinks"
 	"switchboard/sinks/sinktest"
@@ -26,10 +25,6 @@ import (
 func build(t *testing.T, raw map[string]any) *Sink {
 	t.Helper()
 	return sinktest.MustBuild[*Sink](t, "http", "crm", raw)
-}
-
-func buildErr(raw map[string]any) (router.Sink, error) {
-	return sinktest.Build("http", "crm", raw)
 }
 
 func event() *router.Event { return sinktest.Event("e1") }
@@ -473,18 +468,7 @@ func TestBuildProblems(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			s, err := buildErr(tt.settings)
-			if err == nil {
-				s.(*Sink).Close()
-				t.Fatalf("Build succeeded, want %s", tt.want)
-			}
-			var ps config.Problems
-			if !errors.As(err, &ps) {
-				t.Fatalf("err is %T, want config.Problems", err)
-			}
-			if err.Error() != tt.want {
-				t.Errorf("problems\n got %s\nwant %s", err, tt.want)
-			}
+			sinktest.WantProblems(t, "http", "crm", tt.settings, tt.want)
 		})
 	}
 }

@@ -4,11 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"log/slog"
 	"testing"
 
-	"switchboard/config"
 	"switchboard/router"
 	"switchboard/sinks/sinktest"
 )
@@ -112,11 +110,7 @@ func TestBuildProblems(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := buildErr(tt.settings)
-			var ps config.Problems
-			if !errors.As(err, &ps) || err.Error() != tt.want {
-				t.Errorf("err = %v, want %s", err, tt.want)
-			}
+			sinktest.WantProblems(t, "log", "debug", tt.settings, tt.want)
 		})
 	}
 }

@@ -3,6 +3,7 @@
 package sinktest
 
 import (
+	"errors"
 	"testing"
 	"time"
 
@@ -40,6 +41,29 @@ func MustBuild[S router.Sink](t testing.TB, typ, name string, raw map[string]any
 		t.Cleanup(func() { c.Close() })
 	}
 	return s.(S)
+}
+
+// WantProblems builds the sink as Build does, for settings a test expects
+// to be refused: it fails t unless Build returns config.Problems that read
+// exactly want, and closes a sink built by mistake. It returns the error
+// (never nil) for the checks a sink adds of its own.
+func WantProblems(t testing.TB, typ, name string, raw map[string]any, want string) error {
+	t.Helper()
+	s, err := Build(typ, name, raw)
+	if err == nil {
+		if c, ok := s.(sinks.Closer); ok {
+			c.Close()
+		}
+		t.Fatalf("Build succeeded, want %s", want)
+	}
+	var ps config.Problems
+	if !errors.As(err, &ps) {
+		t.Fatalf("err = %v (%T), want config.Problems", err, err)
+	}
+	if err.Error() != want {
+		t.Errorf("problems\n got %s\nwant %s", err, want)
+	}
+	return err
 }
 
 // Event is a sample event: a failed inbound Bird call with both a decoded

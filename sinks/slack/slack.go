@@ -21,10 +21,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -58,15 +56,10 @@ const DefaultText = `:rotating_light: *{{ .event }}*{{ with .status }} {{ . }}{{
 // a default must never turn an event into a dead letter.
 const fallbackText = `:rotating_light: *{{ .event }}*{{ with .status }} {{ . }}{{ end }} via {{ .source }} · id {{ .id }}`
 
-const (
-	// drainLimit is how much of an answer is read before closing so that
-	// the connection can be reused.
-	drainLimit = 64 << 10
-	// maxHold caps how long a 429 pauses the webhook for every sink using
-	// it; the delivery that got the 429 waits the whole Retry-After in the
-	// queue regardless.
-	maxHold = time.Minute
-)
+// maxHold caps how long a 429 pauses the webhook for every sink using it;
+// the delivery that got the 429 waits the whole Retry-After in the queue
+// regardless.
+const maxHold = time.Minute
 
 // Options are the settings of a slack sink.
 type Options struct {
@@ -336,17 +329,10 @@ func (s *Sink) scrub(msg string) string {
 
 // classify reads Slack's answer, releases it and returns the outcome.
 func (s *Sink) classify(resp *http.Response) error {
-	head, _ := io.ReadAll(io.LimitReader(resp.Body, sinks.SnippetLen+1))
-	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, drainLimit))
-	resp.Body.Close()
-
+	status, head := sinks.ReadAnswer(resp)
 	code := resp.StatusCode
 	if code >= 200 && code < 300 {
 		return nil
-	}
-	status := resp.Status
-	if status == "" {
-		status = strconv.Itoa(code) + " " + http.StatusText(code)
 	}
 	msg := "slack webhook: " + status
 	if b := sinks.Snippet(head); b != "" {

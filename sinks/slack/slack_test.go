@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"switchboard/config"
 	"switchboard/router"
 	"switchboard/sinks"
 	"switchboard/sinks/sinktest"
@@ -24,10 +23,6 @@ const hookPath = "/services/T0000SECRET/B0000SECRET/XXXXSECRETXXXX"
 func build(t *testing.T, raw map[string]any) *Sink {
 	t.Helper()
 	return sinktest.MustBuild[*Sink](t, "slack", "oncall", raw)
-}
-
-func buildErr(raw map[string]any) (router.Sink, error) {
-	return sinktest.Build("slack", "oncall", raw)
 }
 
 var (
@@ -482,18 +477,7 @@ func TestBuildProblems(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			s, err := buildErr(tt.settings)
-			if err == nil {
-				s.(*Sink).Close()
-				t.Fatalf("Build succeeded, want %s", tt.want)
-			}
-			var ps config.Problems
-			if !errors.As(err, &ps) {
-				t.Fatalf("err is %T, want config.Problems", err)
-			}
-			if err.Error() != tt.want {
-				t.Errorf("problems\n got %s\nwant %s", err, tt.want)
-			}
+			err := sinktest.WantProblems(t, "slack", "oncall", tt.settings, tt.want)
 			if strings.Contains(err.Error(), "SECRET") {
 				t.Errorf("problems %q leak the webhook URL", err)
 			}
