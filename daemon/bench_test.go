@@ -9,13 +9,16 @@ import (
 	"testing"
 
 	"switchboard/config"
+	"switchboard/router/boltqueue"
 	_ "switchboard/sinks/all"
 	_ "switchboard/sources/all"
 )
 
 // BenchmarkWebhook measures the per-request path of the load harness's
-// scenario without the network: generic source, one rule, the in-memory
-// queue (the durable queue's cost is measured in router/boltqueue).
+// scenario without the network: generic source, one rule, the durable
+// queue in a temporary directory. Neither body matches the rule, so, like
+// the harness's unrouted events, none is written to the queue (the cost of
+// a write is measured in router/boltqueue).
 func BenchmarkWebhook(b *testing.B) {
 	f, err := config.Parse([]byte(`
 sources:
@@ -32,7 +35,14 @@ rules:
 	if err != nil {
 		b.Fatal(err)
 	}
-	d := New(snap, nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	q, err := boltqueue.Open(boltqueue.Options{Dir: b.TempDir(), MaxBytes: int64(f.Queue.MaxBytes),
+		MaxPendingPerSink: f.Queue.MaxPendingPerSink, DedupWindow: f.Queue.DedupWindow, Log: log})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer q.Close()
+	d := New(snap, q, log)
 	bodies := []string{
 		`{"event":"whatsapp:message:status","payload":{"id":"a418d672","channel":"x0","from":"919019120123","to":"919019912345","status":"delivered","delivered_at":"2021-06-18T14:48:06.886358Z","processed_at":"2021-06-18T14:48:06.886358Z","timestamp":"2021-06-18T14:48:06.886358Z","error":{"code":null,"message":null},"bench_id":"b1","bench_ts":1763600000123456789}}`,
 		`{"event":"voice.outbound","payload":{"callId":"c1","channel":"x0","from":"+31612345678","to":"+31687654321","status":"completed","duration":12,"bench_id":"b2","bench_ts":1763600000123456789}}`,

@@ -54,12 +54,9 @@ type Daemon struct {
 }
 
 // New prepares a daemon for a built snapshot and the queue it accepts
-// into (the durable queue in production; nil means an in-memory queue, for
-// tests and experiments: it loses everything at exit).
+// into, which must not be nil: the durable queue (router/boltqueue), which
+// tests open in a temporary directory.
 func New(snap *Snapshot, queue router.Queue, log *slog.Logger) *Daemon {
-	if queue == nil {
-		queue = router.NewMemQueue()
-	}
 	d := &Daemon{log: log, queue: queue, workers: map[string]*router.Worker{}, streams: map[string]stream{}}
 	d.ctx, d.cancel = context.WithCancel(context.Background())
 	d.snap.Store(snap)
@@ -300,7 +297,7 @@ func (d *Daemon) adminHandler() http.Handler {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
-		if d.draining.Load() || d.queue == nil {
+		if d.draining.Load() {
 			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "shutting down"})
 			return
 		}

@@ -14,6 +14,7 @@ import (
 
 	"switchboard/config"
 	"switchboard/router"
+	"switchboard/router/boltqueue"
 )
 
 // fakeSink is an in-process router.Sink that answers from a script and
@@ -150,16 +151,74 @@ var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 // fast is a retry policy in milliseconds so that tests run quickly.
 var fast = config.Retry{MaxAttempts: 3, InitialInterval: 2 * time.Millisecond, MaxInterval: 10 * time.Millisecond, Multiplier: 2}
 
-func startWorker(t *testing.T, sink router.Sink, retry config.Retry, concurrency int, ids ...string) (*router.MemQueue, *outcomes) {
+// openQueue opens the durable queue, as the daemon runs on, in a fresh
+// directory; it is closed when the test ends.
+func openQueue(t *testing.T) *boltqueue.Queue {
 	t.Helper()
-	q := router.NewMemQueue()
+	q, err := boltqueue.Open(boltqueue.Options{Dir: t.TempDir(), Log: quiet})
+	if err != nil {
+		t.Fatalf("open queue: %v", err)
+	}
+	t.Cleanup(func() { q.Close() })
+	return q
+}
+
+func enqueue(t *testing.T, q router.Queue, sinks []string, ids ...string) {
+	t.Helper()
+	var batch []router.Routed
+	for _, id := range ids {
+		batch = append(batch, router.Routed{Event: &router.Event{ID: id}, Sinks: sinks})
+	}
+	if err := q.Enqueue(context.Background(), batch); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// next takes the next due delivery for sink, failing the test if none
+// comes within a generous deadline.
+func next(t *testing.T, q router.Queue, sink string) *router.Delivery {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	d, err := q.Next(ctx, sink)
+	if err != nil {
+		t.Fatalf("Next(%s): %v", sink, err)
+	}
+	return d
+}
+
+// deadLetters returns the queue's dead letters once every delivery handed
+// to Dead is stored: Dead counts a dead letter in Stats at once, but the
+// queue's writer stores it in its next commit.
+func deadLetters(t *testing.T, q *boltqueue.Queue) []router.DeadLetter {
+	t.Helper()
+	want := 0
+	for _, st := range q.Stats() {
+		want += st[1]
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		list, err := q.ListDead()
+		if err != nil {
+			t.Fatalf("ListDead: %v", err)
+		}
+		if len(list) >= want {
+			return list
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d dead letters stored after 5s, want %d", len(list), want)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func startWorker(t *testing.T, sink router.Sink, retry config.Retry, concurrency int, ids ...string) (*boltqueue.Queue, *outcomes) {
+	t.Helper()
+	q := openQueue(t)
 	obs := newOutcomes()
 	w := &router.Worker{Name: "crm", Sink: sink, Retry: retry, Concurrency: concurrency, Queue: q, Observer: obs, Log: quiet}
 	w.Start(context.Background())
-	t.Cleanup(func() {
-		w.Stop()
-		q.Close()
-	})
+	t.Cleanup(w.Stop) // before the queue's Close: cleanups run last first
 	enqueue(t, q, []string{"crm"}, ids...)
 	return q, obs
 }
@@ -177,8 +236,8 @@ func TestWorkerSuccessIsDone(t *testing.T) {
 			t.Errorf("%s sent %d times", id, n)
 		}
 	}
-	if len(q.DeadLetters()) != 0 || q.Depth()["crm"] != 0 {
-		t.Errorf("dead %v, depth %v", q.DeadLetters(), q.Depth())
+	if dead, st := deadLetters(t, q), q.Stats()["crm"]; len(dead) != 0 || st != [2]int{0, 0} {
+		t.Errorf("dead %+v, stats (queued, dead) %v", dead, st)
 	}
 }
 
@@ -193,7 +252,7 @@ func TestWorkerPermanentFailureIsDeadAtOnce(t *testing.T) {
 	if got := obs.for_("e1"); !reflect.DeepEqual(got, want) {
 		t.Errorf("outcomes:\n got %+v\nwant %+v", got, want)
 	}
-	dead := q.DeadLetters()
+	dead := deadLetters(t, q)
 	if len(dead) != 1 || dead[0].LastError != "permanent failure: crm answered: 400 bad request" || dead[0].Attempts != 1 {
 		t.Fatalf("dead letters = %+v", dead)
 	}
@@ -212,7 +271,7 @@ func TestWorkerTransientFailureRetriesUntilMaxAttempts(t *testing.T) {
 	if got, want := obs.names("e1"), []string{"retry", "retry", "dead"}; !reflect.DeepEqual(got, want) {
 		t.Fatalf("outcomes = %q, want %q", got, want)
 	}
-	dead := q.DeadLetters()
+	dead := deadLetters(t, q)
 	if len(dead) != 1 || dead[0].Attempts != 3 || dead[0].LastError != "gave up after 3 attempts: 503 service unavailable" {
 		t.Fatalf("dead letters = %+v", dead)
 	}
@@ -251,8 +310,8 @@ func TestWorkerTransientThenSuccess(t *testing.T) {
 	if got, want := obs.names("e1"), []string{"retry", "retry", "success"}; !reflect.DeepEqual(got, want) {
 		t.Errorf("outcomes = %q, want %q", got, want)
 	}
-	if len(q.DeadLetters()) != 0 {
-		t.Errorf("dead letters: %+v", q.DeadLetters())
+	if dead := deadLetters(t, q); len(dead) != 0 {
+		t.Errorf("dead letters: %+v", dead)
 	}
 }
 
@@ -306,7 +365,7 @@ func TestWorkerMaxAgeGivesUp(t *testing.T) {
 	retry := config.Retry{MaxAttempts: 100, InitialInterval: 50 * time.Millisecond, MaxInterval: time.Second, Multiplier: 2, MaxAge: 20 * time.Millisecond}
 	q, obs := startWorker(t, sink, retry, 1, "e1")
 	obs.waitFinal(t, 1)
-	dead := q.DeadLetters()
+	dead := deadLetters(t, q)
 	if len(dead) != 1 || dead[0].Attempts != 1 || dead[0].LastError != "gave up: next attempt would be past max_age 20ms: timeout" {
 		t.Fatalf("dead letters = %+v", dead)
 	}
@@ -323,7 +382,7 @@ func TestWorkerMaxAgeAllowsRetriesWithinIt(t *testing.T) {
 	if got := obs.names("e1"); !reflect.DeepEqual(got, []string{"retry", "retry", "dead"}) {
 		t.Errorf("outcomes = %q", got)
 	}
-	if d := q.DeadLetters(); len(d) != 1 || d[0].LastError != "gave up after 3 attempts: timeout" {
+	if d := deadLetters(t, q); len(d) != 1 || d[0].LastError != "gave up after 3 attempts: timeout" {
 		t.Errorf("dead letters = %+v", d)
 	}
 }
@@ -375,8 +434,8 @@ func TestWorkerConcurrentDeliveries(t *testing.T) {
 			t.Errorf("%s: outcomes = %q", id, got)
 		}
 	}
-	if len(q.DeadLetters()) != 0 {
-		t.Errorf("dead letters: %d", len(q.DeadLetters()))
+	if dead := deadLetters(t, q); len(dead) != 0 {
+		t.Errorf("dead letters: %d", len(dead))
 	}
 }
 
@@ -391,8 +450,7 @@ func TestWorkerObserverSeesTheAttemptItIsToldAbout(t *testing.T) {
 		return nil
 	}}
 	retry := config.Retry{MaxAttempts: 3, InitialInterval: time.Microsecond, MaxInterval: time.Microsecond, Multiplier: 1}
-	q := router.NewMemQueue()
-	defer q.Close()
+	q := openQueue(t)
 	obs := newOutcomes()
 	obs.delay = 20 * time.Millisecond
 	w := &router.Worker{Name: "crm", Sink: sink, Retry: retry, Concurrency: 2, Queue: q, Observer: obs, Log: quiet}
@@ -441,8 +499,7 @@ func (s *ctxSink) Send(ctx context.Context, e *router.Event) error {
 
 func TestWorkerStopPutsAnAttemptUnderWayBack(t *testing.T) {
 	sink := &ctxSink{started: make(chan struct{}, 1)}
-	q := router.NewMemQueue()
-	defer q.Close()
+	q := openQueue(t)
 	obs := newOutcomes()
 	w := &router.Worker{Name: "crm", Sink: sink, Retry: fast, Queue: q, Observer: obs, Log: quiet}
 	w.Start(context.Background())
@@ -460,8 +517,8 @@ func TestWorkerStopPutsAnAttemptUnderWayBack(t *testing.T) {
 	if got := obs.for_(""); len(got) != 0 {
 		t.Errorf("an attempt cut by Stop was reported: %+v", got)
 	}
-	if len(q.DeadLetters()) != 0 || q.Depth()["crm"] != 2 {
-		t.Fatalf("dead %v depth %v; want both deliveries back in the queue", q.DeadLetters(), q.Depth())
+	if dead, st := deadLetters(t, q), q.Stats()["crm"]; len(dead) != 0 || st != [2]int{2, 0} {
+		t.Fatalf("dead %+v, stats (queued, dead) %v; want both deliveries back in the queue", dead, st)
 	}
 	for range 2 {
 		if d := next(t, q, "crm"); d.Attempts != 0 {

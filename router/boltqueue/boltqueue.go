@@ -312,6 +312,12 @@ func (q *Queue) submit(ctx context.Context, o *op, wait bool) error {
 
 // Enqueue implements router.Queue.
 func (q *Queue) Enqueue(ctx context.Context, batch []router.Routed) error {
+	// An event routed nowhere has nothing to lose and nothing to deliver
+	// twice: nothing is written for it, and it costs no fsync. (Its retry
+	// is routed again, to the same no sinks.)
+	if !slices.ContainsFunc(batch, func(r router.Routed) bool { return len(r.Sinks) > 0 }) {
+		return nil
+	}
 	type prepared struct {
 		rec  []byte
 		size int64
@@ -332,16 +338,6 @@ func (q *Queue) Enqueue(ctx context.Context, batch []router.Routed) error {
 		seq  uint64
 	}
 	var added, overflow []queued
-	// An event routed nowhere has nothing to lose and nothing to deliver
-	// twice: nothing is written for it, and it costs no fsync. (Its retry
-	// is routed again, to the same no sinks.)
-	wait := false
-	for _, r := range batch {
-		wait = wait || len(r.Sinks) > 0
-	}
-	if !wait {
-		return nil
-	}
 	dups := make([]bool, len(batch))
 	o := &op{}
 	o.apply = func(tx *bolt.Tx, w *writeBatch) error {

@@ -659,6 +659,202 @@ func TestConcurrentEnqueueDeliversEachOnce(t *testing.T) {
 	empty(t, q, "crm", 50*time.Millisecond)
 }
 
+// Each sink takes its own deliveries, first queued first. An event for
+// several sinks is one delivery per sink, each with an id of its own (dead
+// letters are stored under it). A delivery in flight still counts as queued
+// and keeps the queue from being idle.
+func TestEachSinkTakesItsDeliveriesInOrder(t *testing.T) {
+	q := open(t, Options{})
+	enqueue(t, q, []string{"crm", "archive"}, event("app", "e1"), event("app", "e2"))
+	enqueue(t, q, []string{"archive"}, event("app", "e3"))
+	if st := q.Stats(); len(st) != 2 || st["crm"] != [2]int{2, 0} || st["archive"] != [2]int{3, 0} {
+		t.Errorf("stats = %v, want crm 2 queued, archive 3", st)
+	}
+	if q.Idle() {
+		t.Error("Idle with deliveries due")
+	}
+	ids := map[string]string{}
+	take := func(sink string) *router.Delivery {
+		t.Helper()
+		d := next(t, q, sink)
+		if d.Sink != sink || d.Attempts != 0 || d.ID == "" {
+			t.Errorf("delivery = %+v", d)
+		}
+		if prev, ok := ids[d.ID]; ok {
+			t.Errorf("delivery id %s handed out twice: %s, then %s/%s", d.ID, prev, sink, d.Event.ID)
+		}
+		ids[d.ID] = sink + "/" + d.Event.ID
+		return d
+	}
+	var got []string
+	for range 3 {
+		d := take("archive")
+		got = append(got, d.Event.ID)
+		if err := q.Done(d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if want := []string{"e1", "e2", "e3"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("archive got %q, want %q", got, want)
+	}
+	empty(t, q, "archive", 20*time.Millisecond)
+	d := take("crm")
+	if d.Event.ID != "e1" {
+		t.Errorf("crm got %s first, want e1", d.Event.ID)
+	}
+	if st := q.Stats(); st["crm"] != [2]int{2, 0} || st["archive"] != [2]int{0, 0} {
+		t.Errorf("stats with one in flight = %v, want crm 2 queued, archive 0", st)
+	}
+	if q.Idle() {
+		t.Error("Idle with a delivery in flight")
+	}
+	q.Done(d)
+	if d := take("crm"); d.Event.ID != "e2" {
+		t.Errorf("crm got %s second, want e2", d.Event.ID)
+	} else {
+		q.Done(d)
+	}
+	if !q.Idle() {
+		t.Error("not Idle once every delivery is done")
+	}
+	if st := q.Stats(); st["crm"] != [2]int{0, 0} || st["archive"] != [2]int{0, 0} {
+		t.Errorf("stats at the end = %v, want nothing queued", st)
+	}
+}
+
+// Delayed retries are never handed out before their NotBefore, and come in
+// the order they fall due, whatever order they were put back in.
+func TestDelayedRetriesComeInDueOrder(t *testing.T) {
+	q := open(t, Options{})
+	enqueue(t, q, []string{"crm"}, event("app", "late"), event("app", "early"), event("app", "middle"))
+	now := time.Now()
+	due := map[string]time.Time{
+		"late":   now.Add(500 * time.Millisecond),
+		"early":  now.Add(300 * time.Millisecond),
+		"middle": now.Add(400 * time.Millisecond),
+	}
+	for range 3 {
+		d := next(t, q, "crm")
+		d.Attempts, d.LastError, d.NotBefore = 1, "503", due[d.Event.ID]
+		if err := q.Retry(d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if st := q.Stats()["crm"]; st != [2]int{3, 0} {
+		t.Errorf("stats = %v, want the 3 retries counted as queued", st)
+	}
+	var got []string
+	for range 3 {
+		d := next(t, q, "crm")
+		if now := time.Now(); now.Before(due[d.Event.ID]) {
+			t.Errorf("%s handed out %v before its NotBefore", d.Event.ID, due[d.Event.ID].Sub(now))
+		}
+		if d.Attempts != 1 || d.LastError != "503" {
+			t.Errorf("%s: attempts %d, last error %q; want 1, 503", d.Event.ID, d.Attempts, d.LastError)
+		}
+		got = append(got, d.Event.ID)
+		q.Done(d)
+	}
+	if want := []string{"early", "middle", "late"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("order = %q, want %q", got, want)
+	}
+}
+
+// A Next waiting for a retry due in an hour must wake for a fresh delivery.
+// A retry not yet due leaves the queue idle once it is rescheduled.
+func TestNewDeliveryWakesAWaitingNext(t *testing.T) {
+	q := open(t, Options{})
+	enqueue(t, q, []string{"crm"}, event("app", "slow"))
+	d := next(t, q, "crm")
+	d.NotBefore = time.Now().Add(time.Hour)
+	if err := q.Retry(d); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the retry to be rescheduled", q.Idle)
+	got := make(chan string, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		d, err := q.Next(ctx, "crm")
+		if err != nil {
+			got <- err.Error()
+			return
+		}
+		got <- d.Event.ID
+	}()
+	time.Sleep(20 * time.Millisecond) // let it wait (if it does not yet, it finds the delivery queued)
+	enqueue(t, q, []string{"crm"}, event("app", "fresh"))
+	if id := <-got; id != "fresh" {
+		t.Errorf("Next returned %s, want the fresh delivery", id)
+	}
+}
+
+// Consumers already waiting when deliveries arrive, as a sink's workers
+// are, take each delivery exactly once, and every one of them.
+func TestWaitingConsumersTakeEachDeliveryOnce(t *testing.T) {
+	q := open(t, Options{})
+	const n, consumers, batch = 300, 8, 50
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var (
+		mu   sync.Mutex
+		seen = map[string]int{}
+		wg   sync.WaitGroup
+	)
+	for range consumers {
+		wg.Go(func() {
+			for {
+				d, err := q.Next(ctx, "crm")
+				if err != nil {
+					return
+				}
+				mu.Lock()
+				seen[d.Event.ID]++
+				total := len(seen)
+				mu.Unlock()
+				q.Done(d)
+				if total == n {
+					cancel()
+				}
+			}
+		})
+	}
+	// Enqueue while the consumers already wait, in several batches.
+	for i := 0; i < n; i += batch {
+		var events []*router.Event
+		for j := i; j < i+batch; j++ {
+			events = append(events, event("app", fmt.Sprintf("e%d", j)))
+		}
+		enqueue(t, q, []string{"crm"}, events...)
+	}
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		cancel()
+		<-done
+		mu.Lock()
+		defer mu.Unlock()
+		t.Fatalf("only %d of %d deliveries handed out", len(seen), n)
+	}
+	for id, c := range seen {
+		if c != 1 {
+			t.Errorf("%s handed out %d times", id, c)
+		}
+	}
+	if len(seen) != n {
+		t.Errorf("%d deliveries handed out, want %d", len(seen), n)
+	}
+	if !q.Idle() {
+		t.Error("queue not idle after every delivery is done")
+	}
+	if st := q.Stats()["crm"]; st != [2]int{0, 0} {
+		t.Errorf("stats = %v, want nothing queued", st)
+	}
+	empty(t, q, "crm", 20*time.Millisecond)
+}
+
 func TestSecondOpenOfTheSameDirFails(t *testing.T) {
 	q := open(t, Options{})
 	start := time.Now()
@@ -683,14 +879,14 @@ func TestCloseUnblocksNext(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// One Next waits for a sink with nothing queued, one for a delivery due
+	// Two Nexts wait for a sink with nothing queued, one for a delivery due
 	// in an hour.
 	enqueue(t, q, []string{"delayed"}, event("app", "later"))
 	d := next(t, q, "delayed")
 	d.NotBefore = time.Now().Add(time.Hour)
 	q.Retry(d)
-	errc := make(chan error, 2)
-	for _, sink := range []string{"idle", "delayed"} {
+	errc := make(chan error, 3)
+	for _, sink := range []string{"idle", "idle", "delayed"} {
 		go func() {
 			_, err := q.Next(context.Background(), sink)
 			errc <- err
@@ -700,7 +896,7 @@ func TestCloseUnblocksNext(t *testing.T) {
 	if err := q.Close(); err != nil {
 		t.Fatal(err)
 	}
-	for range 2 {
+	for range 3 {
 		select {
 		case err := <-errc:
 			if !errors.Is(err, router.ErrQueueClosed) {
