@@ -2,15 +2,14 @@ package sources_test
 
 import (
 	"encoding/json"
-	"errors"
 	"net/http"
-	"os"
 	"reflect"
 	"strings"
 	"testing"
 
 	"switchboard/router"
 	"switchboard/sources"
+	"switchboard/sources/sourcetest"
 )
 
 func TestDecodeObjectStrictIsUnchanged(t *testing.T) {
@@ -73,10 +72,7 @@ func TestDecodeObjectRejects(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			_, _, err := sources.DecodeObject([]byte(tt.in))
-			var re *sources.RejectError
-			if !errors.As(err, &re) {
-				t.Fatalf("got %v, want a RejectError", err)
-			}
+			re := sourcetest.Rejection(t, err)
 			if re.Status != http.StatusBadRequest || re.Reason != "bad_json" || re.Msg != tt.msg {
 				t.Errorf("got %d %s %q\nwant 400 bad_json %q", re.Status, re.Reason, re.Msg, tt.msg)
 			}
@@ -89,10 +85,7 @@ func TestDecodeObjectRejects(t *testing.T) {
 // what a documentation-style body costs instead.
 func BenchmarkDecodeObject(b *testing.B) {
 	strict := []byte(`{"call_id":"e51d5392-d9cf-123b-fe91-3cecefb9bfb6","leg":"a","type":"event","user":"202_2222223","cmiuuid":"ccd826f9-67a4-4467-acfb-a53093ff5c9d","direction":"outbound","callerid":"442000000000","app_id":2223343,"time":1650635340436,"custom":"{\"crm\":\"true\"}","status":"answered","to":"442000000001"}`)
-	loose, err := os.ReadFile("relaxed/testdata/telecmi-outgoing-answered-leg-a.txt")
-	if err != nil {
-		b.Fatal(err)
-	}
+	loose := sourcetest.ReadFile(b, "relaxed/testdata/telecmi-outgoing-answered-leg-a.txt")
 	b.Run("strict-router", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {

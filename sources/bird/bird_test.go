@@ -6,11 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
-	"errors"
-	"flag"
 	"net/http"
-	"net/http/httptest"
-	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -18,12 +14,10 @@ import (
 	"testing"
 	"time"
 
-	"switchboard/config"
 	"switchboard/router"
 	"switchboard/sources"
+	"switchboard/sources/sourcetest"
 )
-
-var update = flag.Bool("update", false, "rewrite golden files")
 
 // received is the fixed receipt time of every test request.
 var received = time.Date(2026, 11, 23, 8, 0, 0, 125e6, time.UTC)
@@ -35,42 +29,15 @@ const (
 
 func build(t testing.TB, raw map[string]any) *Source {
 	t.Helper()
-	s, err := buildErr(raw)
-	if err != nil {
-		t.Fatalf("Build: %v", err)
-	}
-	return s.(*Source)
-}
-
-func buildErr(raw map[string]any) (any, error) {
-	f, ok := sources.Lookup("bird")
-	if !ok {
-		panic("bird source not registered")
-	}
-	b := f()
-	if ps := config.Decode(raw, b, ""); len(ps) > 0 {
-		return nil, ps
-	}
-	return b.Build(sources.Info{Name: "bird"})
+	return sourcetest.Build[*Source](t, "bird", "bird", raw)
 }
 
 // request is a POST to target (an absolute URL: its host becomes r.Host,
 // https makes r.TLS non-nil) with headers given as name, value pairs.
 func request(target string, body []byte, header ...string) *sources.Request {
-	r := httptest.NewRequest(http.MethodPost, target, bytes.NewReader(body))
-	for i := 0; i+1 < len(header); i += 2 {
-		r.Header.Set(header[i], header[i+1])
-	}
-	return &sources.Request{HTTP: r, Body: body, ReceivedAt: received, Source: "bird"}
-}
-
-func rejection(t *testing.T, err error) *sources.RejectError {
-	t.Helper()
-	var re *sources.RejectError
-	if !errors.As(err, &re) {
-		t.Fatalf("error %v (%T) is not a RejectError", err, err)
-	}
-	return re
+	r := sourcetest.Request(http.MethodPost, target, body, header...)
+	r.ReceivedAt, r.Source = received, "bird"
+	return r
 }
 
 func TestGolden(t *testing.T) {
@@ -82,43 +49,12 @@ func TestGolden(t *testing.T) {
 	for _, file := range files {
 		name := filepath.Base(file)
 		t.Run(strings.TrimSuffix(name, ".json"), func(t *testing.T) {
-			body, err := os.ReadFile(file)
-			if err != nil {
-				t.Fatal(err)
-			}
-			res, err := s.Parse(request("http://localhost/hooks/bird", body))
-			if err != nil {
-				t.Fatalf("Parse: %v", err)
-			}
-			if len(res.Events) != 1 {
-				t.Fatalf("got %d events, want 1", len(res.Events))
-			}
-			ev := res.Events[0]
+			body := sourcetest.ReadFile(t, file)
+			ev := sourcetest.ParseOne(t, s, request("http://localhost/hooks/bird", body))
 			if !bytes.Equal(ev.Body, body) {
 				t.Errorf("Body is not the request body as received")
 			}
-			got, err := ev.MarshalJSON()
-			if err != nil {
-				t.Fatal(err)
-			}
-			var buf bytes.Buffer
-			if err := json.Indent(&buf, got, "", "  "); err != nil {
-				t.Fatalf("event is not JSON: %v\n%s", err, got)
-			}
-			buf.WriteByte('\n')
-			golden := filepath.Join("testdata", "golden", name)
-			if *update {
-				if err := os.WriteFile(golden, buf.Bytes(), 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			want, err := os.ReadFile(golden)
-			if err != nil {
-				t.Fatalf("%v (run go test -update to create it)", err)
-			}
-			if !bytes.Equal(buf.Bytes(), want) {
-				t.Errorf("normalized event differs from %s (go test -update rewrites it):\ngot:\n%s\nwant:\n%s", golden, buf.Bytes(), want)
-			}
+			sourcetest.Golden(t, filepath.Join("testdata", "golden", name), sourcetest.EventJSON(t, ev))
 		})
 	}
 }
@@ -210,14 +146,8 @@ func TestTime(t *testing.T) {
 
 func TestRejectsWhatIsNotABirdDelivery(t *testing.T) {
 	s := build(t, nil)
-	sub, err := os.ReadFile("testdata/subscription/voice-inbound.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	subOut, err := os.ReadFile("testdata/subscription/voice-outbound.json")
-	if err != nil {
-		t.Fatal(err)
-	}
+	sub := sourcetest.ReadFile(t, "testdata/subscription/voice-inbound.json")
+	subOut := sourcetest.ReadFile(t, "testdata/subscription/voice-outbound.json")
 	const subscriptionMsg = `this is a webhook-subscription request (it has url, signingKey or eventFilters), not a delivery: send it to Bird's Notifications API; Bird then POSTs events here as {"service","event","payload"}`
 	// Unreadable bodies get the shared decoder's own answer.
 	_, _, decErr := sources.DecodeObject([]byte(`{"event":`))
@@ -259,7 +189,7 @@ func TestRejectsWhatIsNotABirdDelivery(t *testing.T) {
 			if err == nil {
 				t.Fatalf("accepted: %+v", res.Events[0])
 			}
-			re := rejection(t, err)
+			re := sourcetest.Rejection(t, err)
 			if re.Status != tc.status || re.Reason != tc.reason || re.Msg != tc.msg {
 				t.Errorf("got %d %s %q\nwant %d %s %q", re.Status, re.Reason, re.Msg, tc.status, tc.reason, tc.msg)
 			}
@@ -278,8 +208,8 @@ func TestRelaxedJSON(t *testing.T) {
 	body := []byte(`{"service":"channels","event":"voice.outbound","payload":{"id":"c1","status":"failed",},}`)
 	res, err := s.Parse(request("http://localhost/hooks/bird", body))
 	if _, _, decErr := sources.DecodeObject(body); decErr != nil {
-		want := rejection(t, decErr)
-		got := rejection(t, err)
+		want := sourcetest.Rejection(t, decErr)
+		got := sourcetest.Rejection(t, err)
 		if *got != *want {
 			t.Errorf("got %+v, want the decoder's rejection %+v", got, want)
 		}
@@ -451,7 +381,7 @@ func TestSignature(t *testing.T) {
 			if err == nil {
 				t.Fatalf("accepted, want %d %s", c.status, c.reason)
 			}
-			re := rejection(t, err)
+			re := sourcetest.Rejection(t, err)
 			if re.Status != c.status || re.Reason != c.reason || re.Msg != c.msg {
 				t.Errorf("got %d %s %q\nwant %d %s %q", re.Status, re.Reason, re.Msg, c.status, c.reason, c.msg)
 			}
@@ -492,7 +422,7 @@ func TestBuild(t *testing.T) {
 				"max_age: must be a positive duration; Bird retries for hours with the original timestamp, so keep it at least 8h (default 24h)"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := buildErr(tc.settings)
+			_, err := sourcetest.BuildErr("bird", "bird", tc.settings)
 			got := ""
 			if err != nil {
 				got = err.Error()
@@ -543,10 +473,7 @@ func TestCatalog(t *testing.T) {
 
 func BenchmarkParseSigned(b *testing.B) {
 	s := build(b, map[string]any{"signing_key": testKey, "public_url": publicURL})
-	body, err := os.ReadFile("testdata/voice-outbound-completed.json")
-	if err != nil {
-		b.Fatal(err)
-	}
+	body := sourcetest.ReadFile(b, "testdata/voice-outbound-completed.json")
 	ts := strconv.FormatInt(received.Unix(), 10)
 	sig := Sign(testKey, ts, publicURL, body)
 	req := request(publicURL, body, HeaderSignature, sig, HeaderTimestamp, ts)

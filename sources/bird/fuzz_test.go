@@ -2,15 +2,14 @@ package bird
 
 import (
 	"encoding/json"
-	"errors"
 	"net/http"
 	"net/url"
-	"os"
 	"path/filepath"
 	"strconv"
 	"testing"
 
 	"switchboard/sources"
+	"switchboard/sources/sourcetest"
 )
 
 // maxFuzzBody bounds inputs: the daemon never hands a source more than
@@ -21,11 +20,7 @@ func addSeeds(f *testing.F, add func(body []byte)) {
 	files, _ := filepath.Glob("testdata/*.json")
 	subs, _ := filepath.Glob("testdata/subscription/*.json")
 	for _, file := range append(files, subs...) {
-		b, err := os.ReadFile(file)
-		if err != nil {
-			f.Fatal(err)
-		}
-		add(b)
+		add(sourcetest.ReadFile(f, file))
 	}
 	for _, s := range []string{"", "{}", "null", "[]", `{"event":"voice.inbound"}`, `{"event":"voice.inbound","payload":{}}`,
 		`{"event":"x","payload":{"id":{"a":1},"status":[1]}}`, `{"type":"t","callId":7}`, `{"event":1e400}`, `{"a":1,}`} {
@@ -37,10 +32,7 @@ func addSeeds(f *testing.F, add func(body []byte)) {
 // or one event with an event name and an id that encodes to valid JSON.
 func checkResult(t *testing.T, res *sources.Result, err error, allowed ...int) {
 	if err != nil {
-		var re *sources.RejectError
-		if !errors.As(err, &re) {
-			t.Fatalf("error %v (%T) is not a RejectError", err, err)
-		}
+		re := sourcetest.Rejection(t, err)
 		ok := false
 		for _, st := range allowed {
 			ok = ok || re.Status == st

@@ -1,10 +1,6 @@
 package cisco
 
 import (
-	"bytes"
-	"encoding/json"
-	"flag"
-	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -14,9 +10,8 @@ import (
 
 	"switchboard/router"
 	"switchboard/sources/cisco/internal/pb"
+	"switchboard/sources/sourcetest"
 )
-
-var update = flag.Bool("update", false, "rewrite testdata/golden from the current output")
 
 var received = time.Date(2026, 11, 23, 7, 0, 0, 456000000, time.UTC)
 
@@ -112,26 +107,7 @@ func TestNormalizeGolden(t *testing.T) {
 			if got.Event != name {
 				t.Errorf("event = %q, want %q", got.Event, name)
 			}
-			b, err := got.MarshalJSON()
-			if err != nil {
-				t.Fatal(err)
-			}
-			var pretty bytes.Buffer
-			json.Indent(&pretty, b, "", "  ")
-			pretty.WriteByte('\n')
-			file := filepath.Join("testdata", "golden", name+".json")
-			if *update {
-				if err := os.WriteFile(file, pretty.Bytes(), 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			want, err := os.ReadFile(file)
-			if err != nil {
-				t.Fatalf("%v (run go test -update to write it)", err)
-			}
-			if !bytes.Equal(pretty.Bytes(), want) {
-				t.Errorf("normalized %s:\n%s\nwant (%s):\n%s", name, pretty.Bytes(), file, want)
-			}
+			sourcetest.Golden(t, filepath.Join("testdata", "golden", name+".json"), sourcetest.EventJSON(t, got))
 		})
 	}
 }

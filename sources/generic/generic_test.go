@@ -3,38 +3,28 @@ package generic_test
 import (
 	"encoding/json"
 	"net/http"
-	"net/http/httptest"
-	"strings"
 	"testing"
 	"time"
 
-	"switchboard/config"
 	"switchboard/router"
 	"switchboard/sources"
 	"switchboard/sources/generic"
+	"switchboard/sources/sourcetest"
 )
 
 var received = time.Date(2026, 11, 23, 7, 0, 0, 125e6, time.UTC)
 
+// build makes a generic source named app with the registry's defaults and
+// the settings opts.
 func build(t *testing.T, opts map[string]any) *generic.Source {
 	t.Helper()
-	o := &generic.Options{EventField: "event", StatusField: "status", IDField: "id"}
-	if ps := config.Decode(opts, o, "sources.app"); len(ps) > 0 {
-		t.Fatal(ps)
-	}
-	s, err := o.Build(sources.Info{Name: "app"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s.(*generic.Source)
+	return sourcetest.Build[*generic.Source](t, "generic", "app", opts)
 }
 
 func parse(s *generic.Source, body string, header ...string) (*sources.Result, error) {
-	r := httptest.NewRequest(http.MethodPost, "/hooks/app", strings.NewReader(body))
-	for i := 0; i+1 < len(header); i += 2 {
-		r.Header.Set(header[i], header[i+1])
-	}
-	return s.Parse(&sources.Request{HTTP: r, Body: []byte(body), ReceivedAt: received, Source: "app"})
+	r := sourcetest.Request(http.MethodPost, "/hooks/app", []byte(body), header...)
+	r.ReceivedAt, r.Source = received, "app"
+	return s.Parse(r)
 }
 
 func TestNormalization(t *testing.T) {
@@ -164,9 +154,7 @@ func TestBuildProblems(t *testing.T) {
 		{map[string]any{"auth": map[string]any{"username": "u"}}, "auth: basic auth needs both username and password"},
 	}
 	for _, tc := range tests {
-		o := &generic.Options{EventField: "event", StatusField: "status", IDField: "id"}
-		config.Decode(tc.opts, o, "")
-		_, err := o.Build(sources.Info{Name: "app"})
+		_, err := sourcetest.BuildErr("generic", "app", tc.opts)
 		if err == nil || err.Error() != tc.want {
 			t.Errorf("%v: got %v, want %q", tc.opts, err, tc.want)
 		}

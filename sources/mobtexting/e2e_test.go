@@ -2,7 +2,6 @@ package mobtexting_test
 
 import (
 	"net/http"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -13,6 +12,7 @@ import (
 	"switchboard/daemon/daemontest"
 	_ "switchboard/sinks/all"
 	_ "switchboard/sources/mobtexting"
+	"switchboard/sources/sourcetest"
 )
 
 func configFor(dir string) string {
@@ -56,11 +56,7 @@ func (c call) do(t *testing.T, base string) (int, map[string]any) {
 
 func sample(t *testing.T, name string) string {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join("testdata", name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return strings.TrimSpace(string(b))
+	return strings.TrimSpace(string(sourcetest.ReadFile(t, filepath.Join("testdata", name))))
 }
 
 var bearer = []string{"Authorization", "Bearer s3cret"}

@@ -2,15 +2,14 @@ package mobtexting
 
 import (
 	"encoding/json"
-	"errors"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"switchboard/sources"
+	"switchboard/sources/sourcetest"
 )
 
 // maxFuzzBody bounds fuzz inputs like server.max_body_bytes bounds bodies.
@@ -20,11 +19,7 @@ func seeds(f *testing.F, pattern string) []string {
 	files, _ := filepath.Glob(filepath.Join("testdata", pattern))
 	var out []string
 	for _, p := range files {
-		b, err := os.ReadFile(p)
-		if err != nil {
-			f.Fatal(err)
-		}
-		out = append(out, string(b))
+		out = append(out, string(sourcetest.ReadFile(f, p)))
 	}
 	return out
 }
@@ -33,8 +28,7 @@ func seeds(f *testing.F, pattern string) []string {
 // status and reason, a reply, or one well-formed event.
 func check(t *testing.T, res *sources.Result, err error) {
 	if err != nil {
-		var re *sources.RejectError
-		if !errors.As(err, &re) || re.Reason == "" || re.Msg == "" || (re.Status != 400 && re.Status != 401) {
+		if re := sourcetest.Rejection(t, err); re.Reason == "" || re.Msg == "" || (re.Status != 400 && re.Status != 401) {
 			t.Fatalf("error is not a 400/401 rejection: %#v", err)
 		}
 		return

@@ -4,10 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"flag"
 	"mime/multipart"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -19,9 +17,8 @@ import (
 	"switchboard/config"
 	"switchboard/router"
 	"switchboard/sources"
+	"switchboard/sources/sourcetest"
 )
-
-var update = flag.Bool("update", false, "rewrite golden files")
 
 // received is the fixed receipt time of every test request.
 var received = time.Date(2026, 11, 23, 7, 0, 0, 125e6, time.UTC)
@@ -48,21 +45,20 @@ func (r request) build() *sources.Request {
 	if r.query != "" {
 		target += "?" + r.query
 	}
-	hr := httptest.NewRequest(method, target, strings.NewReader(r.body))
+	header := r.header
 	switch {
 	case r.ctype != "":
-		hr.Header.Set("Content-Type", r.ctype)
+		header = append([]string{"Content-Type", r.ctype}, header...)
 	case r.body != "":
-		hr.Header.Set("Content-Type", "application/json")
+		header = append([]string{"Content-Type", "application/json"}, header...)
 	}
-	for i := 0; i+1 < len(r.header); i += 2 {
-		hr.Header.Set(r.header[i], r.header[i+1])
-	}
-	sub, _ := strings.CutPrefix(hr.URL.Path, "/hooks/mob/")
-	if sub == hr.URL.Path {
+	req := sourcetest.Request(method, target, []byte(r.body), header...)
+	sub, _ := strings.CutPrefix(req.HTTP.URL.Path, "/hooks/mob/")
+	if sub == req.HTTP.URL.Path {
 		sub = ""
 	}
-	return &sources.Request{HTTP: hr, Body: []byte(r.body), ReceivedAt: received, Source: "mob", Subpath: sub}
+	req.ReceivedAt, req.Source, req.Subpath = received, "mob", sub
+	return req
 }
 
 func newSource(t testing.TB, o Options) *Source {
@@ -76,11 +72,7 @@ func newSource(t testing.TB, o Options) *Source {
 
 func readFile(t testing.TB, name string) string {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join("testdata", name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
+	return string(sourcetest.ReadFile(t, filepath.Join("testdata", name)))
 }
 
 // multipartOf re-encodes a form body as multipart/form-data.
@@ -191,35 +183,16 @@ func TestGolden(t *testing.T) {
 					r.body = content
 				}
 			}
-			res, err := newSource(t, tc.opts).Parse(r.build())
-			if err != nil {
-				t.Fatalf("Parse: %v", err)
-			}
-			if len(res.Events) != 1 || res.Reply != nil {
-				t.Fatalf("got %d events, reply %q; want one event", len(res.Events), res.Reply)
-			}
-			got := render(t, res.Events[0])
-			name := tc.name
-			if tc.golden != "" {
-				name = tc.golden
-			}
-			path := filepath.Join("testdata", "golden", name+".json")
+			got := sourcetest.EventJSON(t, sourcetest.ParseOne(t, newSource(t, tc.opts), r.build()))
 			if tc.same != "" {
 				sameAs(t, got, filepath.Join("testdata", "golden", tc.same+".json"))
 			}
-			if *update && tc.golden == "" {
-				if err := os.WriteFile(path, got, 0o644); err != nil {
-					t.Fatal(err)
-				}
+			if tc.golden != "" {
+				// Another case owns the file: -update does not rewrite it.
+				sourcetest.SameAsGolden(t, filepath.Join("testdata", "golden", tc.golden+".json"), got)
 				return
 			}
-			want, err := os.ReadFile(path)
-			if err != nil {
-				t.Fatalf("%v (run go test -update to create it)", err)
-			}
-			if !bytes.Equal(got, want) {
-				t.Errorf("normalized event differs from %s:\n got: %s\nwant: %s", path, got, want)
-			}
+			sourcetest.Golden(t, filepath.Join("testdata", "golden", tc.name+".json"), got)
 		})
 	}
 	entries, _ := os.ReadDir("testdata")
@@ -233,10 +206,7 @@ func TestGolden(t *testing.T) {
 // sameAs checks that got and the golden file at path are the same JSON.
 func sameAs(t *testing.T, got []byte, path string) {
 	t.Helper()
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	want := sourcetest.ReadFile(t, path)
 	var g, w any
 	json.Unmarshal(got, &g)
 	json.Unmarshal(want, &w)
@@ -245,21 +215,6 @@ func sameAs(t *testing.T, got []byte, path string) {
 	if !bytes.Equal(gb, wb) {
 		t.Errorf("event differs from %s beyond key order:\n got: %s\nwant: %s", path, gb, wb)
 	}
-}
-
-// render is the normalized event as the file sink writes it, indented.
-func render(t testing.TB, ev *router.Event) []byte {
-	t.Helper()
-	b, err := ev.MarshalJSON()
-	if err != nil {
-		t.Fatalf("marshal: %v", err)
-	}
-	var out bytes.Buffer
-	if err := json.Indent(&out, b, "", "  "); err != nil {
-		t.Fatalf("indent: %v", err)
-	}
-	out.WriteByte('\n')
-	return out.Bytes()
 }
 
 func TestRejections(t *testing.T) {
@@ -372,11 +327,8 @@ func TestRejections(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			res, err := newSource(t, tc.opts).Parse(tc.req.build())
-			var re *sources.RejectError
-			if !errors.As(err, &re) {
-				t.Fatalf("got %v, %v; want a rejection", res, err)
-			}
+			_, err := newSource(t, tc.opts).Parse(tc.req.build())
+			re := sourcetest.Rejection(t, err)
 			okMsg := re.Msg == tc.msg || tc.prefix && strings.HasPrefix(re.Msg, tc.msg)
 			if re.Status != tc.status || re.Reason != tc.reason || !okMsg {
 				t.Errorf("got %d %s %q\nwant %d %s %q", re.Status, re.Reason, re.Msg, tc.status, tc.reason, tc.msg)

@@ -1,10 +1,8 @@
 package relaxed
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
-	"flag"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -13,8 +11,6 @@ import (
 
 	"switchboard/router"
 )
-
-var update = flag.Bool("update", false, "rewrite golden files")
 
 func TestParseRelaxedForms(t *testing.T) {
 	tests := []struct {
@@ -148,54 +144,6 @@ func TestStrictJSONMatchesRouter(t *testing.T) {
 		if !reflect.DeepEqual(got, want) {
 			t.Errorf("Parse(%q)\n got %#v\nwant %#v", in, got, want)
 		}
-	}
-}
-
-// The providers' documentation samples, verbatim from ../shared/seeds,
-// parse to the golden values; those that are strict JSON agree with the
-// strict decoder.
-func TestSeedSamples(t *testing.T) {
-	files, err := filepath.Glob("testdata/*.txt")
-	if err != nil || len(files) == 0 {
-		t.Fatalf("no samples in testdata: %v", err)
-	}
-	for _, f := range files {
-		name := strings.TrimSuffix(filepath.Base(f), ".txt")
-		t.Run(name, func(t *testing.T) {
-			in, err := os.ReadFile(f)
-			if err != nil {
-				t.Fatal(err)
-			}
-			got, err := Parse(in)
-			if err != nil {
-				t.Fatalf("Parse: %v", err)
-			}
-			if _, ok := got.(map[string]any); !ok {
-				t.Fatalf("Parse gave %T, want an object", got)
-			}
-			if want, err := router.DecodeJSON(in); err == nil && !reflect.DeepEqual(got, want) {
-				t.Errorf("strict JSON sample parsed differently\n got %#v\nwant %#v", got, want)
-			}
-			out, err := json.MarshalIndent(got, "", "  ")
-			if err != nil {
-				t.Fatal(err)
-			}
-			out = append(out, '\n')
-			golden := filepath.Join("testdata", "golden", name+".json")
-			if *update {
-				if err := os.WriteFile(golden, out, 0o644); err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			want, err := os.ReadFile(golden)
-			if err != nil {
-				t.Fatalf("%v (run go test -update to create it)", err)
-			}
-			if !bytes.Equal(out, want) {
-				t.Errorf("%s differs from the golden file\n got %s\nwant %s", f, out, want)
-			}
-		})
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 
 	"switchboard/daemon/daemontest"
 	_ "switchboard/sinks/all"
+	"switchboard/sources/sourcetest"
 	_ "switchboard/sources/telecmi"
 )
 
@@ -45,11 +46,7 @@ rules:
 
 func readSample(t *testing.T, name string) string {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join("testdata", name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return strings.TrimSpace(string(b))
+	return strings.TrimSpace(string(sourcetest.ReadFile(t, filepath.Join("testdata", name))))
 }
 
 func TestEndToEnd(t *testing.T) {

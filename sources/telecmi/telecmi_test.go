@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"flag"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -18,9 +17,8 @@ import (
 	"switchboard/config"
 	"switchboard/router"
 	"switchboard/sources"
+	"switchboard/sources/sourcetest"
 )
-
-var update = flag.Bool("update", false, "rewrite golden files")
 
 // received is the fixed receipt time of every test request.
 var received = time.Date(2026, 11, 23, 8, 0, 0, 125e6, time.UTC)
@@ -29,33 +27,15 @@ const testToken = "0123456789abcdef0123"
 
 func build(t testing.TB, raw map[string]any) *Source {
 	t.Helper()
-	s, err := buildErr(raw)
-	if err != nil {
-		t.Fatalf("Build: %v", err)
-	}
-	return s.(*Source)
-}
-
-func buildErr(raw map[string]any) (any, error) {
-	f, ok := sources.Lookup("telecmi")
-	if !ok {
-		panic("telecmi source not registered")
-	}
-	b := f()
-	if ps := config.Decode(raw, b, ""); len(ps) > 0 {
-		return nil, ps
-	}
-	return b.Build(sources.Info{Name: "telecmi"})
+	return sourcetest.Build[*Source](t, "telecmi", "telecmi", raw)
 }
 
 // request builds a request to target (a path with an optional query) with
 // headers given as name, value pairs; subpath is what the host would pass.
 func request(method, target, subpath string, body []byte, header ...string) *sources.Request {
-	r := httptest.NewRequest(method, target, bytes.NewReader(body))
-	for i := 0; i+1 < len(header); i += 2 {
-		r.Header.Set(header[i], header[i+1])
-	}
-	return &sources.Request{HTTP: r, Body: body, ReceivedAt: received, Source: "telecmi", Subpath: subpath}
+	r := sourcetest.Request(method, target, body, header...)
+	r.ReceivedAt, r.Source, r.Subpath = received, "telecmi", subpath
+	return r
 }
 
 func jsonRequest(body []byte) *sources.Request {
@@ -70,16 +50,12 @@ func queryRequest(query string) *sources.Request {
 	return request(http.MethodGet, "/hooks/telecmi?"+query, "", nil)
 }
 
-func parseOne(t *testing.T, s *Source, req *sources.Request) *router.Event {
-	t.Helper()
-	res, err := s.Parse(req)
-	if err != nil {
-		t.Fatalf("Parse: %v", err)
-	}
-	if len(res.Events) != 1 {
-		t.Fatalf("got %d events, want 1", len(res.Events))
-	}
-	return res.Events[0]
+// docSamples are TeleCMI's own printed samples (JavaScript object
+// literals), by leg. Leg a is the one shipped in examples/telecmi: the
+// example is the sample under test, not a copy of it.
+var docSamples = []struct{ leg, file string }{
+	{"a", "../../examples/telecmi/doc-live-outgoing-answered-leg-a.js"},
+	{"b", "testdata/doc/live-outgoing-answered-leg-b.js"},
 }
 
 // sample is one testdata payload and how it is sent.
@@ -104,7 +80,9 @@ func samples(t *testing.T) []sample {
 	add("testdata/*.json", "", jsonRequest)
 	add("testdata/form/*.txt", ".form", formRequest)
 	add("testdata/query/*.txt", ".query", func(b []byte) *sources.Request { return queryRequest(string(bytes.TrimSpace(b))) })
-	add("testdata/doc/*.js", ".doc", jsonRequest) // TeleCMI's own printed samples: JavaScript object literals
+	for _, d := range docSamples {
+		out = append(out, sample{d.file, filepath.Join("testdata", "golden", "live-outgoing-answered-leg-"+d.leg+".doc.json"), jsonRequest})
+	}
 	return out
 }
 
@@ -113,33 +91,8 @@ func TestGolden(t *testing.T) {
 	s := build(t, nil)
 	for _, sm := range samples(t) {
 		t.Run(strings.TrimSuffix(filepath.Base(sm.golden), ".json"), func(t *testing.T) {
-			in, err := os.ReadFile(sm.file)
-			if err != nil {
-				t.Fatal(err)
-			}
-			ev := parseOne(t, s, sm.req(in))
-			b, err := ev.MarshalJSON()
-			if err != nil {
-				t.Fatal(err)
-			}
-			var out bytes.Buffer
-			if err := json.Indent(&out, b, "", "  "); err != nil {
-				t.Fatalf("event JSON %s: %v", b, err)
-			}
-			out.WriteByte('\n')
-			if *update {
-				if err := os.WriteFile(sm.golden, out.Bytes(), 0o644); err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			want, err := os.ReadFile(sm.golden)
-			if err != nil {
-				t.Fatalf("%v (run go test -update to create it)", err)
-			}
-			if !bytes.Equal(out.Bytes(), want) {
-				t.Errorf("%s: event differs from %s\n got %s\nwant %s", sm.file, sm.golden, out.Bytes(), want)
-			}
+			ev := sourcetest.ParseOne(t, s, sm.req(sourcetest.ReadFile(t, sm.file)))
+			sourcetest.Golden(t, sm.golden, sourcetest.EventJSON(t, ev))
 		})
 	}
 }
@@ -152,13 +105,13 @@ func TestTransportsAgree(t *testing.T) {
 	for _, f := range files {
 		name := strings.TrimSuffix(filepath.Base(f), ".json")
 		t.Run(name, func(t *testing.T) {
-			j, _ := os.ReadFile(f)
-			q, _ := os.ReadFile(filepath.Join("testdata", "query", name+".txt"))
-			fm, _ := os.ReadFile(filepath.Join("testdata", "form", name+".txt"))
+			j := sourcetest.ReadFile(t, f)
+			q := sourcetest.ReadFile(t, filepath.Join("testdata", "query", name+".txt"))
+			fm := sourcetest.ReadFile(t, filepath.Join("testdata", "form", name+".txt"))
 			evs := []*router.Event{
-				parseOne(t, s, jsonRequest(j)),
-				parseOne(t, s, formRequest(fm)),
-				parseOne(t, s, queryRequest(string(bytes.TrimSpace(q)))),
+				sourcetest.ParseOne(t, s, jsonRequest(j)),
+				sourcetest.ParseOne(t, s, formRequest(fm)),
+				sourcetest.ParseOne(t, s, queryRequest(string(bytes.TrimSpace(q)))),
 			}
 			for _, ev := range evs[1:] {
 				if ev.ID != evs[0].ID || ev.Event != evs[0].Event || ev.Status != evs[0].Status || !ev.Time.Equal(evs[0].Time) {
@@ -187,12 +140,12 @@ func asText(v any) any {
 // The seed's JavaScript-literal sample and its strict JSON form agree.
 func TestDocSampleMatchesJSON(t *testing.T) {
 	s := build(t, nil)
-	for _, leg := range []string{"a", "b"} {
-		doc, _ := os.ReadFile("testdata/doc/live-outgoing-answered-leg-" + leg + ".js")
-		js, _ := os.ReadFile("testdata/live-outgoing-answered-leg-" + leg + ".json")
-		a, b := parseOne(t, s, jsonRequest(doc)), parseOne(t, s, jsonRequest(js))
+	for _, d := range docSamples {
+		doc := sourcetest.ReadFile(t, d.file)
+		js := sourcetest.ReadFile(t, "testdata/live-outgoing-answered-leg-"+d.leg+".json")
+		a, b := sourcetest.ParseOne(t, s, jsonRequest(doc)), sourcetest.ParseOne(t, s, jsonRequest(js))
 		if a.ID != b.ID || !reflect.DeepEqual(a.Payload, b.Payload) {
-			t.Errorf("leg %s: doc sample gives %s %v, JSON gives %s %v", leg, a.ID, a.Payload, b.ID, b.Payload)
+			t.Errorf("leg %s: doc sample gives %s %v, JSON gives %s %v", d.leg, a.ID, a.Payload, b.ID, b.Payload)
 		}
 	}
 }
@@ -209,11 +162,8 @@ func TestIDs(t *testing.T) {
 		{"live-outgoing-ringing-2019", "a1f0c2d3-4e5f-4a6b-8c7d-9e0f1a2b3c4d:event:ringing"},
 	}
 	for _, tt := range tests {
-		b, err := os.ReadFile("testdata/" + tt.file + ".json")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if ev := parseOne(t, s, jsonRequest(b)); ev.ID != tt.id {
+		b := sourcetest.ReadFile(t, "testdata/"+tt.file+".json")
+		if ev := sourcetest.ParseOne(t, s, jsonRequest(b)); ev.ID != tt.id {
 			t.Errorf("%s: id %q, want %q", tt.file, ev.ID, tt.id)
 		}
 	}
@@ -223,10 +173,10 @@ func TestIDs(t *testing.T) {
 // resend (whatever the parameter order), different for another payload.
 func TestDerivedID(t *testing.T) {
 	s := build(t, nil)
-	a := parseOne(t, s, queryRequest("type=cdr&status=missed&from=442000000002&time=1650636000000"))
-	b := parseOne(t, s, queryRequest("time=1650636000000&from=442000000002&status=missed&type=cdr"))
-	c := parseOne(t, s, jsonRequest([]byte(`{"type":"cdr","status":"missed","from":"442000000002","time":1650636000000}`)))
-	d := parseOne(t, s, queryRequest("type=cdr&status=missed&from=442000000003&time=1650636000000"))
+	a := sourcetest.ParseOne(t, s, queryRequest("type=cdr&status=missed&from=442000000002&time=1650636000000"))
+	b := sourcetest.ParseOne(t, s, queryRequest("time=1650636000000&from=442000000002&status=missed&type=cdr"))
+	c := sourcetest.ParseOne(t, s, jsonRequest([]byte(`{"type":"cdr","status":"missed","from":"442000000002","time":1650636000000}`)))
+	d := sourcetest.ParseOne(t, s, queryRequest("type=cdr&status=missed&from=442000000003&time=1650636000000"))
 	if a.ID != b.ID || a.ID != c.ID {
 		t.Errorf("same notification, ids %s %s %s", a.ID, b.ID, c.ID)
 	}
@@ -300,7 +250,7 @@ func TestNormalization(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			ev := parseOne(t, s, tt.req)
+			ev := sourcetest.ParseOne(t, s, tt.req)
 			if !reflect.DeepEqual(ev.Payload, tt.want) {
 				t.Errorf("payload\n got %#v\nwant %#v", ev.Payload, tt.want)
 			}
@@ -317,26 +267,26 @@ func TestNormalization(t *testing.T) {
 
 func TestEventFields(t *testing.T) {
 	s := build(t, nil)
-	ev := parseOne(t, s, jsonRequest([]byte(`{"type":"CDR","status":"missed","time":1650636000123}`)))
+	ev := sourcetest.ParseOne(t, s, jsonRequest([]byte(`{"type":"CDR","status":"missed","time":1650636000123}`)))
 	if ev.Event != EventCDR || ev.Status != "missed" || !ev.Time.Equal(time.UnixMilli(1650636000123)) {
 		t.Errorf("got %s %s %v", ev.Event, ev.Status, ev.Time)
 	}
-	ev = parseOne(t, s, jsonRequest([]byte(`{"type":"event","time":1650636000}`)))
+	ev = sourcetest.ParseOne(t, s, jsonRequest([]byte(`{"type":"event","time":1650636000}`)))
 	if ev.Status != "" || !ev.Time.Equal(time.Unix(1650636000, 0)) {
 		t.Errorf("status %q time %v; want no status and the time read as seconds", ev.Status, ev.Time)
 	}
-	ev = parseOne(t, s, jsonRequest([]byte(`{"type":"event","time":"soon"}`)))
+	ev = sourcetest.ParseOne(t, s, jsonRequest([]byte(`{"type":"event","time":"soon"}`)))
 	if !ev.Time.Equal(received) {
 		t.Errorf("time %v, want the receipt time", ev.Time)
 	}
 	// A strict body that needs no normalization is kept verbatim.
 	body := []byte(`{"type":"event", "status":"hangup", "app_id":1}`)
-	ev = parseOne(t, s, jsonRequest(body))
+	ev = sourcetest.ParseOne(t, s, jsonRequest(body))
 	if !bytes.Equal(ev.RawPayload, body) || !bytes.Equal(ev.Body, body) {
 		t.Errorf("RawPayload %s Body %s, want the body verbatim", ev.RawPayload, ev.Body)
 	}
 	// A GET has no body to forward: the token is in its URL.
-	ev = parseOne(t, s, queryRequest("type=event"))
+	ev = sourcetest.ParseOne(t, s, queryRequest("type=event"))
 	if ev.Body != nil {
 		t.Errorf("GET event Body %q, want nil", ev.Body)
 	}
@@ -401,10 +351,7 @@ func TestRejections(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := tt.src.Parse(tt.req)
-			var re *sources.RejectError
-			if !errors.As(err, &re) {
-				t.Fatalf("got %v, want a rejection", err)
-			}
+			re := sourcetest.Rejection(t, err)
 			if re.Status != tt.status || re.Reason != tt.reason || re.Msg != tt.msg {
 				t.Errorf("got %d %s %q\nwant %d %s %q", re.Status, re.Reason, re.Msg, tt.status, tt.reason, tt.msg)
 			}
@@ -441,7 +388,7 @@ func TestAuthAccepts(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			ev := parseOne(t, tt.src, tt.req)
+			ev := sourcetest.ParseOne(t, tt.src, tt.req)
 			if _, leaked := ev.Payload["token"]; leaked {
 				t.Errorf("token in the payload: %v", ev.Payload)
 			}
@@ -469,7 +416,7 @@ func TestBuildProblems(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := buildErr(tt.raw)
+			_, err := sourcetest.BuildErr("telecmi", "telecmi", tt.raw)
 			var ps config.Problems
 			if !errors.As(err, &ps) {
 				t.Fatalf("got %v, want problems", err)
@@ -520,8 +467,7 @@ func fuzzSeeds(f *testing.F, glob string) {
 func check(t *testing.T, s *Source, req *sources.Request) {
 	res, err := s.Parse(req)
 	if err != nil {
-		var re *sources.RejectError
-		if !errors.As(err, &re) || re.Status < 400 || re.Status > 499 || re.Msg == "" {
+		if re := sourcetest.Rejection(t, err); re.Status < 400 || re.Status > 499 || re.Msg == "" {
 			t.Fatalf("error %v is not a 4xx rejection", err)
 		}
 		return
@@ -535,38 +481,34 @@ func check(t *testing.T, s *Source, req *sources.Request) {
 	}
 }
 
-func FuzzParseJSON(f *testing.F) {
-	fuzzSeeds(f, "testdata/*.json")
-	fuzzSeeds(f, "testdata/doc/*.js")
-	s := build(f, nil)
+// fuzzParse fuzzes s with the requests req makes of the fuzzed bytes.
+func fuzzParse(f *testing.F, s *Source, req func(b []byte) *sources.Request) {
 	f.Fuzz(func(t *testing.T, b []byte) {
 		if len(b) > 16<<10 {
 			return
 		}
-		check(t, s, jsonRequest(b))
+		check(t, s, req(b))
 	})
+}
+
+func FuzzParseJSON(f *testing.F) {
+	fuzzSeeds(f, "testdata/*.json")
+	for _, d := range docSamples {
+		fuzzSeeds(f, d.file)
+	}
+	fuzzParse(f, build(f, nil), jsonRequest)
 }
 
 func FuzzParseForm(f *testing.F) {
 	fuzzSeeds(f, "testdata/form/*.txt")
-	s := build(f, nil)
-	f.Fuzz(func(t *testing.T, b []byte) {
-		if len(b) > 16<<10 {
-			return
-		}
-		check(t, s, formRequest(b))
-	})
+	fuzzParse(f, build(f, nil), formRequest)
 }
 
 func FuzzParseQuery(f *testing.F) {
 	fuzzSeeds(f, "testdata/query/*.txt")
-	s := build(f, map[string]any{"token": testToken})
-	f.Fuzz(func(t *testing.T, b []byte) {
-		if len(b) > 16<<10 {
-			return
-		}
+	fuzzParse(f, build(f, map[string]any{"token": testToken}), func(b []byte) *sources.Request {
 		r := httptest.NewRequest(http.MethodGet, "/hooks/telecmi", nil)
 		r.URL.RawQuery = string(b) + "&token=" + testToken
-		check(t, s, &sources.Request{HTTP: r, ReceivedAt: received, Source: "telecmi"})
+		return &sources.Request{HTTP: r, ReceivedAt: received, Source: "telecmi"}
 	})
 }
