@@ -2,6 +2,7 @@ package router
 
 import (
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/expr-lang/expr/ast"
@@ -92,6 +93,7 @@ type keyBuckets struct {
 
 type ruleIndex struct {
 	keys       []key
+	keyIDs     map[string]int // registry: identity -> index in keys
 	buckets    []keyBuckets
 	prefixes   map[string][]int32 // event-name glob prefix -> rules
 	prefixLens []int              // distinct prefix lengths, ascending
@@ -100,12 +102,23 @@ type ruleIndex struct {
 
 // keyID returns the id of k in the registry, adding it if new.
 func (x *ruleIndex) keyID(k key) int {
-	for i, o := range x.keys {
-		if o.filter == k.filter && o.field == k.field && o.name == k.name {
-			return i
+	// Path segments may hold dots (payload["a.b"]) or anything else: each
+	// goes in with its length.
+	ident := "filter:" + k.name
+	if !k.filter {
+		ident = "expr:" + k.field
+		for _, seg := range k.path {
+			ident += ":" + strconv.Itoa(len(seg)) + ":" + seg
 		}
 	}
+	if id, ok := x.keyIDs[ident]; ok {
+		return id
+	}
+	if x.keyIDs == nil {
+		x.keyIDs = map[string]int{}
+	}
 	x.keys = append(x.keys, k)
+	x.keyIDs[ident] = len(x.keys) - 1
 	return len(x.keys) - 1
 }
 

@@ -23,7 +23,7 @@ var whenAtoms = []string{
 	`payload.a.b == "x"`, `payload["a"]["b"] in ["x", "y"]`, `a.b == "y"`, `payload.a.b.c == "x"`,
 	`payload?.channel == "x1"`, `channel == "x2"`, `channel in ["x1", "x3"]`, `payload.payload.channel == "x1"`,
 	`payload.n == 5`, `payload.n > 3`, `payload.a.b != nil`, `payload.flag`, `len(payload.list) > 1`,
-	`status == "failed" || channel == "x2"`, `payload.a.b.c > 1`, `not (status == "busy")`,
+	`status == "failed" || channel == "x2"`, `payload.a.b.c > 1`, `not (status == "busy")`, `payload["a.b"] == "x"`,
 }
 
 var (
@@ -104,7 +104,7 @@ func randomEvent(r *rand.Rand) *router.Event {
 	}
 	if r.IntN(8) > 0 {
 		e.Payload = map[string]any{}
-		for _, k := range []string{"a", "channel", "n", "flag", "list", "payload", "id", "status"} {
+		for _, k := range []string{"a", "a.b", "channel", "n", "flag", "list", "payload", "id", "status"} {
 			if r.IntN(2) == 0 {
 				e.Payload[k] = randomValue(r, 0)
 			}
@@ -217,6 +217,7 @@ func TestIndexDecidesAsExprDoes(t *testing.T) {
 		{name: "number literal is left to expr", when: `status == "failed" && payload.n == 5`, payload: `{"n":5}`, match: true},
 		{name: "missing field", when: `payload.a.b == "x"`, payload: `{}`},
 		{name: "null on the way", when: `payload.a.b == "x"`, payload: `{"a":null}`},
+		{name: "a dotted member name is one field", when: `payload["a.b"] == "x" && payload.a.b == "y"`, payload: `{"a.b":"x","a":{"b":"y"}}`, match: true},
 		{name: "bare payload field", when: `channel == "x1"`, payload: `{"channel":"x1"}`, match: true},
 		{name: "member of a bare payload field", when: `recipient.from == "+31"`, payload: `{"recipient":{"from":"+31"}}`, match: true},
 		{name: "in a list of strings", when: `payload.a in ["x","y"]`, payload: `{"a":"y"}`, match: true},
