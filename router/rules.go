@@ -318,7 +318,7 @@ func (t *Table) Route(e *Event, dst []int, obs RuleObserver, trace *[]Verdict) [
 		if trace == nil {
 			ok, err = r.decide(e, st, &envReady, t)
 		} else {
-			ok, reason, err = r.match(e, st, &envReady, t, true)
+			ok, reason, err = r.explain(e, st, &envReady, t)
 		}
 		switch {
 		case err != nil:
@@ -427,35 +427,26 @@ func (t *Table) ThrottleSinks(throttles map[string]*config.Throttle) config.Prob
 	return ps
 }
 
-// match evaluates one rule and says why it does not match. It is the
-// reference semantics that decide implements faster.
-func (r *rule) match(e *Event, st *evalState, envReady *bool, t *Table, explain bool) (bool, string, error) {
+// explain evaluates one rule the reference way, every condition in turn,
+// and says why it does not match; decide reaches the same verdicts faster.
+func (r *rule) explain(e *Event, st *evalState, envReady *bool, t *Table) (bool, string, error) {
 	if len(r.sources) > 0 && !slices.Contains(r.sources, e.Source) {
-		if !explain {
-			return false, "", nil // boxing the reason's arguments would cost an allocation per rule
-		}
 		return false, fmt.Sprintf("source %q is not one of %q", e.Source, r.sources), nil
 	}
 	if len(r.events) > 0 && !matchAny(r.events, e.Event) {
-		if !explain {
-			return false, "", nil
-		}
 		return false, fmt.Sprintf("event %q is not one of %q", e.Event, r.events), nil
 	}
 	if !r.filters.Match(e) {
-		if explain {
-			return false, r.filters.explain(e), nil
-		}
-		return false, "", nil
+		return false, r.filters.explain(e), nil
 	}
 	ok, err := r.run(e, st, envReady, t)
-	if err != nil || ok || !explain {
+	if err != nil || ok {
 		return ok, "", err
 	}
 	return false, "when is false: " + r.whenSrc, nil
 }
 
-// decide is match without reasons, with the filters and the leading
+// decide is explain without reasons, with the filters and the leading
 // conjuncts of when decided from the event's key values, computed once per
 // event however many rules compare them.
 func (r *rule) decide(e *Event, st *evalState, envReady *bool, t *Table) (bool, error) {
