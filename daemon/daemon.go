@@ -246,18 +246,27 @@ func (d *Daemon) throttleSummaries(ctx context.Context) {
 			snap := d.snap.Load()
 			var batch []router.Routed
 			for _, s := range snap.Table.Summaries(now) {
-				names := snap.Table.SinkNames(s.Sinks)
-				batch = append(batch, router.Routed{Event: s.Event, Sinks: names})
-				d.log.Info("storm control summary", "throttle", s.Event.Payload["throttle"], "key", s.Event.Payload["key"],
-					"suppressed", s.Event.Payload["suppressed"], "sinks", names)
+				batch = append(batch, router.Routed{Event: s.Event, Sinks: snap.Table.SinkNames(s.Sinks)})
 			}
-			if len(batch) > 0 {
-				if err := d.queue.Enqueue(ctx, batch); err != nil {
-					d.log.Error("could not queue storm control summaries", "count", len(batch), "err", err)
-				}
-			}
+			d.queueSummaries(batch, "window ended")
 			d.swap.RUnlock()
 		}
+	}
+}
+
+// queueSummaries queues storm control's summary events, logging each.
+func (d *Daemon) queueSummaries(batch []router.Routed, why string) {
+	if len(batch) == 0 {
+		return
+	}
+	for _, r := range batch {
+		p := r.Event.Payload
+		d.log.Info("storm control summary", "throttle", p["throttle"], "key", p["key"],
+			"suppressed", p["suppressed"], "sinks", r.Sinks, "reason", why)
+	}
+	if err := d.queue.Enqueue(d.ctx, batch); err != nil {
+		d.log.Error("could not queue storm control summaries; the events they summarise were held back and are not delivered",
+			"count", len(batch), "reason", why, "err", err)
 	}
 }
 

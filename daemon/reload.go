@@ -47,8 +47,12 @@ func (d *Daemon) Reload(trigger string) (Changes, error) {
 		return Changes{}, d.reloadFailed(trigger, config.Problems{{Msg: "cannot read config: " + err.Error()}})
 	}
 	hash := sha256.Sum256(raw)
-	if hash == d.lastHash && trigger == "file change" {
-		return Changes{Unchanged: true}, nil
+	if hash == d.lastHash {
+		// The running config, as it is: keep everything, including storm
+		// control's windows, and clear a failed reload's state.
+		metrics.ReloadSuccessful.Set(1)
+		d.log.Info("config unchanged; nothing to reload", "trigger", trigger)
+		return Changes{Unchanged: true, Rules: len(d.snap.Load().File.Rules)}, nil
 	}
 	f, err := config.Parse(raw)
 	var next *Snapshot
@@ -78,8 +82,11 @@ func (d *Daemon) Reload(trigger string) (Changes, error) {
 		}
 	}
 	// Publish once no accept is between routing and queueing: each event
-	// is routed and queued under one snapshot, old or new.
+	// is routed and queued under one snapshot, old or new. Storm control
+	// moves over in the same pause, so that no event counts in a window
+	// that has been summarised.
 	d.swap.Lock()
+	d.queueSummaries(next.Table.Inherit(old.Table, time.Now()), "config reload")
 	d.snap.Store(next)
 	d.swap.Unlock()
 
@@ -224,7 +231,11 @@ func (d *Daemon) serveReload(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusBadRequest, map[string]any{"status": "invalid", "errors": msgs})
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"status": "reloaded", "changes": ch})
+	status := "reloaded"
+	if ch.Unchanged {
+		status = "unchanged"
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"status": status, "changes": ch})
 }
 
 // Debounce is how long the config file must be quiet before a reload:

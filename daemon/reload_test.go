@@ -299,3 +299,72 @@ func scrape(t *testing.T, d *daemon.Daemon, metric string) string {
 	}
 	return ""
 }
+
+// TestReloadsKeepStormControl: reloads that leave a throttle as it was,
+// whatever triggers them and whether the file's bytes changed, keep its
+// window, so a burst across three of them pages once, not four times; a
+// reload that changes the throttle sends what it held back at once.
+func TestReloadsKeepStormControl(t *testing.T) {
+	throttled := func(limit int) string {
+		return fmt.Sprintf("  - { name: alert, to: [crm], throttle: { key: payload.k, limit: %d, per: 1h } }\n", limit)
+	}
+	r := newReloadRig(t, throttled(1))
+	base := "http://" + r.d.WebhookAddr() + "/hooks/app"
+	post := func(id string) {
+		t.Helper()
+		if code, body := daemontest.Post(t, base, `{"event":"e","id":"`+id+`","k":"one"}`); code != 200 {
+			t.Fatalf("post %s: %d %v", id, code, body)
+		}
+	}
+	content := reloadConfig(r.dir, r.rcv.URL, throttled(1))
+	post("e1")
+	daemontest.Eventually(t, "the first event delivered", func() bool { return len(r.rcv.Got()) == 1 })
+
+	// A comment changes the bytes, so this goes all the way to a new table.
+	r.write(t, content+"# reviewed\n")
+	if ch, err := r.d.Reload("test"); err != nil || ch.Unchanged {
+		t.Fatalf("edited reload: %+v %v", ch, err)
+	}
+	post("e2")
+	if code, body := postAdmin(t, r.d, "/-/reload"); code != 200 || body["status"] != "unchanged" {
+		t.Fatalf("identical reload through the API: %d %v", code, body)
+	}
+	post("e3")
+	if ch, err := r.d.Reload("SIGHUP"); err != nil || !ch.Unchanged {
+		t.Fatalf("identical reload by signal: %+v %v", ch, err)
+	}
+	post("e4")
+	if got := scrape(t, r.d, `switchboard_throttled_total{throttle="rule alert"}`); got != "3" {
+		t.Errorf("held back %q events across three reloads, want 3", got)
+	}
+
+	r.write(t, reloadConfig(r.dir, r.rcv.URL, throttled(2)))
+	if _, err := r.d.Reload("test"); err != nil {
+		t.Fatal(err)
+	}
+	var summary map[string]any
+	daemontest.Eventually(t, "the changed throttle's summary delivered", func() bool {
+		for _, b := range r.rcv.Got() {
+			var e map[string]any
+			if json.Unmarshal([]byte(b), &e) == nil && e["event"] == "switchboard:throttled" {
+				summary = e["payload"].(map[string]any)
+				return true
+			}
+		}
+		return false
+	})
+	if summary["suppressed"] != 3.0 || summary["first_id"] != "e2" || summary["last_id"] != "e4" {
+		t.Errorf("summary = %v, want e2..e4 held back", summary)
+	}
+	var pages []string
+	for _, b := range r.rcv.Got() {
+		var e map[string]any
+		json.Unmarshal([]byte(b), &e)
+		if e["event"] == "e" {
+			pages = append(pages, e["id"].(string))
+		}
+	}
+	if len(pages) != 1 {
+		t.Errorf("paged for %v, want only e1", pages)
+	}
+}

@@ -28,6 +28,7 @@ type Table struct {
 	vars []string
 	// sinkThrottles is indexed like sinks; nil where a sink has none.
 	sinkThrottles []*Throttle
+	index         *ruleIndex
 	pool          sync.Pool // *evalState
 }
 
@@ -41,13 +42,33 @@ type rule struct {
 	to       []int
 	stop     bool
 	throttle *Throttle
+	// filterKeys are the index's keys of filters.groups, in order.
+	filterKeys []int
+	// conds are the conjuncts at the head of when that the index decides
+	// without the VM; whole is set when they are all of it.
+	conds []cond
+	whole bool
 }
 
-// evalState is the per-goroutine scratch space of evaluation: one VM and
-// one environment map, reused so that evaluating costs no allocation per rule.
+// evalState is the per-goroutine scratch space of evaluation: one VM, one
+// environment map and the index's per-event values, reused so that
+// evaluating costs no allocation per rule.
 type evalState struct {
 	vm  vm.VM
 	env map[string]any
+	// vals caches the index's key values for the event of generation gen.
+	vals  []keyVal
+	gen   uint32
+	lists [][]int32
+	cand  []int32
+}
+
+func (st *evalState) next() {
+	st.gen++
+	if st.gen == 0 { // wrapped: old entries could pass for current ones
+		clear(st.vals)
+		st.gen = 1
+	}
 }
 
 // fixedVars are the environment names every event has; payload fields of
@@ -75,7 +96,7 @@ var typeEnv = map[string]any{
 // it takes any).
 func Compile(rules []config.Rule, unmatched []string, sinks []string, sources map[string][]string) (*Table, config.Problems) {
 	var ps config.Problems
-	t := &Table{sinks: slices.Clone(sinks)}
+	t := &Table{sinks: slices.Clone(sinks), index: &ruleIndex{}}
 	slices.Sort(t.sinks)
 	sinkIndex := map[string]int{}
 	for i, s := range t.sinks {
@@ -136,10 +157,15 @@ func Compile(rules []config.Rule, unmatched []string, sinks []string, sources ma
 		var fps config.Problems
 		r.filters, fps = CompileFilters(rc.Filters, at+".filters", pinned)
 		ps = append(ps, fps...)
+		for _, g := range r.filters.groups {
+			r.filterKeys = append(r.filterKeys, t.index.keyID(key{filter: true, name: g.key}))
+		}
 		if strings.TrimSpace(rc.When) != "" {
 			prog, err := compileWhen(rc.When, vars)
 			if err != nil {
 				ps.Add(at+".when", "%v", err)
+			} else {
+				r.conds, r.whole = t.index.whenConds(rc.When)
 			}
 			r.when = prog
 		}
@@ -159,7 +185,11 @@ func Compile(rules []config.Rule, unmatched []string, sinks []string, sources ma
 		t.vars = append(t.vars, v)
 	}
 	slices.Sort(t.vars)
-	t.pool.New = func() any { return &evalState{env: make(map[string]any, len(fixedVars)+len(t.vars))} }
+	t.index.build(t.rules)
+	nkeys := len(t.index.keys)
+	t.pool.New = func() any {
+		return &evalState{env: make(map[string]any, len(fixedVars)+len(t.vars)), vals: make([]keyVal, nkeys)}
+	}
 	return t, ps
 }
 
@@ -260,13 +290,36 @@ type RuleObserver interface {
 // Route evaluates the rules in order against e and appends to dst the
 // indexes of the sinks that should receive it, each once. When trace is not
 // nil it also gets one Verdict per rule, in order.
+//
+// Without a trace only the index's candidates are evaluated; with one,
+// every rule is, so that each gets its verdict and reason. Both reach the
+// same result (see TestIndexedRoutingEqualsLinear).
 func (t *Table) Route(e *Event, dst []int, obs RuleObserver, trace *[]Verdict) []int {
 	st := t.pool.Get().(*evalState)
 	defer t.pool.Put(st)
+	st.next()
 	envReady := false
 	matched := false
-	for i, r := range t.rules {
-		ok, reason, err := r.match(e, st, &envReady, t, trace != nil)
+	var order []int32
+	n := len(t.rules)
+	if trace == nil {
+		order = t.index.candidates(e, st)
+		n = len(order)
+	}
+	for k := range n {
+		i := k
+		if trace == nil {
+			i = int(order[k])
+		}
+		r := t.rules[i]
+		var ok bool
+		var reason string
+		var err error
+		if trace == nil {
+			ok, err = r.decide(e, st, &envReady, t)
+		} else {
+			ok, reason, err = r.explain(e, st, &envReady, t)
+		}
 		switch {
 		case err != nil:
 			if obs != nil {
@@ -283,25 +336,7 @@ func (t *Table) Route(e *Event, dst []int, obs RuleObserver, trace *[]Verdict) [
 			continue
 		}
 		matched = true
-		if obs != nil {
-			obs.RuleMatched(r.name, e)
-		}
-		throttled := trace == nil && r.throttle != nil && !r.throttle.allow(e, st, &envReady, t, time.Now())
-		if throttled && obs != nil {
-			obs.Throttled("rule "+r.name, e)
-		}
-		if trace != nil {
-			v := Verdict{Rule: r.name, Verdict: Match}
-			if r.stop {
-				v.Reason = "stop: later rules are not evaluated"
-			}
-			*trace = append(*trace, v)
-		}
-		for _, s := range r.to {
-			if !throttled && !slices.Contains(dst, s) {
-				dst = append(dst, s)
-			}
-		}
+		dst = t.fire(r, e, dst, st, &envReady, obs, trace)
 		if r.stop {
 			if trace != nil {
 				for _, later := range t.rules[i+1:] {
@@ -316,20 +351,52 @@ func (t *Table) Route(e *Event, dst []int, obs RuleObserver, trace *[]Verdict) [
 		dst = append(dst, t.unmatched...)
 	}
 	if t.sinkThrottles != nil && trace == nil {
-		now := time.Now()
-		kept := dst[:0]
-		for _, s := range dst {
-			if th := t.sinkThrottles[s]; th != nil && !th.allow(e, st, &envReady, t, now) {
-				if obs != nil {
-					obs.Throttled("sink "+t.sinks[s], e)
-				}
-				continue
-			}
-			kept = append(kept, s)
-		}
-		dst = kept
+		dst = t.throttleSinks(e, dst, st, &envReady, obs)
 	}
 	return dst
+}
+
+// fire records that r matched e and adds its sinks to dst, unless its
+// storm control holds e back.
+func (t *Table) fire(r *rule, e *Event, dst []int, st *evalState, envReady *bool, obs RuleObserver, trace *[]Verdict) []int {
+	if obs != nil {
+		obs.RuleMatched(r.name, e)
+	}
+	throttled := trace == nil && r.throttle != nil && !r.throttle.allow(e, st, envReady, t, time.Now())
+	if throttled && obs != nil {
+		obs.Throttled("rule "+r.name, e)
+	}
+	if trace != nil {
+		v := Verdict{Rule: r.name, Verdict: Match}
+		if r.stop {
+			v.Reason = "stop: later rules are not evaluated"
+		}
+		*trace = append(*trace, v)
+	}
+	if throttled {
+		return dst
+	}
+	for _, s := range r.to {
+		if !slices.Contains(dst, s) {
+			dst = append(dst, s)
+		}
+	}
+	return dst
+}
+
+func (t *Table) throttleSinks(e *Event, dst []int, st *evalState, envReady *bool, obs RuleObserver) []int {
+	now := time.Now()
+	kept := dst[:0]
+	for _, s := range dst {
+		if th := t.sinkThrottles[s]; th != nil && !th.allow(e, st, envReady, t, now) {
+			if obs != nil {
+				obs.Throttled("sink "+t.sinks[s], e)
+			}
+			continue
+		}
+		kept = append(kept, s)
+	}
+	return kept
 }
 
 // ThrottleSinks adds sink-level storm control; throttles maps sink names to
@@ -360,28 +427,59 @@ func (t *Table) ThrottleSinks(throttles map[string]*config.Throttle) config.Prob
 	return ps
 }
 
-// match evaluates one rule. reason is filled only when explain is set.
-func (r *rule) match(e *Event, st *evalState, envReady *bool, t *Table, explain bool) (bool, string, error) {
+// explain evaluates one rule the reference way, every condition in turn,
+// and says why it does not match; decide reaches the same verdicts faster.
+func (r *rule) explain(e *Event, st *evalState, envReady *bool, t *Table) (bool, string, error) {
 	if len(r.sources) > 0 && !slices.Contains(r.sources, e.Source) {
-		if !explain {
-			return false, "", nil // boxing the reason's arguments would cost an allocation per rule
-		}
 		return false, fmt.Sprintf("source %q is not one of %q", e.Source, r.sources), nil
 	}
 	if len(r.events) > 0 && !matchAny(r.events, e.Event) {
-		if !explain {
-			return false, "", nil
-		}
 		return false, fmt.Sprintf("event %q is not one of %q", e.Event, r.events), nil
 	}
 	if !r.filters.Match(e) {
-		if explain {
-			return false, r.filters.explain(e), nil
-		}
-		return false, "", nil
+		return false, r.filters.explain(e), nil
 	}
+	ok, err := r.run(e, st, envReady, t)
+	if err != nil || ok {
+		return ok, "", err
+	}
+	return false, "when is false: " + r.whenSrc, nil
+}
+
+// decide is explain without reasons, with the filters and the leading
+// conjuncts of when decided from the event's key values, computed once per
+// event however many rules compare them.
+func (r *rule) decide(e *Event, st *evalState, envReady *bool, t *Table) (bool, error) {
+	if len(r.sources) > 0 && !slices.Contains(r.sources, e.Source) {
+		return false, nil
+	}
+	if len(r.events) > 0 && !matchAny(r.events, e.Event) {
+		return false, nil
+	}
+	for i, k := range r.filterKeys {
+		v := st.value(t.index, k, e)
+		if v.state != valStr || !slices.Contains(r.filters.groups[i].values, v.s) {
+			return false, nil
+		}
+	}
+	for i := range r.conds {
+		switch r.conds[i].eval(st.value(t.index, r.conds[i].key, e)) {
+		case condFalse:
+			return false, nil
+		case condUnknown:
+			return r.run(e, st, envReady, t)
+		}
+	}
+	if r.whole {
+		return true, nil
+	}
+	return r.run(e, st, envReady, t)
+}
+
+// run evaluates when on the VM; a rule without one matches.
+func (r *rule) run(e *Event, st *evalState, envReady *bool, t *Table) (bool, error) {
 	if r.when == nil {
-		return true, "", nil
+		return true, nil
 	}
 	if !*envReady {
 		t.fillEnv(st.env, e)
@@ -389,21 +487,15 @@ func (r *rule) match(e *Event, st *evalState, envReady *bool, t *Table, explain 
 	}
 	out, err := st.vm.Run(r.when, st.env)
 	if err != nil {
-		return false, "", fmt.Errorf("when: %w", exprError(err))
+		return false, fmt.Errorf("when: %w", exprError(err))
 	}
 	b, ok := out.(bool)
 	if !ok {
 		// AsBool rejects non-bool types it can see; an interface{} result
 		// (e.g. a bare payload field) is only known now.
-		return false, "", fmt.Errorf("when: result is %T, not a bool; compare it, e.g. `%s == \"...\"`", out, r.whenSrc)
+		return false, fmt.Errorf("when: result is %T, not a bool; compare it, e.g. `%s == \"...\"`", out, r.whenSrc)
 	}
-	if !b {
-		if !explain {
-			return false, "", nil
-		}
-		return false, "when is false: " + r.whenSrc, nil
-	}
-	return true, "", nil
+	return b, nil
 }
 
 func (t *Table) fillEnv(env map[string]any, e *Event) {

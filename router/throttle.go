@@ -15,7 +15,8 @@ import (
 // Throttle is compiled storm control for one rule or sink: per key, at most
 // limit events in each window of per; the rest are suppressed and, when the
 // window ends, summarised by one event (see Summaries). State lives in
-// memory and starts afresh with each config.
+// memory; a reload that keeps the throttle as it was keeps its state (see
+// Table.Inherit).
 type Throttle struct {
 	owner  string // "rule x" or "sink y", for summaries and logs
 	key    *vm.Program
@@ -23,8 +24,20 @@ type Throttle struct {
 	limit  int
 	per    time.Duration
 
+	state *throttleState
+}
+
+// throttleState is a throttle's windows, shared by the tables of
+// successive configs that keep the throttle unchanged.
+type throttleState struct {
 	mu      sync.Mutex
 	windows map[string]*throttleWindow
+}
+
+// same reports whether o is the same storm control as t: a reload that
+// changes none of these keeps t's windows and counts.
+func (t *Throttle) same(o *Throttle) bool {
+	return t.owner == o.owner && t.keySrc == o.keySrc && t.limit == o.limit && t.per == o.per
 }
 
 type throttleWindow struct {
@@ -46,7 +59,8 @@ func compileThrottle(c *config.Throttle, owner, at string, vars map[string]bool)
 	if c.Per <= 0 {
 		ps.Add(at+".per", "must be a positive duration, e.g. 1m")
 	}
-	t := &Throttle{owner: owner, keySrc: c.Key, limit: c.Limit, per: c.Per, windows: map[string]*throttleWindow{}}
+	t := &Throttle{owner: owner, keySrc: c.Key, limit: c.Limit, per: c.Per,
+		state: &throttleState{windows: map[string]*throttleWindow{}}}
 	if strings.TrimSpace(c.Key) == "" {
 		ps.Add(at+".key", "is required: an expression naming what counts as the same, e.g. payload.channelId")
 		return t, ps
@@ -75,15 +89,16 @@ func (t *Throttle) allow(e *Event, st *evalState, envReady *bool, tab *Table, no
 		return true
 	}
 	k := String(out)
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	w := t.windows[k]
+	ts := t.state
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	w := ts.windows[k]
 	if w == nil || !now.Before(w.end) {
 		if w != nil && w.suppressed > 0 {
 			return true // the ended window waits for Summaries; let this one through
 		}
 		w = &throttleWindow{end: now.Add(t.per)}
-		t.windows[k] = w
+		ts.windows[k] = w
 	}
 	if w.passed < t.limit {
 		w.passed++
@@ -104,48 +119,58 @@ type Summary struct {
 	Sinks []int
 }
 
-func (t *Throttle) summaries(now time.Time, sinks []int) []Summary {
-	t.mu.Lock()
-	defer t.mu.Unlock()
+// summaries returns the summary of every window ended by now (every
+// window, if all) that suppressed events, and forgets those windows.
+func (t *Throttle) summaries(now time.Time, sinks []int, all bool) []Summary {
+	st := t.state
+	st.mu.Lock()
+	defer st.mu.Unlock()
 	var out []Summary
-	keys := make([]string, 0, len(t.windows))
-	for k := range t.windows {
+	keys := make([]string, 0, len(st.windows))
+	for k := range st.windows {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
 	for _, k := range keys {
-		w := t.windows[k]
-		if now.Before(w.end) {
+		w := st.windows[k]
+		if !all && now.Before(w.end) {
 			continue
 		}
-		delete(t.windows, k)
+		delete(st.windows, k)
 		if w.suppressed == 0 {
 			continue
 		}
-		payload := map[string]any{
-			"throttle":     t.owner,
-			"key":          k,
-			"key_expr":     t.keySrc,
-			"suppressed":   w.suppressed,
-			"passed":       w.passed,
-			"window":       t.per.String(),
-			"first_id":     w.first,
-			"last_id":      w.last.ID,
-			"last_event":   w.last.Event,
-			"last_status":  w.last.Status,
-			"last_payload": w.last.Payload,
-		}
-		ev := &Event{
-			ID:         DeriveID("switchboard", fmt.Appendf(nil, "%s\x00%s\x00%d", t.owner, k, w.end.UnixNano())),
-			Source:     w.last.Source,
-			Event:      ThrottledEvent,
-			Time:       w.end,
-			ReceivedAt: now,
-			Payload:    payload,
-		}
-		out = append(out, Summary{Event: ev, Sinks: sinks})
+		out = append(out, Summary{Event: t.summary(k, w, now), Sinks: sinks})
 	}
 	return out
+}
+
+func (t *Throttle) summary(k string, w *throttleWindow, now time.Time) *Event {
+	payload := map[string]any{
+		"throttle":     t.owner,
+		"key":          k,
+		"key_expr":     t.keySrc,
+		"suppressed":   w.suppressed,
+		"passed":       w.passed,
+		"window":       t.per.String(),
+		"first_id":     w.first,
+		"last_id":      w.last.ID,
+		"last_event":   w.last.Event,
+		"last_status":  w.last.Status,
+		"last_payload": w.last.Payload,
+	}
+	end := w.end
+	if now.Before(end) { // cut short by a reload
+		end = now
+	}
+	return &Event{
+		ID:         DeriveID("switchboard", fmt.Appendf(nil, "%s\x00%s\x00%d", t.owner, k, w.end.UnixNano())),
+		Source:     w.last.Source,
+		Event:      ThrottledEvent,
+		Time:       end,
+		ReceivedAt: now,
+		Payload:    payload,
+	}
 }
 
 // Summaries returns the summary events of every throttle window that has
@@ -153,15 +178,49 @@ func (t *Throttle) summaries(now time.Time, sinks []int) []Summary {
 // it every second and queues what it returns.
 func (t *Table) Summaries(now time.Time) []Summary {
 	var out []Summary
+	t.eachThrottle(func(th *Throttle, sinks []int) {
+		out = append(out, th.summaries(now, sinks, false)...)
+	})
+	return out
+}
+
+// Inherit carries storm control across a reload, from old, the table in
+// force, to t, its successor, before t is used. A throttle that t keeps
+// unchanged (same owner, key, limit and per) keeps its windows and counts.
+// Every other throttle of old ends: Inherit returns the summaries of its
+// windows that held events back, ended or not, with their sinks as old
+// names them, for the caller to queue before t takes over. Nothing may
+// route through old while Inherit runs or after.
+func (t *Table) Inherit(old *Table, now time.Time) []Routed {
+	var out []Routed
+	old.eachThrottle(func(o *Throttle, sinks []int) {
+		var kept bool
+		t.eachThrottle(func(n *Throttle, _ []int) {
+			if !kept && n.same(o) {
+				n.state, kept = o.state, true
+			}
+		})
+		if kept {
+			return
+		}
+		for _, s := range o.summaries(now, sinks, true) {
+			out = append(out, Routed{Event: s.Event, Sinks: old.SinkNames(s.Sinks)})
+		}
+	})
+	return out
+}
+
+// eachThrottle calls f with every throttle of t and the sinks its
+// summaries go to.
+func (t *Table) eachThrottle(f func(th *Throttle, sinks []int)) {
 	for _, r := range t.rules {
 		if r.throttle != nil {
-			out = append(out, r.throttle.summaries(now, r.to)...)
+			f(r.throttle, r.to)
 		}
 	}
 	for i, th := range t.sinkThrottles {
 		if th != nil {
-			out = append(out, th.summaries(now, []int{i})...)
+			f(th, []int{i})
 		}
 	}
-	return out
 }

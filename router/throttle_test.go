@@ -99,3 +99,62 @@ func TestThrottleConfigProblems(t *testing.T) {
 		t.Errorf("problems:\n got %q\nwant %q", got, want)
 	}
 }
+
+// TestInheritCarriesStormControlAcrossReloads: a throttle a reload keeps as
+// it was keeps counting in the same window; one it changes or removes ends,
+// and its held-back events are summarised at once.
+func TestInheritCarriesStormControlAcrossReloads(t *testing.T) {
+	sinks := []string{"oncall", "archive"}
+	throttle := func(limit int) *config.Throttle {
+		return &config.Throttle{Key: "payload.channel", Limit: limit, Per: time.Hour}
+	}
+	build := func(rules []config.Rule, sinkThrottle *config.Throttle) *router.Table {
+		t.Helper()
+		tab, ps := router.Compile(rules, nil, sinks, nil)
+		if sinkThrottle != nil {
+			ps = append(ps, tab.ThrottleSinks(map[string]*config.Throttle{"archive": sinkThrottle})...)
+		}
+		if len(ps) > 0 {
+			t.Fatal(ps)
+		}
+		return tab
+	}
+	send := func(tab *router.Table, id string) []int {
+		return tab.Route(&router.Event{ID: id, Source: "s", Event: "e", Payload: map[string]any{"channel": "a"}}, nil, nil, nil)
+	}
+	old := build([]config.Rule{
+		{Name: "kept", To: []string{"oncall"}, Throttle: throttle(1)},
+		{Name: "changed", To: []string{"oncall"}, Throttle: throttle(1)},
+		{Name: "removed", To: []string{"archive"}, Throttle: throttle(1)},
+	}, throttle(1))
+	for i := range 3 {
+		send(old, fmt.Sprint("old", i))
+	}
+	next := build([]config.Rule{
+		{Name: "kept", To: []string{"oncall"}, Throttle: throttle(1)},
+		{Name: "changed", To: []string{"oncall"}, Throttle: throttle(5)},
+	}, throttle(1))
+	flushed := next.Inherit(old, time.Now())
+	var got []string
+	for _, r := range flushed {
+		p := r.Event.Payload
+		got = append(got, fmt.Sprintf("%s %v->%v", p["throttle"], p["suppressed"], r.Sinks))
+	}
+	want := []string{"rule changed 2->[oncall]", "rule removed 2->[archive]"}
+	if !slices.Equal(got, want) {
+		t.Errorf("flushed summaries = %q, want %q", got, want)
+	}
+	// The kept rule and the kept sink throttle are still in their window:
+	// nothing more passes. The changed rule starts afresh.
+	if s := send(next, "new"); len(s) != 1 || next.SinkName(s[0]) != "oncall" {
+		t.Errorf("after the reload the event went to %v, want only the changed rule's oncall", s)
+	}
+	sums := next.Summaries(time.Now().Add(2 * time.Hour))
+	got = got[:0]
+	for _, s := range sums {
+		got = append(got, fmt.Sprintf("%s %v", s.Event.Payload["throttle"], s.Event.Payload["suppressed"]))
+	}
+	if !slices.Equal(got, []string{"rule kept 3"}) {
+		t.Errorf("summaries at the end of the window = %q, want the kept rule's 3 held back across the reload", got)
+	}
+}
