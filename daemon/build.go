@@ -26,6 +26,8 @@ type Snapshot struct {
 	Table   *router.Table
 	Sources map[string]*Source
 	Sinks   map[string]*Sink
+	// Secrets are every credential of the config, for the redactor.
+	Secrets []string
 	byPath  map[string]*Source
 }
 
@@ -83,7 +85,8 @@ type Sink struct {
 // failure the error is config.Problems listing everything found.
 func Build(f *config.File) (*Snapshot, error) {
 	var ps config.Problems
-	s := &Snapshot{File: f, Sources: map[string]*Source{}, Sinks: map[string]*Sink{}, byPath: map[string]*Source{}}
+	s := &Snapshot{File: f, Sources: map[string]*Source{}, Sinks: map[string]*Sink{}, byPath: map[string]*Source{},
+		Secrets: config.Secrets(f)}
 	pinned := map[string][]string{}
 	for _, name := range sortedKeys(f.Sources) {
 		sc := f.Sources[name]
@@ -113,7 +116,9 @@ func Build(f *config.File) (*Snapshot, error) {
 			}
 			continue
 		}
-		if dps := config.Decode(sc.Options, b, at); len(dps) > 0 {
+		dps := config.Decode(sc.Options, b, at)
+		s.Secrets = append(s.Secrets, config.Secrets(b)...)
+		if len(dps) > 0 {
 			ps = append(ps, dps...)
 			continue
 		}
@@ -159,7 +164,9 @@ func Build(f *config.File) (*Snapshot, error) {
 			continue
 		}
 		b := factory()
-		if dps := config.Decode(sc.Options, b, at); len(dps) > 0 {
+		dps := config.Decode(sc.Options, b, at)
+		s.Secrets = append(s.Secrets, config.Secrets(b)...)
+		if len(dps) > 0 {
 			ps = append(ps, dps...)
 			continue
 		}
@@ -190,7 +197,7 @@ func Build(f *config.File) (*Snapshot, error) {
 	ps = append(ps, table.ThrottleSinks(throttles)...)
 	s.Table = table
 	if len(ps) > 0 {
-		return nil, ps
+		return nil, f.Scrub(ps, s.Secrets)
 	}
 	return s, nil
 }

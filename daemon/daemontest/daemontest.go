@@ -32,6 +32,22 @@ func Start(t testing.TB, yaml string) *daemon.Daemon {
 	if err != nil {
 		t.Fatalf("config: %v", err)
 	}
+	return start(t, f, "")
+}
+
+// StartFile is Start for the config file at path, which the daemon
+// watches and reloads (POST /-/reload reads it too).
+func StartFile(t testing.TB, path string) *daemon.Daemon {
+	t.Helper()
+	f, err := config.Load(path)
+	if err != nil {
+		t.Fatalf("config: %v", err)
+	}
+	return start(t, f, path)
+}
+
+func start(t testing.TB, f *config.File, path string) *daemon.Daemon {
+	t.Helper()
 	snap, err := daemon.Build(f)
 	if err != nil {
 		t.Fatalf("build: %v", err)
@@ -46,6 +62,7 @@ func Start(t testing.TB, yaml string) *daemon.Daemon {
 		t.Fatalf("queue: %v", err)
 	}
 	d := daemon.New(snap, q, log)
+	d.ConfigPath = path
 	if err := d.Start(); err != nil {
 		q.Close()
 		t.Fatalf("start: %v", err)
@@ -77,6 +94,29 @@ func Send(t testing.TB, method, url, body string, header ...string) (int, map[st
 	var m map[string]any
 	json.NewDecoder(resp.Body).Decode(&m)
 	return resp.StatusCode, m
+}
+
+// Admin calls the admin API the way the CLI does: Bearer token when not
+// empty, JSON bodies. It returns the status and the raw answer.
+func Admin(t testing.TB, d *daemon.Daemon, method, path, token, body string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest(method, "http://"+d.AdminAddr()+path, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	if method == http.MethodPost {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
 }
 
 // Post is Send with POST.
