@@ -138,7 +138,7 @@ func (g *adminGuard) refuse(w http.ResponseWriter, r *http.Request, status int, 
 // session cookie obtained with it.
 func (g *adminGuard) authenticated(r *http.Request, token string) bool {
 	want := sha256.Sum256([]byte(token))
-	if got, ok := BearerToken(r.Header.Get("Authorization")); ok {
+	if got, ok := sources.BearerToken(r.Header.Get("Authorization")); ok {
 		have := sha256.Sum256([]byte(got))
 		return subtle.ConstantTimeCompare(have[:], want[:]) == 1
 	}
@@ -146,17 +146,6 @@ func (g *adminGuard) authenticated(r *http.Request, token string) bool {
 		return g.sessions.valid(c.Value, want)
 	}
 	return false
-}
-
-// BearerToken returns the token of an Authorization header value of the
-// Bearer scheme, whose name is matched without regard to case.
-func BearerToken(header string) (string, bool) {
-	scheme, rest, ok := strings.Cut(strings.TrimSpace(header), " ")
-	if !ok || !strings.EqualFold(scheme, "Bearer") {
-		return "", false
-	}
-	tok := strings.TrimSpace(rest)
-	return tok, tok != ""
 }
 
 // hostAllowed reports whether a request's Host names this listener (see

@@ -6,6 +6,7 @@ package daemon
 
 import (
 	"fmt"
+	"net/http"
 	"slices"
 	"strings"
 
@@ -55,8 +56,12 @@ func (s *Source) counter(outcome string) prometheus.Counter {
 }
 
 // Lookup finds the webhook source serving a request path: the source
-// whose path it is, or a source taking subpaths one segment above it.
+// whose path it is, or a source taking subpaths one segment above it. One
+// trailing slash is ignored: a provider's console often adds one.
 func (s *Snapshot) Lookup(path string) (src *Source, subpath string) {
+	if len(path) > 1 && path[len(path)-1] == '/' {
+		path = path[:len(path)-1]
+	}
 	if src := s.byPath[path]; src != nil {
 		return src, ""
 	}
@@ -132,6 +137,10 @@ func Build(f *config.File) (*Snapshot, error) {
 			src.HTTP = v
 			if m, ok := v.(sources.Methods); ok {
 				src.Methods = m.Methods()
+			}
+			// HEAD wherever GET (RFC 9110 9.3.2).
+			if i := slices.Index(src.Methods, http.MethodGet); i >= 0 && !slices.Contains(src.Methods, http.MethodHead) {
+				src.Methods = slices.Insert(slices.Clone(src.Methods), i+1, http.MethodHead)
 			}
 			if sp, ok := v.(sources.Subpaths); ok {
 				src.subpath = sp.TakesSubpath()

@@ -6,6 +6,7 @@ package daemontest
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -20,6 +21,7 @@ import (
 
 	"switchboard/config"
 	"switchboard/daemon"
+	"switchboard/redact"
 	"switchboard/router/boltqueue"
 )
 
@@ -32,7 +34,38 @@ func Start(t testing.TB, yaml string) *daemon.Daemon {
 	if err != nil {
 		t.Fatalf("config: %v", err)
 	}
-	return start(t, f, "")
+	return start(t, f, "", nil)
+}
+
+// StartLogged is Start keeping the daemon's log, at debug level, in text
+// format through the redactor, as `switchboard run` writes it.
+func StartLogged(t testing.TB, yaml string) (*daemon.Daemon, *Log) {
+	t.Helper()
+	f, err := config.Parse([]byte(yaml))
+	if err != nil {
+		t.Fatalf("config: %v", err)
+	}
+	l := &Log{}
+	return start(t, f, "", l), l
+}
+
+// Log collects a daemon's log lines.
+type Log struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (l *Log) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+
+// String returns every line logged so far.
+func (l *Log) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
 }
 
 // StartFile is Start for the config file at path, which the daemon
@@ -43,17 +76,20 @@ func StartFile(t testing.TB, path string) *daemon.Daemon {
 	if err != nil {
 		t.Fatalf("config: %v", err)
 	}
-	return start(t, f, path)
+	return start(t, f, path, nil)
 }
 
-func start(t testing.TB, f *config.File, path string) *daemon.Daemon {
+func start(t testing.TB, f *config.File, path string, keep *Log) *daemon.Daemon {
 	t.Helper()
 	snap, err := daemon.Build(f)
 	if err != nil {
 		t.Fatalf("build: %v", err)
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	if testing.Verbose() {
+	switch {
+	case keep != nil:
+		log = slog.New(redact.NewHandler(slog.NewTextHandler(keep, &slog.HandlerOptions{Level: slog.LevelDebug}), true))
+	case testing.Verbose():
 		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 	q, err := boltqueue.Open(boltqueue.Options{Dir: f.Queue.Dir, MaxBytes: int64(f.Queue.MaxBytes),

@@ -274,4 +274,5 @@ var (
 	_ sources.Catalog    = (*Options)(nil)
 	_ sources.HTTPSource = (*Source)(nil)
 	_ sources.Methods    = (*Source)(nil)
+	_ sources.Prechecker = (*Source)(nil)
 )
