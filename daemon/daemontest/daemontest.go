@@ -49,6 +49,17 @@ func StartLogged(t testing.TB, yaml string) (*daemon.Daemon, *Log) {
 	return start(t, f, "", l), l
 }
 
+// StartFileLogged is StartFile keeping the log as StartLogged does.
+func StartFileLogged(t testing.TB, path string) (*daemon.Daemon, *Log) {
+	t.Helper()
+	f, err := config.Load(path)
+	if err != nil {
+		t.Fatalf("config: %v", err)
+	}
+	l := &Log{}
+	return start(t, f, path, l), l
+}
+
 // Log collects a daemon's log lines.
 type Log struct {
 	mu  sync.Mutex

@@ -212,6 +212,46 @@ func signingKey(secret string) ([]byte, error) {
 	return key, nil
 }
 
+// Secrets implements config.SecretHolder, so that the redactor knows the
+// credentials among plain settings: the values of headers named like
+// credentials (Authorization, X-Api-Key, ...), with and without their
+// scheme, and the URL's password and credential-like query values.
+func (o *Options) Secrets() []string {
+	var out []string
+	for name, v := range o.Headers {
+		if !credentialName(name) {
+			continue
+		}
+		out = append(out, v)
+		if _, cred, ok := strings.Cut(strings.TrimSpace(v), " "); ok {
+			out = append(out, strings.TrimSpace(cred))
+		}
+	}
+	if u, err := url.Parse(o.URL); err == nil {
+		if p, ok := u.User.Password(); ok {
+			out = append(out, p)
+		}
+		for k, vs := range u.Query() {
+			if credentialName(k) {
+				out = append(out, vs...)
+			}
+		}
+	}
+	return out
+}
+
+// credentialName reports whether a header or parameter name suggests a
+// credential.
+func credentialName(name string) bool {
+	n := strings.ToLower(name)
+	for _, w := range []string{"auth", "token", "secret", "key", "pass", "signature", "session", "cookie", "credential"} {
+		if strings.Contains(n, w) {
+			return true
+		}
+	}
+	return false
+}
+
 // shownURL is the URL as errors show it: without password and query, which
 // may carry credentials.
 func shownURL(u *url.URL) string {
@@ -386,4 +426,5 @@ var (
 	_ router.Sink              = (*Sink)(nil)
 	_ sinks.Closer             = (*Sink)(nil)
 	_ sinks.Previewer          = (*Sink)(nil)
+	_ config.SecretHolder      = (*Options)(nil)
 )

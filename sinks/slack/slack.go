@@ -314,6 +314,15 @@ func (s *Sink) requestError(ctx context.Context, err error) error {
 	return errors.New("slack webhook: " + s.scrub(err.Error()))
 }
 
+// Secrets implements config.SecretHolder: the webhook's path is the
+// credential, and a proxy or a library may quote it without the host.
+func (o *Options) Secrets() []string {
+	if u, err := url.Parse(strings.TrimSpace(o.WebhookURL.Reveal())); err == nil && len(u.Path) > 1 {
+		return []string{u.Path}
+	}
+	return nil
+}
+
 // scrub removes the webhook URL and its path from a message, should a
 // library ever put it there.
 func (s *Sink) scrub(msg string) string {
@@ -430,4 +439,5 @@ var (
 	_ router.Sink              = (*Sink)(nil)
 	_ sinks.Closer             = (*Sink)(nil)
 	_ sinks.Previewer          = (*Sink)(nil)
+	_ config.SecretHolder      = (*Options)(nil)
 )
