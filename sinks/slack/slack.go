@@ -113,13 +113,13 @@ func (o *Options) Build(info sinks.Info) (router.Sink, error) {
 		text = DefaultText
 		s.fallback = mustParse(info.Name, fallbackText)
 	}
-	if t, err := router.ParseTemplate(info.Name, text); err != nil {
+	if t, err := router.ParseTemplateFor(info.Name, text, router.EscapeSlack); err != nil {
 		ps.Add("text", "does not parse: %v", err)
 	} else {
 		s.text = t
 	}
 	if strings.TrimSpace(o.Blocks) != "" {
-		if t, err := router.ParseTemplate(info.Name+".blocks", o.Blocks); err != nil {
+		if t, err := router.ParseTemplateFor(info.Name+".blocks", o.Blocks, router.EscapeSlackJSON); err != nil {
 			ps.Add("blocks", "does not parse: %v", err)
 		} else {
 			s.blocks = t
@@ -157,7 +157,7 @@ func (o *Options) Build(info sinks.Info) (router.Sink, error) {
 }
 
 func mustParse(name, text string) *router.Template {
-	t, err := router.ParseTemplate(name, text)
+	t, err := router.ParseTemplateFor(name, text, router.EscapeSlack)
 	if err != nil {
 		panic(err)
 	}
