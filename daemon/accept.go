@@ -82,7 +82,7 @@ func (d *Daemon) serveWebhook(w http.ResponseWriter, r *http.Request) {
 		w.Write(res.Reply)
 		return
 	}
-	headers := EventHeaders(r.Header)
+	headers := src.EventHeaders(r.Header)
 	for _, ev := range res.Events {
 		ev.Headers = headers
 	}
@@ -241,24 +241,46 @@ func (d *Daemon) reject(w http.ResponseWriter, source, reason string, status int
 	writeJSON(w, status, map[string]string{"error": msg})
 }
 
-// credentialHeaders are never kept with an event: the event is stored in
-// the queue and shown to templates, and a sender's credentials belong in
-// neither.
-var credentialHeaders = map[string]bool{
-	"Authorization": true, "Proxy-Authorization": true, "Cookie": true,
-}
+// Stored headers are capped: each value at maxHeaderValue bytes (cut at a
+// character boundary), all of them at maxHeaderBytes; past that, the rest
+// of the allow-list is not kept.
+const (
+	maxHeaderValue = 1024
+	maxHeaderBytes = 4096
+)
 
-// EventHeaders is the event's view of the request headers: lower-case name
-// to first value, credentials left out.
-func EventHeaders(h http.Header) map[string]string {
-	m := make(map[string]string, len(h))
-	for k, v := range h {
-		if len(v) > 0 && !credentialHeaders[k] {
-			m[strings.ToLower(k)] = v[0]
+// EventHeaders is the event's view of the request headers: the first
+// value of each header on the source's keep list, by lower-case name,
+// within the caps. Credentials are never on the list (config refuses
+// them), so they are never stored with an event nor shown to templates.
+func (s *Source) EventHeaders(h http.Header) map[string]string {
+	if len(s.keep) == 0 {
+		return nil
+	}
+	var m map[string]string
+	total := 0
+	for _, k := range s.keep {
+		v := h[k.canonical]
+		if len(v) == 0 {
+			continue
 		}
+		val := v[0]
+		if len(val) > maxHeaderValue {
+			val = strings.ToValidUTF8(val[:maxHeaderValue], "")
+		}
+		if total += len(k.lower) + len(val); total > maxHeaderBytes {
+			break
+		}
+		if m == nil {
+			m = make(map[string]string, len(s.keep))
+		}
+		m[k.lower] = val
 	}
 	return m
 }
+
+// keptHeader is a header name on a keep list, in both forms.
+type keptHeader struct{ canonical, lower string }
 
 // streamAcceptor accepts events from a stream source.
 type streamAcceptor struct {

@@ -44,6 +44,9 @@ type Source struct {
 	Filters router.Filters
 	Conf    config.Source
 	subpath bool
+	// KeepHeaders are the request headers stored with each event.
+	KeepHeaders []string
+	keep        []keptHeader
 	// counters are the source's outcome counters, looked up once.
 	counters map[string]prometheus.Counter
 }
@@ -73,6 +76,27 @@ func (s *Snapshot) Lookup(path string) (src *Source, subpath string) {
 		return src, path[i+1:]
 	}
 	return nil, ""
+}
+
+// keepHeaders sets the headers kept with each event: the source's
+// keep_headers, or the defaults of every source and of its type.
+func (src *Source) keepHeaders(list []string, b sources.Builder) {
+	if list == nil {
+		list = slices.Clone(sources.DefaultKeepHeaders)
+		if d, ok := b.(sources.HeaderDefaults); ok {
+			list = append(list, d.KeepHeaders()...)
+		}
+	}
+	seen := map[string]bool{}
+	for _, n := range list {
+		c := http.CanonicalHeaderKey(n)
+		if seen[c] {
+			continue
+		}
+		seen[c] = true
+		src.KeepHeaders = append(src.KeepHeaders, strings.ToLower(n))
+		src.keep = append(src.keep, keptHeader{canonical: c, lower: strings.ToLower(n)})
+	}
 }
 
 // Sink is a built sink with its delivery settings.
@@ -146,6 +170,7 @@ func Build(f *config.File) (*Snapshot, error) {
 				src.subpath = sp.TakesSubpath()
 			}
 			s.byPath[src.Path] = src
+			src.keepHeaders(sc.KeepHeaders, b)
 		case sources.StreamSource:
 			src.Stream = v
 			// A stream source subscribes to its events and may take names

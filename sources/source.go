@@ -79,6 +79,19 @@ type Catalog interface {
 	Events() []string
 }
 
+// DefaultKeepHeaders are the request headers stored with every event of a
+// webhook source that sets no keep_headers, besides what its type adds
+// (HeaderDefaults): what rules and sinks use (the http sink's body: raw
+// forwards the content type) and what tells requests apart in a log.
+var DefaultKeepHeaders = []string{"content-type", "user-agent", "x-forwarded-for", "x-request-id"}
+
+// HeaderDefaults is optionally implemented by a Builder whose provider
+// sends headers worth keeping with each event (its own request id); they
+// are added to DefaultKeepHeaders for sources without keep_headers.
+type HeaderDefaults interface {
+	KeepHeaders() []string
+}
+
 // StreamSource runs a client that receives events, until ctx ends.
 type StreamSource interface {
 	Run(ctx context.Context, acc Acceptor) error

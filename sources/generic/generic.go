@@ -55,6 +55,10 @@ type Auth struct {
 	Password    config.Secret `koanf:"password"`
 }
 
+// KeepHeaders implements sources.HeaderDefaults: the message id and time
+// of senders that follow Standard Webhooks.
+func (o *Options) KeepHeaders() []string { return []string{"webhook-id", "webhook-timestamp"} }
+
 // Build implements sources.Builder.
 func (o *Options) Build(info sources.Info) (any, error) {
 	var ps config.Problems
@@ -204,7 +208,8 @@ func (s *Source) authorize(r *http.Request) error {
 }
 
 var (
-	_ sources.Builder    = (*Options)(nil)
-	_ sources.HTTPSource = (*Source)(nil)
-	_ sources.Prechecker = (*Source)(nil)
+	_ sources.Builder        = (*Options)(nil)
+	_ sources.HeaderDefaults = (*Options)(nil)
+	_ sources.HTTPSource     = (*Source)(nil)
+	_ sources.Prechecker     = (*Source)(nil)
 )
