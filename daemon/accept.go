@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"switchboard/metrics"
+	"switchboard/redact"
 	"switchboard/router"
 	"switchboard/sources"
 )
@@ -222,9 +223,12 @@ func orList(l []string) string {
 	return strings.Join(l[:len(l)-1], ", ") + " or " + l[len(l)-1]
 }
 
-// shortPath is a request path as answers quote it: bounded, as any length
-// up to the header limit may be sent.
+// shortPath is a request path as answers quote it: secrets redacted
+// (a token may travel in it), then bounded, as any length up to the
+// header limit may be sent; redacting first, so that the cut cannot leave
+// part of a secret.
 func shortPath(p string) string {
+	p = redact.String(p)
 	if len(p) > 200 {
 		return p[:200] + "…"
 	}

@@ -363,6 +363,8 @@ func TestAllowedHosts(t *testing.T) {
 		"localhost.evil.example":            403,
 		"10.11.12.13:" + port:               403, // not this listener's address
 		"switchboard.monitoring.svc.evil.x": 403,
+		"0.0.0.0:" + port:                   403, // browsers send it for http://0.0.0.0
+		"[::ffff:127.0.0.1]:" + port:        200,
 	} {
 		req := adminRequest(t, d, endpoint{method: "GET", path: "/api/dlq"})
 		req.Host = host
@@ -409,5 +411,28 @@ func TestWildcardListenerTakesItsOwnAddresses(t *testing.T) {
 	req.Host = net.JoinHostPort(own.String(), port)
 	if resp, body := do(t, req); resp.StatusCode != 200 {
 		t.Errorf("Host %s: %d %s", req.Host, resp.StatusCode, body)
+	}
+}
+
+// Paths that the mux cleans or redirects never reach a protected handler
+// on the strength of an open prefix.
+func TestAdminPathTricksNeedTheToken(t *testing.T) {
+	d, _ := startAdmin(t, "  pprof: true\n  auth: { bearer_token: "+adminToken+" }")
+	for _, p := range []string{
+		"/console/../api/dlq", "/console/%2e%2e/api/dlq", "/console/..%2fapi/dlq", "//api/dlq", "/healthz/../api/dlq",
+		"/metrics/../api/dlq", "/api/session/../dlq", "/./api/dlq", "/api/dlq/", "/API/DLQ", "/debug/pprof/goroutine",
+		"/console/../debug/pprof/", "/healthz/../-/reload",
+	} {
+		conn, err := net.Dial("tcp", d.AdminAddr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(conn, "GET %s HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n", p)
+		b, _ := io.ReadAll(conn)
+		conn.Close()
+		status, _, _ := strings.Cut(string(b), "\r\n")
+		if strings.Contains(status, " 200 ") || strings.Contains(string(b), `"event_id"`) || strings.Contains(string(b), "goroutine profile") {
+			t.Errorf("GET %s without the token: %s", p, status)
+		}
 	}
 }

@@ -221,3 +221,14 @@ func TestTeleCMITokenNeverEchoed(t *testing.T) {
 		t.Errorf("token in the log:\n%s", log.String())
 	}
 }
+
+// A long path cut for the answer never leaves part of a token behind.
+func TestLongPathAroundATokenIsRedactedBeforeItIsCut(t *testing.T) {
+	d := daemontest.Start(t, sendersConfig(t.TempDir()))
+	path := "/hooks/nope/" + strings.Repeat("a", 180) + tcmiToken
+	req, _ := http.NewRequest("POST", "http://"+d.WebhookAddr()+path, strings.NewReader("{}"))
+	resp, body := do(t, req)
+	if resp.StatusCode != 404 || strings.Contains(body, tcmiToken[:6]) {
+		t.Errorf("%d %s", resp.StatusCode, body)
+	}
+}
