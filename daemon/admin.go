@@ -164,12 +164,14 @@ func (g *adminGuard) hostAllowed(host string, allowed []string) bool {
 	}
 	if ip, err := netip.ParseAddr(name); err == nil {
 		ip = ip.Unmap().WithZone("")
-		return ip.IsLoopback() || g.local.has(ip, g.d.adminLn.Addr())
+		if ip.IsLoopback() || g.local.has(ip, g.d.adminLn.Addr()) {
+			return true
+		}
 	}
 	for _, a := range allowed {
 		an, ap, err := net.SplitHostPort(a)
 		if err != nil {
-			an, ap = a, ""
+			an, ap = strings.Trim(a, "[]"), ""
 		}
 		if strings.EqualFold(strings.TrimSuffix(an, "."), name) && (ap == "" || ap == port) {
 			return true

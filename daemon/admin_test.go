@@ -347,7 +347,7 @@ func TestSessionStatusTellsTheConsoleWhetherToAskForTheToken(t *testing.T) {
 }
 
 func TestAllowedHosts(t *testing.T) {
-	d, _ := startAdmin(t, "  allowed_hosts: [switchboard.monitoring.svc, \"ops.example.com:8443\"]")
+	d, _ := startAdmin(t, "  allowed_hosts: [switchboard.monitoring.svc, \"ops.example.com:8443\", 192.0.2.10, \"[2001:db8::7]\"]")
 	_, port, _ := net.SplitHostPort(d.AdminAddr())
 	for host, want := range map[string]int{
 		"localhost:" + port:                 200,
@@ -363,6 +363,8 @@ func TestAllowedHosts(t *testing.T) {
 		"localhost.evil.example":            403,
 		"10.11.12.13:" + port:               403, // not this listener's address
 		"switchboard.monitoring.svc.evil.x": 403,
+		"192.0.2.10:19090":                  200, // a port published by a container runtime
+		"[2001:db8::7]:9090":                200,
 		"0.0.0.0:" + port:                   403, // browsers send it for http://0.0.0.0
 		"[::ffff:127.0.0.1]:" + port:        200,
 	} {
