@@ -86,7 +86,12 @@ func (d *Daemon) Start() error {
 	d.admin = &http.Server{
 		Handler:           d.adminHandler(),
 		ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog:          slog.NewLogLogger(d.log.Handler(), slog.LevelDebug),
+		// Bodies are small JSON; no write timeout, as a CPU profile takes
+		// the seconds it is asked for.
+		ReadTimeout:    time.Minute,
+		IdleTimeout:    2 * time.Minute,
+		MaxHeaderBytes: 64 << 10,
+		ErrorLog:       slog.NewLogLogger(d.log.Handler(), slog.LevelDebug),
 	}
 	if dl, ok := d.queue.(interface {
 		DeadLetterSinks(keep func(string) bool, reason string) (int, error)
