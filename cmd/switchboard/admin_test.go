@@ -112,3 +112,23 @@ func TestCLICallsTheAdminAPIWithItsToken(t *testing.T) {
 		t.Errorf("exit %d", code)
 	}
 }
+
+// A ${SECRET} pasted into a setting that is not a secret is named, never
+// printed, by check.
+func TestCheckNamesTheVariableOfAMisplacedSecret(t *testing.T) {
+	const hook = "https://hooks.slack.com/services/T0/B0/checkS3cret"
+	s := newSite(t, "", genericSource+`sinks:
+  chat: { type: slack, webhook_url: "${SLACK_WEBHOOK_URL}", timeout: "${SLACK_WEBHOOK_URL}" }
+  crm: { type: http, url: "https://crm.example/", timeout: "${CRM_TOKEN}" }
+rules:
+  - { name: all, to: [chat, crm] }
+`)
+	code, out, errb := s.execEnv([]string{"SLACK_WEBHOOK_URL=" + hook, "CRM_TOKEN=crm-t0ken-9"}, "check", "-c", s.cfg)
+	if code != 1 || !strings.Contains(out, "sinks.chat.timeout: the value of ${SLACK_WEBHOOK_URL} is not a duration") ||
+		!strings.Contains(out, "sinks.crm.timeout: the value of ${CRM_TOKEN} is not a duration") {
+		t.Errorf("check: exit %d\n%s%s", code, out, errb)
+	}
+	if strings.Contains(out+errb, "checkS3cret") || strings.Contains(out+errb, "crm-t0ken-9") {
+		t.Errorf("a value printed:\n%s%s", out, errb)
+	}
+}
