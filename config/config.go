@@ -15,11 +15,14 @@ import (
 	"os"
 	"regexp"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/knadh/koanf/parsers/yaml"
 	"github.com/knadh/koanf/providers/rawbytes"
 	"github.com/knadh/koanf/v2"
+
+	"switchboard/redact"
 )
 
 // File is the whole configuration file.
@@ -32,6 +35,8 @@ type File struct {
 	Sinks     map[string]Sink   `koanf:"sinks"`
 	Rules     []Rule            `koanf:"rules"`
 	Unmatched []string          `koanf:"unmatched"`
+
+	env []envUse // what ${VAR}s became, to keep their values out of problems
 }
 
 // Server is the webhook listener.
@@ -43,9 +48,24 @@ type Server struct {
 	ShutdownTimeout time.Duration `koanf:"shutdown_timeout"`
 }
 
-// Admin is the operator listener: health, metrics, reload, dead letters.
+// Admin is the operator listener: health, metrics, reload, dead letters,
+// the console.
 type Admin struct {
-	Listen string `koanf:"listen"`
+	Listen string    `koanf:"listen"`
+	Auth   AdminAuth `koanf:"auth"`
+	// AllowedHosts are the names, besides loopback and the listener's own
+	// address, that requests may give as Host: a Service or ingress name.
+	AllowedHosts []string `koanf:"allowed_hosts"`
+	// Pprof serves /debug/pprof (behind the token, when one is set).
+	Pprof bool `koanf:"pprof"`
+}
+
+// AdminAuth is the admin listener's access control. With a token, every
+// endpoint but the health checks, the console's static files and (unless
+// ProtectMetrics) /metrics needs it.
+type AdminAuth struct {
+	BearerToken    Secret `koanf:"bearer_token"`
+	ProtectMetrics bool   `koanf:"protect_metrics"`
 }
 
 // Log selects the log level and format.
@@ -80,11 +100,14 @@ type Filter struct {
 // Source is one named receiver. Type-specific settings stay in Options and
 // are decoded by the source type.
 type Source struct {
-	Type    string         `koanf:"type"`
-	Path    string         `koanf:"path"`
-	Events  []string       `koanf:"events"`
-	Filters []Filter       `koanf:"filters"`
-	Options map[string]any `koanf:",remain"`
+	Type    string   `koanf:"type"`
+	Path    string   `koanf:"path"`
+	Events  []string `koanf:"events"`
+	Filters []Filter `koanf:"filters"`
+	// KeepHeaders lists the request headers stored with each event (and so
+	// seen by rules and templates); nil means the source type's defaults.
+	KeepHeaders []string       `koanf:"keep_headers"`
+	Options     map[string]any `koanf:",remain"`
 }
 
 // Sink is one named destination. Type-specific settings stay in Options.
@@ -197,13 +220,31 @@ func parsePartial(b []byte, lookup func(string) (string, bool)) (*File, Problems
 	}
 	raw := k.Raw()
 	var ps Problems
-	expandEnv(raw, "", lookup, &ps)
+	var uses []envUse
+	expandEnv(raw, "", lookup, &ps, &uses)
 	f := Defaults()
+	f.env = uses
 	ps = append(ps, Decode(raw, &f, "")...)
 	f.defaults()
 	f.check(&ps)
 	ps.Sort()
-	return &f, ps
+	return &f, f.Scrub(ps, Secrets(&f))
+}
+
+// Scrub makes problems found in f safe to print: values taken from the
+// environment are named instead of shown, and secrets (values of Secret
+// settings, which `Secrets` lists) are redacted in case a check quoted
+// one.
+func (f *File) Scrub(ps Problems, secrets []string) Problems {
+	ps = nameEnv(ps, f.env)
+	r := redact.New(secrets...)
+	if r.Empty() {
+		return ps
+	}
+	for i := range ps {
+		ps[i].Msg = r.String(ps[i].Msg)
+	}
+	return ps
 }
 
 // defaults fills what depends on other values: a source's path, a sink's
@@ -242,6 +283,7 @@ var nameRE = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_-]*$`)
 func (f *File) check(ps *Problems) {
 	checkListen(ps, "server.listen", f.Server.Listen)
 	checkListen(ps, "admin.listen", f.Admin.Listen)
+	f.Admin.check(ps)
 	if f.Server.MaxBodyBytes <= 0 {
 		ps.Add("server.max_body_bytes", "must be more than 0, e.g. 1MiB")
 	}
@@ -292,6 +334,7 @@ func (f *File) check(ps *Problems) {
 			ps.Add(at+".path", "%q is already the path of source %q; give each source its own path", s.Path, other)
 		}
 		paths[s.Path] = name
+		checkKeepHeaders(ps, at+".keep_headers", s.KeepHeaders)
 	}
 	for name, s := range f.Sinks {
 		at := "sinks." + name
@@ -318,6 +361,45 @@ func (f *File) check(ps *Problems) {
 			ps.Add(at+".retry.multiplier", "must be 1 or more (1 = constant interval)")
 		}
 	}
+}
+
+// MaxKeepHeaders bounds a source's keep_headers: every kept header is
+// stored with every event.
+const MaxKeepHeaders = 32
+
+// CredentialHeaders are never stored with an event, even when listed: a
+// sender's credentials belong neither in the queue nor in templates.
+var CredentialHeaders = []string{"Authorization", "Proxy-Authorization", "Cookie"}
+
+func checkKeepHeaders(ps *Problems, at string, names []string) {
+	if len(names) > MaxKeepHeaders {
+		ps.Add(at, "lists %d headers; keep at most %d (each is stored with every event)", len(names), MaxKeepHeaders)
+	}
+	for i, n := range names {
+		switch {
+		case !validHeaderName(n):
+			ps.Add(fmt.Sprintf("%s[%d]", at, i), "%q is not a header name; write it like content-type or x-request-id", n)
+		case slices.ContainsFunc(CredentialHeaders, func(c string) bool { return strings.EqualFold(c, n) }):
+			ps.Add(fmt.Sprintf("%s[%d]", at, i), "%s carries the sender's credentials, which are never stored; remove it", n)
+		}
+	}
+}
+
+// validHeaderName reports whether s is an RFC 9110 token.
+func validHeaderName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
+		case strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0:
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 func checkListen(ps *Problems, key, addr string) {

@@ -123,6 +123,29 @@ var badConfigs = []struct {
 		`sinks.crm.retry.max_attempts: must be at least 1`,
 		`sinks.crm.type: is required`,
 	}},
+	{file: "bad-secret-file-both.yaml", want: []string{
+		`admin.auth.bearer_token_file: is set together with bearer_token; set one of them: bearer_token holds the value, bearer_token_file the path of a file holding it`,
+	}},
+	{file: "bad-secret-file-missing.yaml", want: []string{
+		`admin.auth.bearer_token_file: cannot read the secret file: stat /nonexistent/switchboard/admin-token: no such file or directory`,
+	}},
+	{file: "bad-secret-file-not-a-path.yaml", want: []string{
+		`admin.auth.bearer_token_file: must be the path of a file holding the bearer_token, e.g. /run/secrets/bearer_token`,
+	}},
+	{file: "bad-env-secret-in-wrong-field.yaml", env: map[string]string{
+		"SLACK_WEBHOOK_URL": "https://hooks.slack.com/services/T0/B0/s3cr3tXYZ", "SHORT": "k3y", "CRM_TOKEN": "crm-token-123"},
+		want: []string{
+			`server.max_body_bytes: the value of ${SHORT} is not a size; write it like 512KiB, 1MiB or 4096 (bytes)`,
+			`server.read_timeout: the value of ${SLACK_WEBHOOK_URL} is not a duration; write it like 500ms, 30s, 5m or 1h`,
+			`sinks.crm.retry.max_age: the value of ${CRM_TOKEN} is not a duration; write it like 500ms, 30s, 5m or 1h`,
+		}},
+	{file: "bad-admin.yaml", want: []string{
+		`admin.allowed_hosts[0]: "https://switchboard.example.com" is a URL, not a host; write a host name as requests give it in Host, e.g. switchboard.monitoring.svc or switchboard.example.com:9090`,
+		`admin.allowed_hosts[1]: "" is empty; write a host name as requests give it in Host, e.g. switchboard.monitoring.svc or switchboard.example.com:9090`,
+		`admin.allowed_hosts[2]: "a b" is not a host name; write a host name as requests give it in Host, e.g. switchboard.monitoring.svc or switchboard.example.com:9090`,
+		`sources.bird.keep_headers[1]: Authorization carries the sender's credentials, which are never stored; remove it`,
+		`sources.bird.keep_headers[2]: "x y" is not a header name; write it like content-type or x-request-id`,
+	}},
 	{file: "bad-several-decode.yaml", want: []string{
 		`server.max_body_bytes: "huge" is not a size; write it like 512KiB, 1MiB or 4096 (bytes)`,
 		`server.read_timeout: "soon" is not a duration; write it like 500ms, 30s, 5m or 1h`,
@@ -262,6 +285,7 @@ func TestFullConfigDecodes(t *testing.T) {
 			To:   []string{"oncall", "archive"}, Stop: true}},
 		Unmatched: []string{"archive"},
 	}
+	f.env = nil // what the variables became: see TestEnvValuesAreNamedNotPrinted
 	if !reflect.DeepEqual(*f, want) {
 		t.Errorf("got  %#v\nwant %#v", *f, want)
 	}
@@ -414,7 +438,7 @@ func TestExpandString(t *testing.T) {
 		{in: "${A-B}", err: "${A-B} is not a valid variable reference; use ${NAME} or ${NAME:-default}"},
 	} {
 		t.Run(tc.in, func(t *testing.T) {
-			got, err := expandString(tc.in, lookup)
+			got, err := expandString(tc.in, lookup, nil)
 			if tc.err != "" {
 				if err == nil || err.Error() != tc.err {
 					t.Fatalf("error = %v, want %q", err, tc.err)

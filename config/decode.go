@@ -15,10 +15,13 @@ import (
 // Decode copies a raw YAML value into target (a pointer to a struct whose
 // fields carry `koanf` tags), strictly: a key the struct does not know is a
 // problem naming the closest known key, because a typo must never silently
-// disable a setting. Durations, sizes and secrets are converted. Fields not in
-// raw keep the values target already holds, so callers set defaults first.
+// disable a setting. Durations, sizes and secrets are converted; a Secret
+// field X may instead be given as X_file, a file holding the value (raw is
+// changed in place to hold the value). Fields not in raw keep the values
+// target already holds, so callers set defaults first.
 func Decode(raw any, target any, path string) Problems {
 	var ps Problems
+	resolveSecretFiles(raw, reflect.TypeOf(target), path, &ps)
 	// Unknown keys do not stop decoding: the known ones are still checked,
 	// so one run of `check` names every problem.
 	checkKeys(raw, reflect.TypeOf(target), path, &ps)
@@ -102,6 +105,7 @@ func isIndex(s string) bool {
 var (
 	durationType = reflect.TypeOf(time.Duration(0))
 	sizeType     = reflect.TypeOf(Size(0))
+	stringType   = reflect.TypeOf("")
 )
 
 func durationHook(from, to reflect.Type, data any) (any, error) {
@@ -210,6 +214,9 @@ func structKeys(t reflect.Type) (map[string]reflect.Type, bool) {
 			name = strings.ToLower(f.Name)
 		}
 		fields[name] = f.Type
+		if f.Type == secretType {
+			fields[name+FileSuffix] = stringType
+		}
 	}
 	return fields, remain
 }

@@ -3,24 +3,36 @@ package config
 import (
 	"fmt"
 	"os"
+	"slices"
+	"strconv"
 	"strings"
 )
 
+// envUse is one ${VAR} expanded from the environment: where, which and
+// what it became.
+type envUse struct {
+	path, name, value string
+}
+
 // expandEnv replaces ${VAR} and ${VAR:-default} in every string of the raw
-// document, in place. `$${` stands for a literal `${`. lookup is os.LookupEnv
+// document, in place, and records in uses each value taken from the
+// environment. `$${` stands for a literal `${`. lookup is os.LookupEnv
 // outside tests.
-func expandEnv(node any, path string, lookup func(string) (string, bool), ps *Problems) any {
+func expandEnv(node any, path string, lookup func(string) (string, bool), ps *Problems, uses *[]envUse) any {
 	switch v := node.(type) {
 	case map[string]any:
 		for k, child := range v {
-			v[k] = expandEnv(child, Join(path, k), lookup, ps)
+			v[k] = expandEnv(child, Join(path, k), lookup, ps, uses)
 		}
 	case []any:
 		for i, child := range v {
-			v[i] = expandEnv(child, fmt.Sprintf("%s[%d]", path, i), lookup, ps)
+			v[i] = expandEnv(child, fmt.Sprintf("%s[%d]", path, i), lookup, ps, uses)
 		}
 	case string:
-		out, err := expandString(v, lookup)
+		recorded := func(name, value string) {
+			*uses = append(*uses, envUse{path, name, value})
+		}
+		out, err := expandString(v, lookup, recorded)
 		if err != nil {
 			ps.Add(path, "%v", err)
 			return v
@@ -30,7 +42,9 @@ func expandEnv(node any, path string, lookup func(string) (string, bool), ps *Pr
 	return node
 }
 
-func expandString(s string, lookup func(string) (string, bool)) (string, error) {
+// expandString expands s; used, when not nil, hears of every value taken
+// from the environment.
+func expandString(s string, lookup func(string) (string, bool), used func(name, value string)) (string, error) {
 	if !strings.Contains(s, "${") {
 		return s, nil
 	}
@@ -61,6 +75,9 @@ func expandString(s string, lookup func(string) (string, bool)) (string, error) 
 		switch {
 		case ok && (val != "" || !hasDef):
 			b.WriteString(val)
+			if used != nil && val != "" {
+				used(name, val)
+			}
 		case hasDef:
 			b.WriteString(def)
 		default:
@@ -84,3 +101,46 @@ func validEnvName(s string) bool {
 }
 
 var osLookup = os.LookupEnv
+
+// nameEnv rewrites problems so that no value taken from the environment
+// is printed: a ${SECRET} put in the wrong field (a duration, a URL) must
+// not be echoed by `check`, a reload's answer or the log. A quoted value
+// becomes `the value of ${NAME}`; a bare one becomes `${NAME}` in problems
+// at or around the setting it was expanded into, and anywhere once it is
+// long enough not to be an ordinary word.
+func nameEnv(ps Problems, uses []envUse) Problems {
+	if len(uses) == 0 || len(ps) == 0 {
+		return ps
+	}
+	// Longest values first, so that a value inside another is not
+	// replaced inside it.
+	sorted := slices.Clone(uses)
+	slices.SortStableFunc(sorted, func(a, b envUse) int { return len(b.value) - len(a.value) })
+	out := make(Problems, len(ps))
+	for i, p := range ps {
+		for _, u := range sorted {
+			named := "the value of ${" + u.name + "}"
+			p.Msg = strings.ReplaceAll(p.Msg, strconv.Quote(u.value), named)
+			p.Msg = strings.ReplaceAll(p.Msg, "'"+u.value+"'", named)
+			if len(u.value) >= minBareEnvValue || related(p.Path, u.path) {
+				p.Msg = strings.ReplaceAll(p.Msg, u.value, "${"+u.name+"}")
+			}
+		}
+		out[i] = p
+	}
+	return out
+}
+
+// minBareEnvValue is the shortest environment value replaced wherever it
+// appears in a problem; a shorter one ("info", "8080") is replaced only
+// in problems about the setting it went into.
+const minBareEnvValue = 8
+
+// related reports whether one path is the other or inside it.
+func related(a, b string) bool {
+	inside := func(child, parent string) bool {
+		return parent == "" || child == parent ||
+			strings.HasPrefix(child, parent) && (child[len(parent)] == '.' || child[len(parent)] == '[')
+	}
+	return inside(a, b) || inside(b, a)
+}

@@ -11,48 +11,70 @@ import (
 	"time"
 
 	"switchboard/metrics"
+	"switchboard/redact"
 	"switchboard/router"
 	"switchboard/sources"
 )
 
 // serveWebhook is the webhook listener: find the source by path, check
-// method and size, let the source parse, then accept.
+// method, credentials and size from the headers alone, let the source
+// parse, then accept.
+//
+// Nothing reads the body before the headers are judged: Go's server sends
+// `100 Continue` to a client that asked for it only on the first read of
+// the body, so a request refused on its headers is refused before the
+// client sends its body.
 func (d *Daemon) serveWebhook(w http.ResponseWriter, r *http.Request) {
 	snap := d.snap.Load()
 	src, subpath := snap.Lookup(r.URL.Path)
 	if src == nil {
-		d.reject(w, "", "unknown_path", http.StatusNotFound, "no source is configured at "+r.URL.Path)
+		d.reject(w, "", "unknown_path", http.StatusNotFound, "no source is configured at "+shortPath(r.URL.Path))
 		return
 	}
 	if !slices.Contains(src.Methods, r.Method) {
 		w.Header().Set("Allow", strings.Join(src.Methods, ", "))
-		d.reject(w, src.Name, "method", http.StatusMethodNotAllowed, "method "+r.Method+" is not allowed here; use "+strings.Join(src.Methods, " or "))
+		d.reject(w, src.Name, "method", http.StatusMethodNotAllowed, "method "+r.Method+" is not allowed here; use "+orList(src.Methods))
 		return
 	}
 	if d.draining.Load() {
 		d.reject(w, src.Name, "shutting_down", http.StatusServiceUnavailable, "shutting down; retry later")
 		return
 	}
+	// HEAD is GET without an answer body (RFC 9110 9.3.2); the server
+	// drops the body, the source sees a GET.
+	hr := r
+	if r.Method == http.MethodHead {
+		hr = r.Clone(r.Context())
+		hr.Method = http.MethodGet
+	}
 	received := time.Now().UTC()
+	req := &sources.Request{HTTP: hr, ReceivedAt: received, Source: src.Name, Subpath: subpath}
+	if pc, ok := src.HTTP.(sources.Prechecker); ok {
+		if err := pc.Precheck(req); err != nil {
+			d.rejectErr(w, src.Name, err)
+			return
+		}
+	}
 	limit := int64(snap.File.Server.MaxBodyBytes)
+	tooLarge := "body is larger than server.max_body_bytes (" + snap.File.Server.MaxBodyBytes.String() + ")"
+	if r.ContentLength > limit {
+		d.reject(w, src.Name, "too_large", http.StatusRequestEntityTooLarge, tooLarge)
+		return
+	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
 	if err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			d.reject(w, src.Name, "too_large", http.StatusRequestEntityTooLarge,
-				"body is larger than server.max_body_bytes ("+snap.File.Server.MaxBodyBytes.String()+")")
+		var big *http.MaxBytesError
+		if errors.As(err, &big) {
+			d.reject(w, src.Name, "too_large", http.StatusRequestEntityTooLarge, tooLarge)
 			return
 		}
 		d.reject(w, src.Name, "read", http.StatusBadRequest, "could not read the body: "+err.Error())
 		return
 	}
-	res, err := src.HTTP.Parse(&sources.Request{HTTP: r, Body: body, ReceivedAt: received, Source: src.Name, Subpath: subpath})
+	req.Body = body
+	res, err := src.HTTP.Parse(req)
 	if err != nil {
-		var re *sources.RejectError
-		if !errors.As(err, &re) {
-			re = &sources.RejectError{Status: http.StatusBadRequest, Reason: "parse", Msg: err.Error()}
-		}
-		d.reject(w, src.Name, re.Reason, re.Status, re.Msg)
+		d.rejectErr(w, src.Name, err)
 		return
 	}
 	if res.Reply != nil {
@@ -61,7 +83,7 @@ func (d *Daemon) serveWebhook(w http.ResponseWriter, r *http.Request) {
 		w.Write(res.Reply)
 		return
 	}
-	headers := EventHeaders(r.Header)
+	headers := src.EventHeaders(r.Header)
 	for _, ev := range res.Events {
 		ev.Headers = headers
 	}
@@ -180,6 +202,39 @@ func (s *Source) Passes(ev *router.Event) bool {
 	return s.Filters.Match(ev)
 }
 
+// rejectErr answers a source's refusal: a RejectError with its status
+// and challenge, anything else 400.
+func (d *Daemon) rejectErr(w http.ResponseWriter, source string, err error) {
+	var re *sources.RejectError
+	if !errors.As(err, &re) {
+		re = &sources.RejectError{Status: http.StatusBadRequest, Reason: "parse", Msg: err.Error()}
+	}
+	if re.Challenge != "" {
+		w.Header().Set("WWW-Authenticate", re.Challenge)
+	}
+	d.reject(w, source, re.Reason, re.Status, re.Msg)
+}
+
+// orList writes a list for a sentence: "GET, HEAD or POST".
+func orList(l []string) string {
+	if len(l) < 2 {
+		return strings.Join(l, "")
+	}
+	return strings.Join(l[:len(l)-1], ", ") + " or " + l[len(l)-1]
+}
+
+// shortPath is a request path as answers quote it: secrets redacted
+// (a token may travel in it), then bounded, as any length up to the
+// header limit may be sent; redacting first, so that the cut cannot leave
+// part of a secret.
+func shortPath(p string) string {
+	p = redact.String(p)
+	if len(p) > 200 {
+		return p[:200] + "…"
+	}
+	return p
+}
+
 func (d *Daemon) reject(w http.ResponseWriter, source, reason string, status int, msg string) {
 	label := source
 	if label == "" {
@@ -190,24 +245,46 @@ func (d *Daemon) reject(w http.ResponseWriter, source, reason string, status int
 	writeJSON(w, status, map[string]string{"error": msg})
 }
 
-// credentialHeaders are never kept with an event: the event is stored in
-// the queue and shown to templates, and a sender's credentials belong in
-// neither.
-var credentialHeaders = map[string]bool{
-	"Authorization": true, "Proxy-Authorization": true, "Cookie": true,
-}
+// Stored headers are capped: each value at maxHeaderValue bytes (cut at a
+// character boundary), all of them at maxHeaderBytes; past that, the rest
+// of the allow-list is not kept.
+const (
+	maxHeaderValue = 1024
+	maxHeaderBytes = 4096
+)
 
-// EventHeaders is the event's view of the request headers: lower-case name
-// to first value, credentials left out.
-func EventHeaders(h http.Header) map[string]string {
-	m := make(map[string]string, len(h))
-	for k, v := range h {
-		if len(v) > 0 && !credentialHeaders[k] {
-			m[strings.ToLower(k)] = v[0]
+// EventHeaders is the event's view of the request headers: the first
+// value of each header on the source's keep list, by lower-case name,
+// within the caps. Credentials are never on the list (config refuses
+// them), so they are never stored with an event nor shown to templates.
+func (s *Source) EventHeaders(h http.Header) map[string]string {
+	if len(s.keep) == 0 {
+		return nil
+	}
+	var m map[string]string
+	total := 0
+	for _, k := range s.keep {
+		v := h[k.canonical]
+		if len(v) == 0 {
+			continue
 		}
+		val := v[0]
+		if len(val) > maxHeaderValue {
+			val = strings.ToValidUTF8(val[:maxHeaderValue], "")
+		}
+		if total += len(k.lower) + len(val); total > maxHeaderBytes {
+			break
+		}
+		if m == nil {
+			m = make(map[string]string, len(s.keep))
+		}
+		m[k.lower] = val
 	}
 	return m
 }
+
+// keptHeader is a header name on a keep list, in both forms.
+type keptHeader struct{ canonical, lower string }
 
 // streamAcceptor accepts events from a stream source.
 type streamAcceptor struct {

@@ -6,6 +6,7 @@ package daemon
 
 import (
 	"fmt"
+	"net/http"
 	"slices"
 	"strings"
 
@@ -26,6 +27,8 @@ type Snapshot struct {
 	Table   *router.Table
 	Sources map[string]*Source
 	Sinks   map[string]*Sink
+	// Secrets are every credential of the config, for the redactor.
+	Secrets []string
 	byPath  map[string]*Source
 }
 
@@ -41,6 +44,9 @@ type Source struct {
 	Filters router.Filters
 	Conf    config.Source
 	subpath bool
+	// KeepHeaders are the request headers stored with each event.
+	KeepHeaders []string
+	keep        []keptHeader
 	// counters are the source's outcome counters, looked up once.
 	counters map[string]prometheus.Counter
 }
@@ -53,8 +59,12 @@ func (s *Source) counter(outcome string) prometheus.Counter {
 }
 
 // Lookup finds the webhook source serving a request path: the source
-// whose path it is, or a source taking subpaths one segment above it.
+// whose path it is, or a source taking subpaths one segment above it. One
+// trailing slash is ignored: a provider's console often adds one.
 func (s *Snapshot) Lookup(path string) (src *Source, subpath string) {
+	if len(path) > 1 && path[len(path)-1] == '/' {
+		path = path[:len(path)-1]
+	}
 	if src := s.byPath[path]; src != nil {
 		return src, ""
 	}
@@ -66,6 +76,27 @@ func (s *Snapshot) Lookup(path string) (src *Source, subpath string) {
 		return src, path[i+1:]
 	}
 	return nil, ""
+}
+
+// keepHeaders sets the headers kept with each event: the source's
+// keep_headers, or the defaults of every source and of its type.
+func (src *Source) keepHeaders(list []string, b sources.Builder) {
+	if list == nil {
+		list = slices.Clone(sources.DefaultKeepHeaders)
+		if d, ok := b.(sources.HeaderDefaults); ok {
+			list = append(list, d.KeepHeaders()...)
+		}
+	}
+	seen := map[string]bool{}
+	for _, n := range list {
+		c := http.CanonicalHeaderKey(n)
+		if seen[c] {
+			continue
+		}
+		seen[c] = true
+		src.KeepHeaders = append(src.KeepHeaders, strings.ToLower(n))
+		src.keep = append(src.keep, keptHeader{canonical: c, lower: strings.ToLower(n)})
+	}
 }
 
 // Sink is a built sink with its delivery settings.
@@ -83,7 +114,8 @@ type Sink struct {
 // failure the error is config.Problems listing everything found.
 func Build(f *config.File) (*Snapshot, error) {
 	var ps config.Problems
-	s := &Snapshot{File: f, Sources: map[string]*Source{}, Sinks: map[string]*Sink{}, byPath: map[string]*Source{}}
+	s := &Snapshot{File: f, Sources: map[string]*Source{}, Sinks: map[string]*Sink{}, byPath: map[string]*Source{},
+		Secrets: config.Secrets(f)}
 	pinned := map[string][]string{}
 	for _, name := range sortedKeys(f.Sources) {
 		sc := f.Sources[name]
@@ -113,7 +145,9 @@ func Build(f *config.File) (*Snapshot, error) {
 			}
 			continue
 		}
-		if dps := config.Decode(sc.Options, b, at); len(dps) > 0 {
+		dps := config.Decode(sc.Options, b, at)
+		s.Secrets = append(s.Secrets, config.Secrets(b)...)
+		if len(dps) > 0 {
 			ps = append(ps, dps...)
 			continue
 		}
@@ -128,10 +162,15 @@ func Build(f *config.File) (*Snapshot, error) {
 			if m, ok := v.(sources.Methods); ok {
 				src.Methods = m.Methods()
 			}
+			// HEAD wherever GET (RFC 9110 9.3.2).
+			if i := slices.Index(src.Methods, http.MethodGet); i >= 0 && !slices.Contains(src.Methods, http.MethodHead) {
+				src.Methods = slices.Insert(slices.Clone(src.Methods), i+1, http.MethodHead)
+			}
 			if sp, ok := v.(sources.Subpaths); ok {
 				src.subpath = sp.TakesSubpath()
 			}
 			s.byPath[src.Path] = src
+			src.keepHeaders(sc.KeepHeaders, b)
 		case sources.StreamSource:
 			src.Stream = v
 			// A stream source subscribes to its events and may take names
@@ -159,7 +198,9 @@ func Build(f *config.File) (*Snapshot, error) {
 			continue
 		}
 		b := factory()
-		if dps := config.Decode(sc.Options, b, at); len(dps) > 0 {
+		dps := config.Decode(sc.Options, b, at)
+		s.Secrets = append(s.Secrets, config.Secrets(b)...)
+		if len(dps) > 0 {
 			ps = append(ps, dps...)
 			continue
 		}
@@ -190,7 +231,7 @@ func Build(f *config.File) (*Snapshot, error) {
 	ps = append(ps, table.ThrottleSinks(throttles)...)
 	s.Table = table
 	if len(ps) > 0 {
-		return nil, ps
+		return nil, f.Scrub(ps, s.Secrets)
 	}
 	return s, nil
 }

@@ -8,15 +8,12 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/http/pprof"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus/promhttp"
-
 	"switchboard/metrics"
+	"switchboard/redact"
 	"switchboard/router"
 	"switchboard/sinks"
 	"switchboard/sources"
@@ -68,6 +65,7 @@ func New(snap *Snapshot, queue router.Queue, log *slog.Logger) *Daemon {
 func (d *Daemon) Start() error {
 	snap := d.snap.Load()
 	f := snap.File
+	redact.Set(redact.New(snap.Secrets...))
 	var err error
 	if d.webhookLn, err = net.Listen("tcp", f.Server.Listen); err != nil {
 		return fmt.Errorf("server.listen %s: %w", f.Server.Listen, err)
@@ -88,7 +86,12 @@ func (d *Daemon) Start() error {
 	d.admin = &http.Server{
 		Handler:           d.adminHandler(),
 		ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog:          slog.NewLogLogger(d.log.Handler(), slog.LevelDebug),
+		// Bodies are small JSON; no write timeout, as a CPU profile takes
+		// the seconds it is asked for.
+		ReadTimeout:    time.Minute,
+		IdleTimeout:    2 * time.Minute,
+		MaxHeaderBytes: 64 << 10,
+		ErrorLog:       slog.NewLogLogger(d.log.Handler(), slog.LevelDebug),
 	}
 	if dl, ok := d.queue.(interface {
 		DeadLetterSinks(keep func(string) bool, reason string) (int, error)
@@ -119,6 +122,7 @@ func (d *Daemon) Start() error {
 	d.serve(d.admin, d.adminLn, "admin")
 	metrics.ReloadSuccessful.Set(1)
 	metrics.ReloadSuccessTime.SetToCurrentTime()
+	logAdminWarnings(d.log, f)
 	d.log.Info("switchboard started", "listen", d.webhookLn.Addr().String(), "admin", d.adminLn.Addr().String(),
 		"sources", len(snap.Sources), "sinks", len(snap.Sinks), "rules", len(f.Rules))
 	return nil
@@ -300,43 +304,11 @@ func (d *Daemon) reportQueue(ctx context.Context) {
 	}
 }
 
-func (d *Daemon) adminHandler() http.Handler {
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
-	})
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
-		if d.draining.Load() {
-			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "shutting down"})
-			return
-		}
-		// A stream source whose stream is down receives nothing.
-		var down []string
-		for name, src := range d.snap.Load().Sources {
-			if c, ok := src.Stream.(sources.Connector); ok && !c.Connected() {
-				down = append(down, name)
-			}
-		}
-		if len(down) > 0 {
-			slices.Sort(down)
-			writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "stream not connected", "sources": down})
-			return
-		}
-		writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
-	})
-	mux.Handle("GET /metrics", promhttp.HandlerFor(metrics.Registry, promhttp.HandlerOpts{}))
-	mux.HandleFunc("POST /-/reload", d.serveReload)
-	d.dlqRoutes(mux)
-	// Profiles for diagnosing a slow or hungry daemon; admin.listen is
-	// loopback by default.
-	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
-	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
-	mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
-	return mux
-}
-
+// writeJSON answers v, with every configured secret redacted: answers
+// carry error texts from receivers and config problems.
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	b, _ := json.Marshal(v)
+	b = redact.Current().Bytes(b)
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	w.Write(append(b, '\n'))

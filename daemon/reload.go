@@ -14,6 +14,7 @@ import (
 
 	"switchboard/config"
 	"switchboard/metrics"
+	"switchboard/redact"
 	"switchboard/sinks"
 )
 
@@ -64,6 +65,9 @@ func (d *Daemon) Reload(trigger string) (Changes, error) {
 	}
 	old := d.snap.Load()
 	ch := diff(old, next)
+	// The old secrets stay redacted too: errors of deliveries attempted
+	// with them may still arrive.
+	redact.Set(redact.New(next.Secrets...).With(redact.New(old.Secrets...)))
 
 	// Everything that can fail is done; from here on the new config is
 	// applied. Unchanged sinks and sources keep their running instances.

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"switchboard/config"
+	"switchboard/redact"
 )
 
 // Sink delivers one event somewhere. Send returns nil on success; an error
@@ -135,7 +136,9 @@ func (w *Worker) attempt(ctx context.Context, d *Delivery) {
 		w.end(w.Queue.Retry(d), d)
 		return
 	default:
-		d.LastError = err.Error()
+		// Stored with the delivery and shown by the dead-letter API: a
+		// receiver's answer may echo the credentials it was sent.
+		d.LastError = redact.String(err.Error())
 		wait, reason := w.nextWait(d, err)
 		if reason != "" {
 			outcome, store = "dead", w.Queue.Dead

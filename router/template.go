@@ -116,11 +116,30 @@ func epoch(n int64) time.Time {
 
 // ParseTemplate parses text once, at load. A field the event lacks renders
 // empty, never an error (use default for a placeholder); a helper that
-// fails is an execution error.
+// fails is an execution error. Values are printed as they are: for output
+// that is a format of its own, see ParseTemplateFor.
 func ParseTemplate(name, text string) (*Template, error) {
-	t, err := template.New(name).Option("missingkey=zero").Funcs(TemplateFuncs).Parse(text)
+	return ParseTemplateFor(name, text, EscapeNone)
+}
+
+// ParseTemplateFor parses a template whose every printed value is escaped
+// for where the output goes (see Escape): event content cannot turn into
+// markup, only the template's own text can.
+func ParseTemplateFor(name, text string, esc Escape) (*Template, error) {
+	funcs := TemplateFuncs
+	if esc != EscapeNone {
+		funcs = escapeFuncs(esc)
+	}
+	t, err := template.New(name).Option("missingkey=zero").Funcs(funcs).Parse(text)
 	if err != nil {
 		return nil, err
+	}
+	if esc != EscapeNone {
+		for _, tt := range t.Templates() {
+			if tt.Tree != nil {
+				escapeActions(tt.Tree.Root)
+			}
+		}
 	}
 	return &Template{t: t}, nil
 }

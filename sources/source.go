@@ -12,9 +12,11 @@ package sources
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 
 	"switchboard/registry"
@@ -46,8 +48,19 @@ type HTTPSource interface {
 	Parse(req *Request) (*Result, error)
 }
 
+// Prechecker is optionally implemented by an HTTPSource whose
+// authentication reads only the request line and headers (a bearer token,
+// basic credentials, a token in the URL, the presence of signature
+// headers). The daemon calls Precheck before it reads the body, so that a
+// request the headers already condemn is refused before `100 Continue` is
+// sent and before its body crosses the network. Request.Body is nil.
+// Parse must still check everything itself.
+type Prechecker interface {
+	Precheck(req *Request) error
+}
+
 // Methods is optionally implemented by an HTTPSource that takes more than
-// POST.
+// POST. A source that takes GET takes HEAD too.
 type Methods interface {
 	Methods() []string
 }
@@ -64,6 +77,19 @@ type Subpaths interface {
 // that status filters of the rules limited to it are checked at load.
 type Catalog interface {
 	Events() []string
+}
+
+// DefaultKeepHeaders are the request headers stored with every event of a
+// webhook source that sets no keep_headers, besides what its type adds
+// (HeaderDefaults): what rules and sinks use (the http sink's body: raw
+// forwards the content type) and what tells requests apart in a log.
+var DefaultKeepHeaders = []string{"content-type", "user-agent", "x-forwarded-for", "x-request-id"}
+
+// HeaderDefaults is optionally implemented by a Builder whose provider
+// sends headers worth keeping with each event (its own request id); they
+// are added to DefaultKeepHeaders for sources without keep_headers.
+type HeaderDefaults interface {
+	KeepHeaders() []string
 }
 
 // StreamSource runs a client that receives events, until ctx ends.
@@ -122,6 +148,10 @@ type RejectError struct {
 	Status int
 	Reason string // short, for metrics: bad_json, no_event, auth, ...
 	Msg    string
+	// Challenge is the WWW-Authenticate value of a 401: how the sender
+	// authenticates (RFC 9110 requires one, and clients that send their
+	// credentials only after a challenge need it).
+	Challenge string
 }
 
 func (e *RejectError) Error() string { return e.Msg }
@@ -129,6 +159,43 @@ func (e *RejectError) Error() string { return e.Msg }
 // Reject makes a RejectError.
 func Reject(status int, reason, format string, args ...any) error {
 	return &RejectError{Status: status, Reason: reason, Msg: fmt.Sprintf(format, args...)}
+}
+
+// WithChallenge gives err, when it is a 401 RejectError, the
+// WWW-Authenticate challenge; other errors are returned as they are.
+func WithChallenge(err error, challenge string) error {
+	var re *RejectError
+	if errors.As(err, &re) && re.Status == http.StatusUnauthorized {
+		re.Challenge = challenge
+	}
+	return err
+}
+
+// Challenges for WWW-Authenticate. Schemes without a standard (a
+// signature, a token in the URL) are named after what the sender must
+// send, with the source's name as realm.
+const BearerChallenge = "Bearer"
+
+// BasicChallenge is the HTTP Basic challenge for a source.
+func BasicChallenge(source string) string {
+	return `Basic realm="` + source + `", charset="UTF-8"`
+}
+
+// SchemeChallenge is a challenge of the given scheme for a source.
+func SchemeChallenge(scheme, source string) string {
+	return scheme + ` realm="` + source + `"`
+}
+
+// BearerToken returns the token of an Authorization header value of the
+// Bearer scheme. The scheme is matched without regard to case (RFC 9110
+// 11.1) and any run of spaces may follow it.
+func BearerToken(header string) (string, bool) {
+	scheme, rest, ok := strings.Cut(strings.TrimSpace(header), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return "", false
+	}
+	tok := strings.TrimSpace(rest)
+	return tok, tok != ""
 }
 
 // Factory returns a Builder with its defaults set.

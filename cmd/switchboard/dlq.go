@@ -29,7 +29,9 @@ and last error.
   dlq purge ID...       delete dead letters; purge --all deletes all
 
 While the daemon runs, dlq talks to its admin API (admin.listen in the
-config). When the daemon is stopped, dlq opens the queue in queue.dir itself.
+config), with the admin token from --token-file, $SWITCHBOARD_ADMIN_TOKEN or
+the config's admin.auth. When the daemon is stopped, dlq opens the queue in
+queue.dir itself.
 `
 
 func cmdDLQ(args []string, stdout, stderr io.Writer) int {
@@ -37,6 +39,7 @@ func cmdDLQ(args []string, stdout, stderr io.Writer) int {
 	path := configFlag(fs)
 	all := fs.Bool("all", false, "replay or purge every dead letter")
 	asJSON := fs.Bool("json", false, "list: print JSON")
+	tokenFile := fs.String("token-file", "", "file holding the admin API's bearer token (default $SWITCHBOARD_ADMIN_TOKEN)")
 	// Flags may stand anywhere: dlq -c x.yaml list, dlq replay 42 -c x.yaml.
 	var positional []string
 	for {
@@ -75,6 +78,9 @@ func cmdDLQ(args []string, stdout, stderr io.Writer) int {
 		return exitFail
 	}
 	c, closeFn, err := dlqClient(f)
+	if err == nil && c.base != "" {
+		c.token, err = adminToken(*tokenFile, f)
+	}
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return exitFail
@@ -131,6 +137,7 @@ func cmdDLQ(args []string, stdout, stderr io.Writer) int {
 // the queue directory itself.
 type dlqBackend struct {
 	base  string // admin API, when the daemon runs
+	token string // its bearer token, if it has one
 	store router.DeadLetters
 	known func(string) bool
 }
@@ -195,6 +202,12 @@ func (c *dlqBackend) call(method, path string, body, out any) error {
 		rd = bytes.NewReader(b)
 	}
 	req, _ := http.NewRequest(method, c.base+path, rd)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
 	resp, err := (&http.Client{Timeout: 30 * time.Second}).Do(req)
 	if err != nil {
 		return err
@@ -204,6 +217,9 @@ func (c *dlqBackend) call(method, path string, body, out any) error {
 	if resp.StatusCode != http.StatusOK {
 		var e struct{ Error string }
 		json.Unmarshal(b, &e)
+		if resp.StatusCode == http.StatusUnauthorized {
+			return fmt.Errorf("%s %s: the admin API needs its token: set %s or pass --token-file", method, path, AdminTokenEnv)
+		}
 		return fmt.Errorf("%s %s: %s", method, path, e.Error)
 	}
 	return json.Unmarshal(b, out)

@@ -226,7 +226,7 @@ func dryRun(snap *daemon.Snapshot, dr dryRequest) ([]routeResult, []byte, error)
 	}
 	results := make([]routeResult, 0, len(res.Events))
 	for _, ev := range res.Events {
-		ev.Headers = daemon.EventHeaders(req.Header)
+		ev.Headers = src.EventHeaders(req.Header)
 		results = append(results, routeOne(snap, src, ev))
 	}
 	return results, nil, nil

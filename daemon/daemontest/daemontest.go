@@ -6,6 +6,7 @@ package daemontest
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -20,6 +21,7 @@ import (
 
 	"switchboard/config"
 	"switchboard/daemon"
+	"switchboard/redact"
 	"switchboard/router/boltqueue"
 )
 
@@ -32,12 +34,73 @@ func Start(t testing.TB, yaml string) *daemon.Daemon {
 	if err != nil {
 		t.Fatalf("config: %v", err)
 	}
+	return start(t, f, "", nil)
+}
+
+// StartLogged is Start keeping the daemon's log, at debug level, in text
+// format through the redactor, as `switchboard run` writes it.
+func StartLogged(t testing.TB, yaml string) (*daemon.Daemon, *Log) {
+	t.Helper()
+	f, err := config.Parse([]byte(yaml))
+	if err != nil {
+		t.Fatalf("config: %v", err)
+	}
+	l := &Log{}
+	return start(t, f, "", l), l
+}
+
+// StartFileLogged is StartFile keeping the log as StartLogged does.
+func StartFileLogged(t testing.TB, path string) (*daemon.Daemon, *Log) {
+	t.Helper()
+	f, err := config.Load(path)
+	if err != nil {
+		t.Fatalf("config: %v", err)
+	}
+	l := &Log{}
+	return start(t, f, path, l), l
+}
+
+// Log collects a daemon's log lines.
+type Log struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (l *Log) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+
+// String returns every line logged so far.
+func (l *Log) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
+}
+
+// StartFile is Start for the config file at path, which the daemon
+// watches and reloads (POST /-/reload reads it too).
+func StartFile(t testing.TB, path string) *daemon.Daemon {
+	t.Helper()
+	f, err := config.Load(path)
+	if err != nil {
+		t.Fatalf("config: %v", err)
+	}
+	return start(t, f, path, nil)
+}
+
+func start(t testing.TB, f *config.File, path string, keep *Log) *daemon.Daemon {
+	t.Helper()
 	snap, err := daemon.Build(f)
 	if err != nil {
 		t.Fatalf("build: %v", err)
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	if testing.Verbose() {
+	switch {
+	case keep != nil:
+		log = slog.New(redact.NewHandler(slog.NewTextHandler(keep, &slog.HandlerOptions{Level: slog.LevelDebug}), true))
+	case testing.Verbose():
 		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 	q, err := boltqueue.Open(boltqueue.Options{Dir: f.Queue.Dir, MaxBytes: int64(f.Queue.MaxBytes),
@@ -46,6 +109,7 @@ func Start(t testing.TB, yaml string) *daemon.Daemon {
 		t.Fatalf("queue: %v", err)
 	}
 	d := daemon.New(snap, q, log)
+	d.ConfigPath = path
 	if err := d.Start(); err != nil {
 		q.Close()
 		t.Fatalf("start: %v", err)
@@ -77,6 +141,29 @@ func Send(t testing.TB, method, url, body string, header ...string) (int, map[st
 	var m map[string]any
 	json.NewDecoder(resp.Body).Decode(&m)
 	return resp.StatusCode, m
+}
+
+// Admin calls the admin API the way the CLI does: Bearer token when not
+// empty, JSON bodies. It returns the status and the raw answer.
+func Admin(t testing.TB, d *daemon.Daemon, method, path, token, body string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest(method, "http://"+d.AdminAddr()+path, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	if method == http.MethodPost {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
 }
 
 // Post is Send with POST.

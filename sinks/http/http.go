@@ -1,7 +1,9 @@
 // Package http owns the "http" sink: it sends each event in the body of one
 // request to a configured URL, as the normalized event JSON, as the body the
-// provider sent, or as a template's output, optionally signed with Standard
-// Webhooks headers. It turns the receiver's answer into success, a transient
+// provider sent, as a JSON object built from the `json` setting (each string
+// a template, encoded by the sink so that event content cannot add fields),
+// or as a template's output, optionally signed with Standard Webhooks
+// headers. It turns the receiver's answer into success, a transient
 // failure (network, 408, 429, 5xx, with Retry-After honoured) or a permanent
 // one (any other status); the router owns the retry schedule.
 package http
@@ -33,6 +35,7 @@ import (
 const (
 	BodyEvent    = "event"
 	BodyRaw      = "raw"
+	BodyJSON     = "json"
 	BodyTemplate = "template"
 )
 
@@ -44,6 +47,9 @@ type Options struct {
 	// they are never logged nor put into errors.
 	Headers map[string]string `koanf:"headers"`
 	Body    string            `koanf:"body"`
+	// JSON is the request body when Body is "json": an object whose
+	// strings are templates.
+	JSON any `koanf:"json"`
 	// Template is the request body when Body is "template".
 	Template string `koanf:"template"`
 	// ContentType empty means application/json, or for body: raw the
@@ -94,14 +100,23 @@ func (o *Options) Build(info sinks.Info) (router.Sink, error) {
 
 	s.header = o.checkHeaders(&ps)
 
+	if o.Body != BodyTemplate && o.Template != "" {
+		ps.Add("template", "is set but body is %s, so it would be ignored; set body: template to send it, or remove it", o.Body)
+	}
+	if o.Body != BodyJSON && o.JSON != nil {
+		ps.Add("json", "is set but body is %s, so it would be ignored; set body: json to send it, or remove it", o.Body)
+	}
 	switch o.Body {
 	case BodyEvent, BodyRaw:
-		if o.Template != "" {
-			ps.Add("template", "is set but body is %s, so it would be ignored; set body: template to send it, or remove it", o.Body)
+	case BodyJSON:
+		if _, ok := o.JSON.(map[string]any); !ok {
+			ps.Add("json", `is required when body is json: the object to send, each string a template, e.g. {text: "{{ .event }} to {{ .to }}", id: "{{ .id }}"}`)
+			break
 		}
+		s.json = compileJSONBody(info.Name, o.JSON, "json", &ps)
 	case BodyTemplate:
 		if o.Template == "" {
-			ps.Add("template", `is required when body is template: the request body as a Go template, e.g. '{"text": "{{ .event }} {{ .status }}"}'`)
+			ps.Add("template", `is required when body is template: the request body as a Go template, e.g. 'event={{ .event }}' (for JSON, use body: json, which encodes event values safely)`)
 			break
 		}
 		t, err := router.ParseTemplate(info.Name, o.Template)
@@ -111,7 +126,7 @@ func (o *Options) Build(info sinks.Info) (router.Sink, error) {
 		}
 		s.tmpl = t
 	default:
-		ps.Add("body", "%q is not a body mode; use event (the normalized event JSON), raw (the provider's body as received) or template", o.Body)
+		ps.Add("body", "%q is not a body mode; use event (the normalized event JSON), raw (the provider's body as received), json (an object built from the json setting) or template", o.Body)
 	}
 
 	if o.ContentType != "" {
@@ -212,6 +227,46 @@ func signingKey(secret string) ([]byte, error) {
 	return key, nil
 }
 
+// Secrets implements config.SecretHolder, so that the redactor knows the
+// credentials among plain settings: the values of headers named like
+// credentials (Authorization, X-Api-Key, ...), with and without their
+// scheme, and the URL's password and credential-like query values.
+func (o *Options) Secrets() []string {
+	var out []string
+	for name, v := range o.Headers {
+		if !credentialName(name) {
+			continue
+		}
+		out = append(out, v)
+		if _, cred, ok := strings.Cut(strings.TrimSpace(v), " "); ok {
+			out = append(out, strings.TrimSpace(cred))
+		}
+	}
+	if u, err := url.Parse(o.URL); err == nil {
+		if p, ok := u.User.Password(); ok {
+			out = append(out, p)
+		}
+		for k, vs := range u.Query() {
+			if credentialName(k) {
+				out = append(out, vs...)
+			}
+		}
+	}
+	return out
+}
+
+// credentialName reports whether a header or parameter name suggests a
+// credential.
+func credentialName(name string) bool {
+	n := strings.ToLower(name)
+	for _, w := range []string{"auth", "token", "secret", "key", "pass", "signature", "session", "cookie", "credential"} {
+		if strings.Contains(n, w) {
+			return true
+		}
+	}
+	return false
+}
+
 // shownURL is the URL as errors show it: without password and query, which
 // may carry credentials.
 func shownURL(u *url.URL) string {
@@ -228,6 +283,7 @@ type Sink struct {
 	method      string
 	header      http.Header
 	body        string
+	json        *jsonBody
 	tmpl        *router.Template
 	contentType string
 	timeout     time.Duration
@@ -310,6 +366,12 @@ func (s *Sink) render(e *router.Event) ([]byte, string, error) {
 			return nil, "", fmt.Errorf("encode payload of event %s: %w", e.ID, err)
 		}
 		return b, ctype, nil
+	case BodyJSON:
+		b, err := s.json.render(make([]byte, 0, 256), e)
+		if err != nil {
+			return nil, "", fmt.Errorf("json template of sink %s failed on event %s: %w", s.name, e.ID, err)
+		}
+		return b, ctype, nil
 	case BodyTemplate:
 		b, err := s.tmpl.Execute(e)
 		if err != nil {
@@ -386,4 +448,5 @@ var (
 	_ router.Sink              = (*Sink)(nil)
 	_ sinks.Closer             = (*Sink)(nil)
 	_ sinks.Previewer          = (*Sink)(nil)
+	_ config.SecretHolder      = (*Options)(nil)
 )

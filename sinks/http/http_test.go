@@ -5,11 +5,13 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -86,6 +88,15 @@ func TestBodyModes(t *testing.T) {
 			withBody("cmiuid=abc", "application/x-www-form-urlencoded"), "cmiuid=abc", "text/plain"},
 		{"raw mode without a body sends the raw payload", map[string]any{"body": "raw"}, event(),
 			`{"to":"+31612345678","duration":0}`, "application/json"},
+		{"json mode encodes the rendered strings", map[string]any{
+			"body": "json", "json": map[string]any{"text": "{{ .event }} {{ .status }} to {{ .to }}"},
+		}, event(), `{"text":"voice.inbound failed to +31612345678"}`, "application/json"},
+		{"json mode keeps the structure and non-string values", map[string]any{
+			"body": "json", "json": map[string]any{
+				"z": []any{"{{ .id }}", 2, true, nil, 1.5, map[string]any{"n": "{{ .duration }}"}},
+				"a": map[string]any{"missing": "{{ .nope }}", "plain": "no template"},
+			},
+		}, event(), `{"a":{"missing":"","plain":"no template"},"z":["e1",2,true,null,1.5,{"n":"0"}]}`, "application/json"},
 		{"template mode sends the rendered template", map[string]any{
 			"body": "template", "template": `{"text":"{{ .event }} {{ .status }} to {{ .to }}"}`,
 		}, event(), `{"text":"voice.inbound failed to +31612345678"}`, "application/json"},
@@ -113,6 +124,31 @@ func TestBodyModes(t *testing.T) {
 				t.Errorf("Preview = %s, %v; want the sent body", preview, err)
 			}
 		})
+	}
+}
+
+// The README's old example built JSON by hand: '{"to": "{{ .to }}"}' let a
+// payload add fields. With body: json, event content stays inside its
+// string, whatever it holds.
+func TestJSONBodyCannotBeForgedByEventContent(t *testing.T) {
+	srv, got := receiver(t, nil)
+	s := build(t, map[string]any{"url": srv.URL, "body": "json",
+		"json": map[string]any{"to": "{{ .to }}", "note": "call to {{ .to }} ({{ .status }})", "admin": false}})
+	e := event()
+	const inject = `", "admin": true, "x": "`
+	e.Payload["to"] = inject
+	e.Status = "\\\"}\n\x00</script>\xff"
+	if err := s.Send(context.Background(), e); err != nil {
+		t.Fatal(err)
+	}
+	var body map[string]any
+	r := <-got
+	if err := json.Unmarshal(r.body, &body); err != nil {
+		t.Fatalf("%s: %v", r.body, err)
+	}
+	want := map[string]any{"to": inject, "note": "call to " + inject + " (\\\"}\n\x00</script>\ufffd)", "admin": false}
+	if !reflect.DeepEqual(body, want) {
+		t.Errorf("body %s\n got %#v\nwant %#v", r.body, body, want)
 	}
 }
 
@@ -439,11 +475,20 @@ func TestBuildProblems(t *testing.T) {
 		{"method must carry a body", map[string]any{"url": ok, "method": "GET"},
 			`method: "GET" is not supported; use POST, PUT or PATCH (the event travels in the request body)`},
 		{"body mode must be known", map[string]any{"url": ok, "body": "xml"},
-			`body: "xml" is not a body mode; use event (the normalized event JSON), raw (the provider's body as received) or template`},
+			`body: "xml" is not a body mode; use event (the normalized event JSON), raw (the provider's body as received), json (an object built from the json setting) or template`},
 		{"template mode needs a template", map[string]any{"url": ok, "body": "template"},
-			`template: is required when body is template: the request body as a Go template, e.g. '{"text": "{{ .event }} {{ .status }}"}'`},
+			`template: is required when body is template: the request body as a Go template, e.g. 'event={{ .event }}' (for JSON, use body: json, which encodes event values safely)`},
 		{"template must parse", map[string]any{"url": ok, "body": "template", "template": "{{ .event "},
 			"template: does not parse: template: crm:1: unclosed action"},
+		{"json mode needs json", map[string]any{"url": ok, "body": "json"},
+			`json: is required when body is json: the object to send, each string a template, e.g. {text: "{{ .event }} to {{ .to }}", id: "{{ .id }}"}`},
+		{"json is an object", map[string]any{"url": ok, "body": "json", "json": []any{"{{ .id }}"}},
+			`json: is required when body is json: the object to send, each string a template, e.g. {text: "{{ .event }} to {{ .to }}", id: "{{ .id }}"}`},
+		{"json templates must parse, each named by its path", map[string]any{"url": ok, "body": "json",
+			"json": map[string]any{"a": map[string]any{"b": []any{"ok", "{{ .x "}}}},
+			"json.a.b[1]: does not parse: template: crm.json.a.b[1]:1: unclosed action"},
+		{"json without json mode would be ignored", map[string]any{"url": ok, "json": map[string]any{"a": "b"}},
+			"json: is set but body is event, so it would be ignored; set body: json to send it, or remove it"},
 		{"template without template mode would be ignored", map[string]any{"url": ok, "template": "{{ .event }}"},
 			"template: is set but body is event, so it would be ignored; set body: template to send it, or remove it"},
 		{"content_type must be a media type", map[string]any{"url": ok, "content_type": "json"},
@@ -463,7 +508,7 @@ func TestBuildProblems(t *testing.T) {
 		{"every problem is reported at once", map[string]any{"method": "DELETE", "body": "xml", "timeout": "-1s"},
 			"url: is required: the URL to POST events to\n" +
 				`method: "DELETE" is not supported; use POST, PUT or PATCH (the event travels in the request body)` + "\n" +
-				`body: "xml" is not a body mode; use event (the normalized event JSON), raw (the provider's body as received) or template` + "\n" +
+				`body: "xml" is not a body mode; use event (the normalized event JSON), raw (the provider's body as received), json (an object built from the json setting) or template` + "\n" +
 				"timeout: must be a positive duration, e.g. 10s"},
 	}
 	for _, tt := range tests {
@@ -486,4 +531,31 @@ func TestTransportKeepsConnectionsForConcurrentSends(t *testing.T) {
 	if s.transport.MaxIdleConnsPerHost < 64 {
 		t.Errorf("MaxIdleConnsPerHost = %d, want at least 64", s.transport.MaxIdleConnsPerHost)
 	}
+}
+
+func FuzzJSONBody(f *testing.F) {
+	f.Add(`", "admin": true, "x": "`)
+	f.Add("{{ .id }}\x00\xff\u2028")
+	s := sinktest.MustBuild[*Sink](f, "http", "crm", map[string]any{"url": "http://127.0.0.1:1", "body": "json",
+		"json": map[string]any{"to": "{{ .to }}", "list": []any{"<{{ .to }}>", 1}}})
+	f.Fuzz(func(t *testing.T, v string) {
+		e := event()
+		e.Payload["to"] = v
+		b, err := s.Preview(e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got struct {
+			To   string `json:"to"`
+			List []any  `json:"list"`
+		}
+		dec := json.NewDecoder(strings.NewReader(string(b)))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&got); err != nil || len(got.List) != 2 {
+			t.Fatalf("%q: body %s: %v", v, b, err)
+		}
+		if want := strings.ToValidUTF8(v, "\ufffd"); got.To != want && v == want {
+			t.Fatalf("%q: to %q", v, got.To)
+		}
+	})
 }

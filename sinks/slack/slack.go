@@ -113,13 +113,13 @@ func (o *Options) Build(info sinks.Info) (router.Sink, error) {
 		text = DefaultText
 		s.fallback = mustParse(info.Name, fallbackText)
 	}
-	if t, err := router.ParseTemplate(info.Name, text); err != nil {
+	if t, err := router.ParseTemplateFor(info.Name, text, router.EscapeSlack); err != nil {
 		ps.Add("text", "does not parse: %v", err)
 	} else {
 		s.text = t
 	}
 	if strings.TrimSpace(o.Blocks) != "" {
-		if t, err := router.ParseTemplate(info.Name+".blocks", o.Blocks); err != nil {
+		if t, err := router.ParseTemplateFor(info.Name+".blocks", o.Blocks, router.EscapeSlackJSON); err != nil {
 			ps.Add("blocks", "does not parse: %v", err)
 		} else {
 			s.blocks = t
@@ -157,7 +157,7 @@ func (o *Options) Build(info sinks.Info) (router.Sink, error) {
 }
 
 func mustParse(name, text string) *router.Template {
-	t, err := router.ParseTemplate(name, text)
+	t, err := router.ParseTemplateFor(name, text, router.EscapeSlack)
 	if err != nil {
 		panic(err)
 	}
@@ -314,6 +314,15 @@ func (s *Sink) requestError(ctx context.Context, err error) error {
 	return errors.New("slack webhook: " + s.scrub(err.Error()))
 }
 
+// Secrets implements config.SecretHolder: the webhook's path is the
+// credential, and a proxy or a library may quote it without the host.
+func (o *Options) Secrets() []string {
+	if u, err := url.Parse(strings.TrimSpace(o.WebhookURL.Reveal())); err == nil && len(u.Path) > 1 {
+		return []string{u.Path}
+	}
+	return nil
+}
+
 // scrub removes the webhook URL and its path from a message, should a
 // library ever put it there.
 func (s *Sink) scrub(msg string) string {
@@ -430,4 +439,5 @@ var (
 	_ router.Sink              = (*Sink)(nil)
 	_ sinks.Closer             = (*Sink)(nil)
 	_ sinks.Previewer          = (*Sink)(nil)
+	_ config.SecretHolder      = (*Options)(nil)
 )

@@ -468,7 +468,7 @@ func TestBuildProblems(t *testing.T) {
 		{"burst must be at least one", map[string]any{"webhook_url": ok, "burst": 0},
 			"burst: must be at least 1: how many messages may go at once after a quiet spell"},
 		{"a typo is an unknown setting", map[string]any{"webhook_url": ok, "icon": ":x:"},
-			"icon: unknown setting; known settings: blocks, burst, channel, icon_emoji, rate_limit, text, timeout, username, webhook_url"},
+			"icon: unknown setting; known settings: blocks, burst, channel, icon_emoji, rate_limit, text, timeout, username, webhook_url, webhook_url_file"},
 		{"every problem is reported at once", map[string]any{"text": "{{", "timeout": "-1s", "burst": -1},
 			"webhook_url: is required: the incoming webhook URL Slack shows when you add the app to a channel, e.g. ${SLACK_WEBHOOK_URL}\n" +
 				"text: does not parse: template: oncall:1: unclosed action\n" +

@@ -100,6 +100,12 @@ type Options struct {
 // events, so status filters on it are checked against their statuses.
 func (o *Options) Events() []string { return []string{EventInbound, EventOutbound} }
 
+// KeepHeaders implements sources.HeaderDefaults: Bird's request id (the
+// same in its delivery logs) and when Bird sent the request.
+func (o *Options) KeepHeaders() []string {
+	return []string{"messagebird-request-id", HeaderTimestamp}
+}
+
 // Build implements sources.Builder.
 func (o *Options) Build(info sources.Info) (any, error) {
 	var ps config.Problems
@@ -270,8 +276,10 @@ func rfc3339(v any) (time.Time, bool) {
 }
 
 var (
-	_ sources.Builder    = (*Options)(nil)
-	_ sources.Catalog    = (*Options)(nil)
-	_ sources.HTTPSource = (*Source)(nil)
-	_ sources.Methods    = (*Source)(nil)
+	_ sources.Builder        = (*Options)(nil)
+	_ sources.Catalog        = (*Options)(nil)
+	_ sources.HeaderDefaults = (*Options)(nil)
+	_ sources.HTTPSource     = (*Source)(nil)
+	_ sources.Methods        = (*Source)(nil)
+	_ sources.Prechecker     = (*Source)(nil)
 )

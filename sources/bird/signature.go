@@ -43,35 +43,63 @@ func mac(key []byte, timestamp, url string, body []byte) []byte {
 	return m.Sum(nil)
 }
 
-// verify checks the signature, then the timestamp's age: only a genuine
-// request is told that it is too old.
-func (s *Source) verify(req *sources.Request) error {
-	h := req.HTTP.Header
-	sig, ts := h.Get(HeaderSignature), h.Get(HeaderTimestamp)
+// challenge is the WWW-Authenticate of the source's 401s: what Bird must
+// send.
+func (s *Source) challenge() string { return sources.SchemeChallenge("MessageBird-Signature", s.name) }
+
+// signatureHeaders reads the signature headers, which need no body to be
+// found wanting: the signature, and the timestamp as sent and as a time.
+func signatureHeaders(h http.Header) (want []byte, ts string, sec int64, err error) {
+	sig := h.Get(HeaderSignature)
+	ts = h.Get(HeaderTimestamp)
 	if sig == "" {
-		return sources.Reject(http.StatusUnauthorized, "signature",
+		return nil, "", 0, sources.Reject(http.StatusUnauthorized, "signature",
 			"missing messagebird-signature header; set the signing key on the Bird webhook subscription, or remove signing_key")
 	}
 	if ts == "" {
-		return sources.Reject(http.StatusUnauthorized, "signature",
+		return nil, "", 0, sources.Reject(http.StatusUnauthorized, "signature",
 			"missing messagebird-request-timestamp header; Bird sends it with messagebird-signature on every signed request")
 	}
-	sec, err := strconv.ParseInt(ts, 10, 64)
+	sec, err = strconv.ParseInt(ts, 10, 64)
 	if err != nil {
-		return sources.Reject(http.StatusUnauthorized, "signature",
+		return nil, "", 0, sources.Reject(http.StatusUnauthorized, "signature",
 			"messagebird-request-timestamp is not a Unix time in seconds")
 	}
-	want, err := base64.StdEncoding.DecodeString(sig)
+	want, err = base64.StdEncoding.DecodeString(sig)
 	if err != nil {
 		want, err = base64.RawStdEncoding.DecodeString(sig)
 	}
 	if err != nil {
-		return sources.Reject(http.StatusUnauthorized, "signature",
+		return nil, "", 0, sources.Reject(http.StatusUnauthorized, "signature",
 			"messagebird-signature is not base64; Bird sends the HMAC-SHA256 in standard base64")
 	}
 	if len(want) != sha256.Size {
-		return sources.Reject(http.StatusUnauthorized, "signature",
+		return nil, "", 0, sources.Reject(http.StatusUnauthorized, "signature",
 			"messagebird-signature decodes to %d bytes; an HMAC-SHA256 has %d", len(want), sha256.Size)
+	}
+	return want, ts, sec, nil
+}
+
+// Precheck implements sources.Prechecker: a request without well-formed
+// signature headers is refused before its body is read.
+func (s *Source) Precheck(req *sources.Request) error {
+	if len(s.key) == 0 {
+		return nil
+	}
+	_, _, _, err := signatureHeaders(req.HTTP.Header)
+	return sources.WithChallenge(err, s.challenge())
+}
+
+// verify checks the signature, then the timestamp's age: only a genuine
+// request is told that it is too old.
+func (s *Source) verify(req *sources.Request) error {
+	return sources.WithChallenge(s.check(req), s.challenge())
+}
+
+func (s *Source) check(req *sources.Request) error {
+	want, ts, sec, err := signatureHeaders(req.HTTP.Header)
+	if err != nil {
+		return err
 	}
 	url := s.requestURL(req.HTTP)
 	if !hmac.Equal(mac(s.key, ts, url, req.Body), want) {

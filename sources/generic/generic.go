@@ -13,8 +13,10 @@
 // Bodies that are not strict JSON but what documentation pages print
 // (trailing commas, single quotes, unquoted keys) are accepted too.
 //
-// Authentication is optional: a bearer token or HTTP basic credentials,
-// compared in constant time.
+// Authentication is optional: a bearer token (the scheme name in any
+// case) or HTTP basic credentials, compared in constant time, checked
+// before the body is read. A 401 carries the matching WWW-Authenticate
+// challenge.
 package generic
 
 import (
@@ -23,7 +25,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"strings"
 	"time"
 
 	"switchboard/config"
@@ -53,6 +54,10 @@ type Auth struct {
 	Username    string        `koanf:"username"`
 	Password    config.Secret `koanf:"password"`
 }
+
+// KeepHeaders implements sources.HeaderDefaults: the message id and time
+// of senders that follow Standard Webhooks.
+func (o *Options) KeepHeaders() []string { return []string{"webhook-id", "webhook-timestamp"} }
 
 // Build implements sources.Builder.
 func (o *Options) Build(info sources.Info) (any, error) {
@@ -178,26 +183,33 @@ func ParseTime(v any) (time.Time, bool) {
 	return time.Time{}, false
 }
 
+// Precheck implements sources.Prechecker: the credentials are headers.
+func (s *Source) Precheck(req *sources.Request) error { return s.authorize(req.HTTP) }
+
 func (s *Source) authorize(r *http.Request) error {
 	a := s.opts.Auth
 	switch {
 	case a.BearerToken != "":
-		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		got, ok := sources.BearerToken(r.Header.Get("Authorization"))
 		if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(a.BearerToken.Reveal())) != 1 {
-			return sources.Reject(http.StatusUnauthorized, "auth", "missing or wrong bearer token")
+			return sources.WithChallenge(sources.Reject(http.StatusUnauthorized, "auth",
+				"missing or wrong bearer token: send Authorization: Bearer <the source's bearer_token>"), sources.BearerChallenge)
 		}
 	case a.Username != "":
 		u, p, ok := r.BasicAuth()
 		userOK := subtle.ConstantTimeCompare([]byte(u), []byte(a.Username)) == 1
 		passOK := subtle.ConstantTimeCompare([]byte(p), []byte(a.Password.Reveal())) == 1
 		if !ok || !userOK || !passOK {
-			return sources.Reject(http.StatusUnauthorized, "auth", "missing or wrong basic auth credentials")
+			return sources.WithChallenge(sources.Reject(http.StatusUnauthorized, "auth",
+				"missing or wrong basic auth credentials"), sources.BasicChallenge(s.name))
 		}
 	}
 	return nil
 }
 
 var (
-	_ sources.Builder    = (*Options)(nil)
-	_ sources.HTTPSource = (*Source)(nil)
+	_ sources.Builder        = (*Options)(nil)
+	_ sources.HeaderDefaults = (*Options)(nil)
+	_ sources.HTTPSource     = (*Source)(nil)
+	_ sources.Prechecker     = (*Source)(nil)
 )

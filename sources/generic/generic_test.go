@@ -101,20 +101,24 @@ func TestRejections(t *testing.T) {
 		header []string
 		status int
 		msg    string
+		// challenge is the WWW-Authenticate of a 401.
+		challenge string
 	}{
-		{"empty", plain, "  ", nil, 400, "empty body; send a JSON object (one event) or an array of objects (a batch)"},
-		{"not json", plain, "hello", nil, 400, `body is not a JSON object: invalid character 'h' looking for beginning of value (relaxed parsing also failed at line 1, column 1: unquoted word "hello"; quote strings, and write true, false and null in lower case)`},
-		{"relaxed", plain, "{event: 'a', id: 'r1',}", nil, 0, ""},
-		{"a string", plain, `"x"`, nil, 400, "body is not a JSON object: expected a JSON object, got a string"},
-		{"no event", plain, `{"status":"x"}`, nil, 400, `no event name: the body has no "event" field; point event_field at the field that names the event, or set a constant event: on the source`},
-		{"empty batch", plain, `[]`, nil, 400, "empty batch: the array holds no events"},
-		{"bad batch", plain, `[{"event":"a"},`, nil, 400, "body is not valid JSON: unexpected end of JSON input"},
-		{"batch element", plain, `[{"event":"a"},{"x":1}]`, nil, 400, `batch element 1: no event name: the body has no "event" field; point event_field at the field that names the event, or set a constant event: on the source`},
-		{"no token", bearer, `{"event":"a"}`, nil, 401, "missing or wrong bearer token"},
-		{"wrong token", bearer, `{"event":"a"}`, []string{"Authorization", "Bearer nope"}, 401, "missing or wrong bearer token"},
-		{"wrong scheme", bearer, `{"event":"a"}`, []string{"Authorization", "Basic czNjcmV0"}, 401, "missing or wrong bearer token"},
-		{"no basic", basic, `{"event":"a"}`, nil, 401, "missing or wrong basic auth credentials"},
-		{"wrong basic", basic, `{"event":"a"}`, []string{"Authorization", "Basic dTp4"}, 401, "missing or wrong basic auth credentials"},
+		{"empty", plain, "  ", nil, 400, "empty body; send a JSON object (one event) or an array of objects (a batch)", ""},
+		{"not json", plain, "hello", nil, 400, `body is not a JSON object: invalid character 'h' looking for beginning of value (relaxed parsing also failed at line 1, column 1: unquoted word "hello"; quote strings, and write true, false and null in lower case)`, ""},
+		{"relaxed", plain, "{event: 'a', id: 'r1',}", nil, 0, "", ""},
+		{"a string", plain, `"x"`, nil, 400, "body is not a JSON object: expected a JSON object, got a string", ""},
+		{"no event", plain, `{"status":"x"}`, nil, 400, `no event name: the body has no "event" field; point event_field at the field that names the event, or set a constant event: on the source`, ""},
+		{"empty batch", plain, `[]`, nil, 400, "empty batch: the array holds no events", ""},
+		{"bad batch", plain, `[{"event":"a"},`, nil, 400, "body is not valid JSON: unexpected end of JSON input", ""},
+		{"batch element", plain, `[{"event":"a"},{"x":1}]`, nil, 400, `batch element 1: no event name: the body has no "event" field; point event_field at the field that names the event, or set a constant event: on the source`, ""},
+		{"no token", bearer, `{"event":"a"}`, nil, 401, bearerMsg, "Bearer"},
+		{"wrong token", bearer, `{"event":"a"}`, []string{"Authorization", "Bearer nope"}, 401, bearerMsg, "Bearer"},
+		{"wrong scheme", bearer, `{"event":"a"}`, []string{"Authorization", "Basic czNjcmV0"}, 401, bearerMsg, "Bearer"},
+		{"scheme without token", bearer, `{"event":"a"}`, []string{"Authorization", "Bearer "}, 401, bearerMsg, "Bearer"},
+		{"token as a prefix", bearer, `{"event":"a"}`, []string{"Authorization", "Bearer s3cretX"}, 401, bearerMsg, "Bearer"},
+		{"no basic", basic, `{"event":"a"}`, nil, 401, "missing or wrong basic auth credentials", `Basic realm="app", charset="UTF-8"`},
+		{"wrong basic", basic, `{"event":"a"}`, []string{"Authorization", "Basic dTp4"}, 401, "missing or wrong basic auth credentials", `Basic realm="app", charset="UTF-8"`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -129,12 +133,14 @@ func TestRejections(t *testing.T) {
 			if !ok {
 				t.Fatalf("err = %v, want a rejection", err)
 			}
-			if re.Status != tc.status || re.Msg != tc.msg {
-				t.Errorf("got %d %q\nwant %d %q", re.Status, re.Msg, tc.status, tc.msg)
+			if re.Status != tc.status || re.Msg != tc.msg || re.Challenge != tc.challenge {
+				t.Errorf("got %d %q %q\nwant %d %q %q", re.Status, re.Msg, re.Challenge, tc.status, tc.msg, tc.challenge)
 			}
 		})
 	}
-	for _, h := range [][]string{{"Authorization", "Bearer s3cret"}} {
+	// RFC 9110: the scheme is case-insensitive.
+	for _, h := range [][]string{{"Authorization", "Bearer s3cret"}, {"Authorization", "bearer s3cret"},
+		{"Authorization", "BEARER  s3cret"}, {"Authorization", "BeArEr s3cret "}} {
 		if _, err := parse(bearer, `{"event":"a"}`, h...); err != nil {
 			t.Errorf("right token refused: %v", err)
 		}
@@ -143,6 +149,8 @@ func TestRejections(t *testing.T) {
 		t.Errorf("right credentials refused: %v", err)
 	}
 }
+
+const bearerMsg = "missing or wrong bearer token: send Authorization: Bearer <the source's bearer_token>"
 
 func TestBuildProblems(t *testing.T) {
 	tests := []struct {

@@ -132,7 +132,7 @@ func TestEndToEnd(t *testing.T) {
 		{"two segments", call{"POST", "/hooks/mob/sms:message:status/x", `{}`, "application/json", bearer},
 			404, "no source is configured at /hooks/mob/sms:message:status/x"},
 		{"DELETE", call{"DELETE", "/hooks/mob", "", "", bearer},
-			405, "method DELETE is not allowed here; use GET or POST or PUT"},
+			405, "method DELETE is not allowed here; use GET, HEAD, POST or PUT"},
 		{"too large", call{"POST", "/hooks/mob", `{"event":"vmn:message:in","payload":{"pad":"` + strings.Repeat("x", 5000) + `"}}`, "application/json", bearer},
 			413, "body is larger than server.max_body_bytes"},
 	}
@@ -150,8 +150,8 @@ func TestEndToEnd(t *testing.T) {
 		t.Error(err)
 	} else {
 		resp.Body.Close()
-		if resp.StatusCode != 405 || resp.Header.Get("Allow") != "GET, POST, PUT" {
-			t.Errorf("DELETE: got %d with Allow %q, want 405 with Allow \"GET, POST, PUT\"", resp.StatusCode, resp.Header.Get("Allow"))
+		if resp.StatusCode != 405 || resp.Header.Get("Allow") != "GET, HEAD, POST, PUT" {
+			t.Errorf("DELETE: got %d with Allow %q, want 405 with Allow \"GET, HEAD, POST, PUT\"", resp.StatusCode, resp.Header.Get("Allow"))
 		}
 	}
 

@@ -14,7 +14,10 @@
 //     not asked of it: the platform verifies a URL when the webhook is
 //     created, and verify_token is what guards that step;
 //  3. with `secret` set, `Authorization: Bearer <secret>` is required
-//     (401 auth), before any complaint about the body is made;
+//     (401 auth, with WWW-Authenticate: Bearer), before any complaint
+//     about the body is made. It cannot be required before the body is
+//     read: a verification request may carry its challenge in the body,
+//     and needs no secret;
 //  4. the body is read: JSON (the platform's own webhooks); a form,
 //     x-www-form-urlencoded or multipart/form-data, or, when the body is
 //     empty, the query string (both "compose webhook" options).
@@ -147,8 +150,9 @@ func (s *Source) handshake(req *sources.Request, challenge any) (*sources.Result
 	if want := s.opts.VerifyToken.Reveal(); want != "" {
 		got := req.HTTP.URL.Query().Get("token")
 		if subtle.ConstantTimeCompare([]byte(got), []byte(want)) != 1 {
-			return nil, sources.Reject(http.StatusUnauthorized, "verify_token",
-				"verification request refused: its token query parameter is missing or does not match verify_token; give the webhook the same validation token as the source's verify_token")
+			return nil, sources.WithChallenge(sources.Reject(http.StatusUnauthorized, "verify_token",
+				"verification request refused: its token query parameter is missing or does not match verify_token; give the webhook the same validation token as the source's verify_token"),
+				sources.SchemeChallenge("Token", s.name))
 		}
 	}
 	switch challenge.(type) {
@@ -169,10 +173,11 @@ func (s *Source) authorize(r *http.Request) error {
 	if want == "" {
 		return nil
 	}
-	scheme, got, _ := strings.Cut(r.Header.Get("Authorization"), " ")
-	if !strings.EqualFold(scheme, "Bearer") || subtle.ConstantTimeCompare([]byte(strings.TrimSpace(got)), []byte(want)) != 1 {
-		return sources.Reject(http.StatusUnauthorized, "auth",
-			"missing or wrong bearer token: this source has a secret, so requests must carry Authorization: Bearer <the webhook's secret>")
+	got, ok := sources.BearerToken(r.Header.Get("Authorization"))
+	if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(want)) != 1 {
+		return sources.WithChallenge(sources.Reject(http.StatusUnauthorized, "auth",
+			"missing or wrong bearer token: this source has a secret, so requests must carry Authorization: Bearer <the webhook's secret>"),
+			sources.BearerChallenge)
 	}
 	return nil
 }

@@ -117,11 +117,11 @@ func TestEndToEnd(t *testing.T) {
 			"wrong token in the URL path; the webhook URL must end in the source's token: /hooks/telecmi/<token>"},
 		{"wrong token in the query", "GET", base + "/hooks/telecmi?type=event&token=nope", "", nil, 401,
 			"wrong token query parameter; it must equal the source's token"},
-		{"address not allowed", "POST", base + "/hooks/fenced", event, nil, 401,
+		{"address not allowed", "POST", base + "/hooks/fenced", event, nil, 403,
 			"client address 127.0.0.1 (from the connection) is not in allow_ips; add it if this is TeleCMI"},
-		{"X-Forwarded-For not trusted", "POST", base + "/hooks/fenced", event, []string{"X-Forwarded-For", "203.0.113.5"}, 401,
+		{"X-Forwarded-For not trusted", "POST", base + "/hooks/fenced", event, []string{"X-Forwarded-For", "203.0.113.5"}, 403,
 			"client address 127.0.0.1 (from the connection) is not in allow_ips; add it if this is TeleCMI"},
-		{"trusted X-Forwarded-For not allowed", "POST", base + "/hooks/proxied", event, []string{"X-Forwarded-For", "198.51.100.5"}, 401,
+		{"trusted X-Forwarded-For not allowed", "POST", base + "/hooks/proxied", event, []string{"X-Forwarded-For", "198.51.100.5"}, 403,
 			"client address 198.51.100.5 (from X-Forwarded-For) is not in allow_ips; add it if this is TeleCMI"},
 		{"no type", "POST", base + "/hooks/cdrs", `{"status":"missed"}`, nil, 400,
 			`no "type" field: TeleCMI marks live events with type "event" and call records with type "cdr"; check that this request comes from TeleCMI`},
@@ -129,11 +129,14 @@ func TestEndToEnd(t *testing.T) {
 			`body is not a JSON object: invalid character 't' looking for beginning of object key string (relaxed parsing also failed at line 1, column 8: unquoted word "cdr"; quote strings, and write true, false and null in lower case)`},
 		{"empty GET", "GET", base + "/hooks/cdrs", "", nil, 400,
 			"the request carries no event: TeleCMI sends it as a JSON or form body (POST) or as query parameters (GET)"},
-		{"method", "PUT", base + "/hooks/cdrs", event, nil, 405, "method PUT is not allowed here; use GET or POST"},
+		{"method", "PUT", base + "/hooks/cdrs", event, nil, 405, "method PUT is not allowed here; use GET, HEAD or POST"},
 		{"too large", "POST", base + "/hooks/cdrs", `{"type":"cdr","pad":"` + strings.Repeat("x", 3000) + `"}`, nil, 413,
 			"body is larger than server.max_body_bytes (2KiB)"},
+		// Another source's token is never echoed.
 		{"no subpath without a token", "POST", base + "/hooks/fenced/" + token, event, nil, 404,
-			"no source is configured at /hooks/fenced/" + token},
+			"no source is configured at /hooks/fenced/<secret>"},
+		{"a path under the token", "POST", base + "/hooks/telecmi/" + token + "/x", event, nil, 404,
+			"no source is configured at /hooks/telecmi/<secret>/x"},
 	}
 	for _, tc := range rejected {
 		t.Run("rejected "+tc.name, func(t *testing.T) {

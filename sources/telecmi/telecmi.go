@@ -42,7 +42,8 @@
 //
 // TeleCMI signs nothing. The source can require a shared `token`, given as
 // the last path segment (/hooks/<name>/<token>) or as a `token` query
-// parameter, and can restrict the client addresses with `allow_ips`.
+// parameter (401 without it), and can restrict the client addresses with
+// `allow_ips` (403 from others). Both are checked before the body is read.
 package telecmi
 
 import (
@@ -163,6 +164,13 @@ func (s *Source) Methods() []string { return []string{http.MethodGet, http.Metho
 // may end in it (/hooks/<name>/<token>).
 func (s *Source) TakesSubpath() bool { return len(s.token) > 0 }
 
+// Precheck implements sources.Prechecker: the address and the token are
+// in the request line and headers.
+func (s *Source) Precheck(req *sources.Request) error {
+	query, _ := url.ParseQuery(req.HTTP.URL.RawQuery)
+	return s.authorize(req, query)
+}
+
 // Parse implements sources.HTTPSource.
 func (s *Source) Parse(req *sources.Request) (*sources.Result, error) {
 	// A malformed query matters only when it carries the event: decode
@@ -182,16 +190,21 @@ func (s *Source) Parse(req *sources.Request) (*sources.Result, error) {
 	return &sources.Result{Events: []*router.Event{ev}}, nil
 }
 
-// authorize checks the client address, then the token. Neither message
-// repeats the token.
+// authorize checks the client address (403 when it is not allowed: no
+// credential would help), then the token (401). Neither message repeats
+// the token.
 func (s *Source) authorize(req *sources.Request, query map[string][]string) error {
+	return sources.WithChallenge(s.check(req, query), sources.SchemeChallenge("Token", s.name))
+}
+
+func (s *Source) check(req *sources.Request, query map[string][]string) error {
 	if len(s.allow) > 0 {
 		addr, from, err := s.clientAddr(req.HTTP)
 		if err != nil {
 			return err
 		}
 		if !s.allowed(addr) {
-			return sources.Reject(http.StatusUnauthorized, "ip",
+			return sources.Reject(http.StatusForbidden, "ip",
 				"client address %s (from %s) is not in allow_ips; add it if this is TeleCMI", addr, from)
 		}
 	}
@@ -224,7 +237,7 @@ func (s *Source) clientAddr(r *http.Request) (netip.Addr, string, error) {
 			first, _, _ := strings.Cut(xff, ",")
 			a, err := netip.ParseAddr(strings.TrimSpace(first))
 			if err != nil {
-				return netip.Addr{}, "", sources.Reject(http.StatusUnauthorized, "ip",
+				return netip.Addr{}, "", sources.Reject(http.StatusForbidden, "ip",
 					"cannot read the client address from X-Forwarded-For (%q is not an IP address)", strings.TrimSpace(first))
 			}
 			return a.Unmap().WithZone(""), "X-Forwarded-For", nil
@@ -236,7 +249,7 @@ func (s *Source) clientAddr(r *http.Request) (netip.Addr, string, error) {
 	}
 	a, err := netip.ParseAddr(host)
 	if err != nil {
-		return netip.Addr{}, "", sources.Reject(http.StatusUnauthorized, "ip", "cannot read the client address %q of the connection", r.RemoteAddr)
+		return netip.Addr{}, "", sources.Reject(http.StatusForbidden, "ip", "cannot read the client address %q of the connection", r.RemoteAddr)
 	}
 	return a.Unmap().WithZone(""), "the connection", nil
 }
@@ -256,4 +269,5 @@ var (
 	_ sources.HTTPSource = (*Source)(nil)
 	_ sources.Methods    = (*Source)(nil)
 	_ sources.Subpaths   = (*Source)(nil)
+	_ sources.Prechecker = (*Source)(nil)
 )
