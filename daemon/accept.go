@@ -174,7 +174,7 @@ const (
 
 // Passes reports whether ev gets past the source's own events and filters.
 func (s *Source) Passes(ev *router.Event) bool {
-	if len(s.Events) > 0 && !slices.ContainsFunc(s.Events, func(p string) bool { return router.Glob(p, ev.Event) }) {
+	if len(s.events) > 0 && !s.events.Match(ev.Event) {
 		return false
 	}
 	return s.Filters.Match(ev)

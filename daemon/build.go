@@ -41,6 +41,8 @@ type Source struct {
 	Filters router.Filters
 	Conf    config.Source
 	subpath bool
+	// events is Events compiled, for Passes.
+	events router.Patterns
 	// counters are the source's outcome counters, looked up once.
 	counters map[string]prometheus.Counter
 }
@@ -145,6 +147,7 @@ func Build(f *config.File) (*Snapshot, error) {
 		default:
 			panic(fmt.Sprintf("source type %s built a %T, which is neither an HTTPSource nor a StreamSource", sc.Type, built))
 		}
+		src.events = router.CompilePatterns(src.Events)
 		s.Sources[name] = src
 	}
 	for _, name := range sortedKeys(f.Sinks) {

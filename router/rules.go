@@ -34,7 +34,7 @@ type Table struct {
 type rule struct {
 	name     string
 	sources  []string
-	events   []string
+	events   Patterns
 	filters  Filters
 	when     *vm.Program
 	whenSrc  string
@@ -112,7 +112,7 @@ func Compile(rules []config.Rule, unmatched []string, sinks []string, sources ma
 		for j, e := range rc.Events {
 			events[j] = Canonical(e)
 		}
-		r := &rule{name: rc.Name, sources: rc.Sources, events: events, stop: rc.Stop, whenSrc: rc.When}
+		r := &rule{name: rc.Name, sources: rc.Sources, events: CompilePatterns(events), stop: rc.Stop, whenSrc: rc.When}
 		for j, s := range rc.Sources {
 			if _, ok := sources[s]; !ok {
 				ps.Add(fmt.Sprintf("%s.sources[%d]", at, j), "source %q is not defined; use one of: %s", s, list(keys(sources)))
@@ -368,11 +368,11 @@ func (r *rule) match(e *Event, st *evalState, envReady *bool, t *Table, explain 
 		}
 		return false, fmt.Sprintf("source %q is not one of %q", e.Source, r.sources), nil
 	}
-	if len(r.events) > 0 && !matchAny(r.events, e.Event) {
+	if len(r.events) > 0 && !r.events.Match(e.Event) {
 		if !explain {
 			return false, "", nil
 		}
-		return false, fmt.Sprintf("event %q is not one of %q", e.Event, r.events), nil
+		return false, fmt.Sprintf("event %q is not one of %q", e.Event, r.events.Strings()), nil
 	}
 	if !r.filters.Match(e) {
 		if explain {
@@ -433,15 +433,6 @@ func (t *Table) fillEnv(env map[string]any, e *Event) {
 			env[v] = x
 		}
 	}
-}
-
-func matchAny(patterns []string, name string) bool {
-	for _, p := range patterns {
-		if Glob(p, name) {
-			return true
-		}
-	}
-	return false
 }
 
 // SinkName returns the name of sink index i.
