@@ -64,11 +64,17 @@ var builtins = func() map[string]bool {
 
 // typeEnv declares the types of the fixed names so that `check` catches
 // `status + 1` or a `when` that is not a bool.
-var typeEnv = map[string]any{
-	"id": "", "source": "", "event": "", "status": "",
-	"time": time.Time{}, "received_at": time.Time{},
-	"payload": map[string]any{}, "headers": map[string]string{},
-}
+var typeEnv = func() map[string]any {
+	m := map[string]any{
+		"id": "", "source": "", "event": "", "status": "",
+		"time": time.Time{}, "received_at": time.Time{},
+		"payload": map[string]any{}, "headers": map[string]string{},
+	}
+	for name, fn := range numberFuncs {
+		m[name] = fn
+	}
+	return m
+}()
 
 // Compile checks and compiles rules. sinks are the configured sink names;
 // sources maps each configured source name to the events it pins (nil when
@@ -159,7 +165,13 @@ func Compile(rules []config.Rule, unmatched []string, sinks []string, sources ma
 		t.vars = append(t.vars, v)
 	}
 	slices.Sort(t.vars)
-	t.pool.New = func() any { return &evalState{env: make(map[string]any, len(fixedVars)+len(t.vars))} }
+	t.pool.New = func() any {
+		env := make(map[string]any, len(fixedVars)+len(t.vars)+len(numberFuncs))
+		for name, fn := range numberFuncs {
+			env[name] = fn
+		}
+		return &evalState{env: env}
+	}
 	return t, ps
 }
 
@@ -183,7 +195,12 @@ func compileExpr(src string, vars map[string]bool, asBool bool) (*vm.Program, er
 	if asBool {
 		opts = append(opts, expr.AsBool())
 	}
-	prog, err := expr.Compile(src, opts...)
+	// Type errors are found without the numberCompare patch: once an
+	// operand is inside a patched call, expr no longer reports them.
+	if _, err := expr.Compile(src, opts...); err != nil {
+		return nil, exprError(err)
+	}
+	prog, err := expr.Compile(src, append(opts, expr.Patch(numberCompare{}))...)
 	if err != nil {
 		return nil, exprError(err)
 	}
@@ -407,7 +424,11 @@ func (r *rule) match(e *Event, st *evalState, envReady *bool, t *Table, explain 
 }
 
 func (t *Table) fillEnv(env map[string]any, e *Event) {
-	clear(env)
+	// The fixed names are all set below and the comparison functions
+	// stay; only the payload fields of the previous event must go.
+	for _, v := range t.vars {
+		delete(env, v)
+	}
 	tm := e.Time
 	if tm.IsZero() {
 		tm = e.ReceivedAt

@@ -254,7 +254,7 @@ func str(raw json.RawMessage) (string, bool) {
 // scalar renders a string or number as text; anything else is "".
 func scalar(v any) string {
 	switch v.(type) {
-	case string, int, float64:
+	case string, int, uint64, float64, json.Number:
 		return router.String(v)
 	}
 	return ""

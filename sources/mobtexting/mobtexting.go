@@ -152,7 +152,7 @@ func (s *Source) handshake(req *sources.Request, challenge any) (*sources.Result
 		}
 	}
 	switch challenge.(type) {
-	case string, int, float64:
+	case string, int, uint64, float64, json.Number:
 	default:
 		return nil, sources.Reject(http.StatusBadRequest, "bad_challenge",
 			"verification request with a challenge that is not a string or a number; nothing to echo")
@@ -285,7 +285,7 @@ func join(id, suffix string) string {
 // and anything else, null included, as "".
 func scalar(v any) string {
 	switch v.(type) {
-	case string, int, float64:
+	case string, int, uint64, float64, json.Number:
 		return router.String(v)
 	}
 	return ""

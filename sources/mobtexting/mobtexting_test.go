@@ -415,11 +415,12 @@ func TestIDs(t *testing.T) {
 	if wa != "whatsapp:unsubscription:73" || rcs != "rcs:unsubscription:73" {
 		t.Errorf("unsubscription ids %q and %q", wa, rcs)
 	}
-	// Large numbers and phone numbers never take an exponent.
+	// Large numbers and phone numbers never take an exponent, and keep
+	// every digit.
 	for body, want := range map[string]string{
 		`{"event":"vmn:message:in","payload":{"id":918921269123}}`:                        "918921269123",
 		`{"event":"vmn:message:in","payload":{"id":1e21}}`:                                "1000000000000000000000",
-		`{"event":"vmn:message:in","payload":{"id":12345678901234567890123}}`:             "12345678901234568000000",
+		`{"event":"vmn:message:in","payload":{"id":12345678901234567890123}}`:             "12345678901234567890123",
 		`{"bridge":918068281234,"mid":918068281234,"flow_id":1,"status":"ANSWER"}`:        "918068281234:ANSWER",
 		`{"event":"sms:message:status","payload":{"id":1.5e3,"status":"DELIVRD"}}`:        "1500:DELIVRD",
 		`{"event":"contacts:subscriber:subscription","payload":{"id":86,"status":"x"}}`:   "86:x",
