@@ -44,6 +44,10 @@ type Event struct {
 	// Body is the request body as received, for sinks configured to forward
 	// it unchanged.
 	Body []byte
+	// TimeNote, set by a source, says why Time is the receipt time though
+	// the payload names a time ("payload.updatedAt: ... is outside years
+	// 0000-9999"); the ingest pipeline logs it. It is not stored.
+	TimeNote string
 
 	// encoded caches MarshalJSON: one event may go to several sinks at once.
 	encoded atomic.Pointer[[]byte]

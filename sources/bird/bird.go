@@ -22,7 +22,8 @@
 //     status change of a call gets its own. Without payload.id, a digest of
 //     the source name and the body (router.DeriveID).
 //   - time: payload.updatedAt when it is RFC 3339, else payload.createdAt,
-//     else the receipt time.
+//     else the receipt time. A time beyond the year 9999 (in UTC) is not
+//     used, and the daemon logs that it was not.
 //
 // The legacy shape {"type":"outgoing_call_completed","callId":...,
 // "callCommand":{...}} (a body with no `event`, a string `type`, and a
@@ -51,6 +52,7 @@ package bird
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/url"
 	"time"
@@ -219,10 +221,15 @@ func (s *Source) event(fields map[string]json.RawMessage, body []byte, received 
 	default:
 		ev.ID = callID + ":" + ev.Status
 	}
-	if t, ok := rfc3339(payload["updatedAt"]); ok {
-		ev.Time = t
-	} else if t, ok := rfc3339(payload["createdAt"]); ok {
-		ev.Time = t
+	for _, field := range []string{"updatedAt", "createdAt"} {
+		t, err := rfc3339(payload[field])
+		if err == nil {
+			ev.Time, ev.TimeNote = t, ""
+			break
+		}
+		if errors.Is(err, router.ErrTimeRange) && ev.TimeNote == "" {
+			ev.TimeNote = "payload." + field + ": " + err.Error()
+		}
 	}
 	return ev, nil
 }
@@ -260,13 +267,14 @@ func scalar(v any) string {
 	return ""
 }
 
-func rfc3339(v any) (time.Time, bool) {
+// rfc3339 reads a time field of the call; one that is absent or not a
+// string is not an error worth a note, one beyond the year 9999 is.
+func rfc3339(v any) (time.Time, error) {
 	s, ok := v.(string)
 	if !ok {
-		return time.Time{}, false
+		return time.Time{}, errors.New("not a string")
 	}
-	t, err := time.Parse(time.RFC3339Nano, s)
-	return t, err == nil
+	return router.ParseRFC3339(s)
 }
 
 var (
