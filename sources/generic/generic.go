@@ -24,8 +24,8 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"strconv"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
