@@ -17,10 +17,13 @@
 //     no-break spaces (U+00A0) as white space
 //
 // Unquoted words other than true, false and null are refused: a bare word
-// is far more often a mistake than a value. Nesting is limited to MaxDepth.
+// is far more often a mistake than a value. Nesting is limited to MaxDepth,
+// as encoding/json limits it.
 //
-// sources.DecodeObject tries the strict decoder first and calls Parse only
-// when that fails, so well-formed deliveries never pay for this package.
+// Decode is the one reader of every request body (sources.DecodeObject and
+// sources.DecodeBatch): a single pass on strict JSON, whose bytes are then
+// kept as they are; a relaxed input is read a second time to write it as
+// strict JSON, each number's text copied verbatim.
 package relaxed
 
 import (
@@ -37,8 +40,9 @@ import (
 	"switchboard/router"
 )
 
-// MaxDepth is how deeply objects and arrays may nest.
-const MaxDepth = 64
+// MaxDepth is how deeply objects and arrays may nest: what encoding/json
+// takes, so that no strict JSON is refused for its depth.
+const MaxDepth = 10000
 
 // SyntaxError says where and why the input is not even relaxed JSON.
 type SyntaxError struct {
@@ -60,6 +64,56 @@ func (e *SyntaxError) Error() string {
 // MaxDepth.
 var ErrDepth = errors.New("nesting too deep")
 
+// ErrTooMany is wrapped by the SyntaxError of a top-level array with more
+// elements than Options.MaxElements.
+var ErrTooMany = errors.New("too many elements")
+
+// Options tune Decode.
+type Options struct {
+	// MaxElements bounds the elements of a top-level array (a batch of
+	// events): parsing stops at the first one past it, so a huge batch
+	// costs no more than the bound. 0 means no bound.
+	MaxElements int
+}
+
+// Doc is a decoded input.
+type Doc struct {
+	Value any
+	// Strict reports whether the input was strict JSON.
+	Strict bool
+	// JSON is Value as strict JSON: the input itself when it was strict,
+	// else the input rewritten (keys quoted, single quotes and trailing
+	// commas gone, bare tokens quoted, comments dropped), numbers and key
+	// order as they were.
+	JSON []byte
+	// Elements are, for a top-level array, where each element lies in
+	// JSON.
+	Elements []Span
+}
+
+// Span is a range of bytes, [Start, End).
+type Span struct{ Start, End int }
+
+// Decode reads one relaxed JSON value filling the whole input (white space
+// and comments aside). Errors are *SyntaxError.
+func Decode(b []byte, o Options) (*Doc, error) {
+	p := parser{b: b, maxElems: o.MaxElements}
+	v, err := p.run()
+	if err != nil {
+		return nil, err
+	}
+	d := &Doc{Value: v, Strict: !p.relaxed, JSON: b, Elements: p.elems}
+	if p.relaxed {
+		// Rare: write it again as strict JSON, spans now in the output.
+		w := parser{b: b, maxElems: o.MaxElements, emit: true, out: make([]byte, 0, len(b)+len(b)/8)}
+		if _, err := w.run(); err != nil {
+			return nil, err // cannot happen: the same input parsed once already
+		}
+		d.JSON, d.Elements = w.out, w.elems
+	}
+	return d, nil
+}
+
 // Parse reads one relaxed JSON value filling the whole input (white space
 // and comments aside). Errors are *SyntaxError.
 func Parse(b []byte) (any, error) {
@@ -74,12 +128,16 @@ func Parse(b []byte) (any, error) {
 // reflection.
 func ParseStrict(b []byte) (v any, strict bool, err error) {
 	p := parser{b: b}
-	if len(b) >= 3 && b[0] == 0xEF && b[1] == 0xBB && b[2] == 0xBF {
+	v, err = p.run()
+	return v, err == nil && !p.relaxed, err
+}
+
+func (p *parser) run() (any, error) {
+	if len(p.b) >= 3 && p.b[0] == 0xEF && p.b[1] == 0xBB && p.b[2] == 0xBF {
 		p.pos = 3
 		p.relaxed = true
 	}
-	v, err = p.parse()
-	return v, err == nil && !p.relaxed, err
+	return p.parse()
 }
 
 func (p *parser) parse() (any, error) {
@@ -107,6 +165,14 @@ type parser struct {
 	pos int
 	// relaxed is set as soon as anything beyond strict JSON is read.
 	relaxed bool
+	// maxElems bounds the elements of a top-level array; 0: no bound.
+	maxElems int
+	// elems are the spans of a top-level array's elements, in b, or in
+	// out when emitting.
+	elems []Span
+	// emit writes the input as strict JSON to out while parsing.
+	emit bool
+	out  []byte
 }
 
 func (p *parser) errorf(at int, format string, args ...any) *SyntaxError {
@@ -194,10 +260,13 @@ func (p *parser) value(depth int) (any, error) {
 		w := p.word()
 		switch w {
 		case "true":
+			p.write(w)
 			return true, nil
 		case "false":
+			p.write(w)
 			return false, nil
 		case "null":
+			p.write(w)
 			return nil, nil
 		}
 		return nil, p.errorf(start, "unquoted word %q; quote strings, and write true, false and null in lower case", w)
@@ -210,6 +279,7 @@ func (p *parser) object(depth int) (any, error) {
 		return nil, p.depthError()
 	}
 	p.pos++ // {
+	p.writeByte('{')
 	m := map[string]any{}
 	first := true
 	for {
@@ -224,7 +294,11 @@ func (p *parser) object(depth int) (any, error) {
 				p.relaxed = true // a trailing comma
 			}
 			p.pos++
+			p.writeByte('}')
 			return m, nil
+		}
+		if !first {
+			p.writeByte(',')
 		}
 		first = false
 		var key string
@@ -238,6 +312,7 @@ func (p *parser) object(depth int) (any, error) {
 		case isWordByte(c):
 			p.relaxed = true
 			key = p.word()
+			p.writeString(key)
 		default:
 			return nil, p.errorf(p.pos, "expected a key or '}', found %s", p.found(p.pos))
 		}
@@ -248,6 +323,7 @@ func (p *parser) object(depth int) (any, error) {
 			return nil, p.errorf(p.pos, "expected ':' after key %q, found %s", key, p.found(p.pos))
 		}
 		p.pos++
+		p.writeByte(':')
 		if err := p.space(); err != nil {
 			return nil, err
 		}
@@ -267,6 +343,7 @@ func (p *parser) object(depth int) (any, error) {
 			p.pos++
 		case '}':
 			p.pos++
+			p.writeByte('}')
 			return m, nil
 		default:
 			return nil, p.errorf(p.pos, "expected ',' or '}' after the value of key %q, found %s", key, p.found(p.pos))
@@ -279,6 +356,7 @@ func (p *parser) array(depth int) (any, error) {
 		return nil, p.depthError()
 	}
 	p.pos++ // [
+	p.writeByte('[')
 	a := []any{}
 	first := true
 	for {
@@ -293,12 +371,26 @@ func (p *parser) array(depth int) (any, error) {
 				p.relaxed = true // a trailing comma
 			}
 			p.pos++
+			p.writeByte(']')
 			return a, nil
 		}
+		if !first {
+			p.writeByte(',')
+		}
 		first = false
+		top := depth == 1
+		if top && p.maxElems > 0 && len(a) == p.maxElems {
+			e := p.errorf(p.pos, "more than %d elements", p.maxElems)
+			e.err = ErrTooMany
+			return nil, e
+		}
+		start := p.mark()
 		v, err := p.value(depth)
 		if err != nil {
 			return nil, err
+		}
+		if top {
+			p.elems = append(p.elems, Span{start, p.mark()})
 		}
 		a = append(a, v)
 		if err := p.space(); err != nil {
@@ -312,11 +404,66 @@ func (p *parser) array(depth int) (any, error) {
 			p.pos++
 		case ']':
 			p.pos++
+			p.writeByte(']')
 			return a, nil
 		default:
 			return nil, p.errorf(p.pos, "expected ',' or ']' after element %d, found %s", len(a)-1, p.found(p.pos))
 		}
 	}
+}
+
+// mark is where the next value starts: in the input, or in the output
+// when emitting.
+func (p *parser) mark() int {
+	if p.emit {
+		return len(p.out)
+	}
+	return p.pos
+}
+
+func (p *parser) writeByte(c byte) {
+	if p.emit {
+		p.out = append(p.out, c)
+	}
+}
+
+func (p *parser) write(s string) {
+	if p.emit {
+		p.out = append(p.out, s...)
+	}
+}
+
+// writeString writes s as a JSON string. Only what JSON requires is
+// escaped: URLs and markup stay readable in sinks.
+func (p *parser) writeString(s string) {
+	if !p.emit {
+		return
+	}
+	const hex = "0123456789abcdef"
+	p.out = append(p.out, '"')
+	start := 0
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= 0x20 && c != '"' && c != '\\' {
+			continue
+		}
+		p.out = append(p.out, s[start:i]...)
+		switch c {
+		case '"', '\\':
+			p.out = append(p.out, '\\', c)
+		case '\n':
+			p.out = append(p.out, '\\', 'n')
+		case '\r':
+			p.out = append(p.out, '\\', 'r')
+		case '\t':
+			p.out = append(p.out, '\\', 't')
+		default:
+			p.out = append(p.out, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xF])
+		}
+		start = i + 1
+	}
+	p.out = append(p.out, s[start:]...)
+	p.out = append(p.out, '"')
 }
 
 // isWordByte reports whether c may appear in an unquoted key or bare token.
@@ -333,12 +480,27 @@ func (p *parser) word() string {
 		}
 		p.pos++
 	}
-	return string(p.b[start:p.pos])
+	return validUTF8(p.b[start:p.pos])
+}
+
+// validUTF8 replaces each byte of b that is not UTF-8 by U+FFFD, as
+// encoding/json does in strings.
+func validUTF8(b []byte) string {
+	if utf8.Valid(b) {
+		return string(b)
+	}
+	out := make([]byte, 0, len(b)+8)
+	for len(b) > 0 {
+		r, size := utf8.DecodeRune(b)
+		out = utf8.AppendRune(out, r)
+		b = b[size:]
+	}
+	return string(out)
 }
 
 // bare reads a token that starts like a number: a JSON number is a number
-// (normalized by router.NormalizeNumbers, as strict bodies are), anything
-// else a string.
+// (normalized by router.NormalizeNumbers, as strict bodies are, and
+// written out as sent), anything else a string.
 func (p *parser) bare() (any, error) {
 	start := p.pos
 	w := p.word()
@@ -347,8 +509,10 @@ func (p *parser) bare() (any, error) {
 		if !strings.ContainsAny(w, "0123456789") {
 			return nil, p.errorf(start, "unquoted word %q; quote strings", w)
 		}
+		p.writeString(w)
 		return w, nil
 	}
+	p.write(w) // the number's text, verbatim
 	return router.NormalizeNumbers(json.Number(w)), nil
 }
 
@@ -415,6 +579,7 @@ func (p *parser) str() (any, error) {
 	if i < len(p.b) && p.b[i] == quote {
 		s := string(p.b[p.pos:i])
 		p.pos = i + 1
+		p.writeString(s)
 		return s, nil
 	}
 	var out []byte
@@ -428,6 +593,7 @@ func (p *parser) str() (any, error) {
 		switch {
 		case c == quote:
 			p.pos++
+			p.writeString(string(out))
 			return string(out), nil
 		case c == '\n' || c == '\r':
 			return nil, p.errorf(start, "string not closed: expected %c before the end of the line", quote)
