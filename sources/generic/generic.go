@@ -90,39 +90,31 @@ func (s *Source) Parse(req *sources.Request) (*sources.Result, error) {
 	if len(body) == 0 {
 		return nil, sources.Reject(http.StatusBadRequest, "empty", "empty body; send a JSON object (one event) or an array of objects (a batch)")
 	}
-	if body[0] != '[' {
-		ev, err := s.event(body, req.ReceivedAt)
-		if err != nil {
-			return nil, err
+	objs, err := sources.DecodeBatch(body, req.MaxBatchEvents)
+	if err != nil {
+		return nil, err
+	}
+	res := &sources.Result{Events: make([]*router.Event, 0, len(objs))}
+	for i, obj := range objs {
+		ev, err := s.event(obj, req.ReceivedAt)
+		if len(objs) == 1 && err == nil {
+			ev.Body = body // as received, relaxed or not
 		}
-		return &sources.Result{Events: []*router.Event{ev}}, nil
-	}
-	var items []json.RawMessage
-	if err := json.Unmarshal(body, &items); err != nil {
-		return nil, sources.Reject(http.StatusBadRequest, "bad_json", "body is not valid JSON: %v", err)
-	}
-	if len(items) == 0 {
-		return nil, sources.Reject(http.StatusBadRequest, "empty", "empty batch: the array holds no events")
-	}
-	res := &sources.Result{Events: make([]*router.Event, 0, len(items))}
-	for i, raw := range items {
-		ev, err := s.event(raw, req.ReceivedAt)
 		if err != nil {
-			re := err.(*sources.RejectError)
-			re.Msg = fmt.Sprintf("batch element %d: %s", i, re.Msg)
-			return nil, re
+			if len(objs) > 1 {
+				re := err.(*sources.RejectError)
+				re.Msg = fmt.Sprintf("batch element %d: %s", i, re.Msg)
+			}
+			return nil, err
 		}
 		res.Events = append(res.Events, ev)
 	}
 	return res, nil
 }
 
-func (s *Source) event(raw []byte, received time.Time) (*router.Event, error) {
-	payload, strict, err := sources.DecodeObject(raw)
-	if err != nil {
-		return nil, err
-	}
-	ev := &router.Event{Source: s.name, ReceivedAt: received, Time: received, Payload: payload, RawPayload: strict, Body: raw}
+func (s *Source) event(obj sources.Object, received time.Time) (*router.Event, error) {
+	payload, raw := obj.Payload, obj.Raw
+	ev := &router.Event{Source: s.name, ReceivedAt: received, Time: received, Payload: payload, RawPayload: raw, Body: raw}
 	ev.Event = s.opts.Event
 	if ev.Event == "" {
 		v, _ := router.LookupPath(payload, s.opts.EventField)

@@ -254,11 +254,11 @@ func TestRejections(t *testing.T) {
 		},
 		{
 			name: "not JSON", req: request{body: `{"id":`},
-			status: 400, reason: "bad_json", msg: "body is not a JSON object", prefix: true,
+			status: 400, reason: "bad_json", msg: "body is not JSON: line 1, column 7: expected a value, found end of input",
 		},
 		{
 			name: "JSON array", req: request{body: `[{"event":"a"}]`},
-			status: 400, reason: "bad_json", msg: "body is not a JSON object", prefix: true,
+			status: 400, reason: "bad_json", msg: "body is not a JSON object: it is an array",
 		},
 		{
 			name: "bad form", req: request{body: "id=%zz", ctype: "application/x-www-form-urlencoded"},
