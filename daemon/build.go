@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -27,6 +28,10 @@ type Snapshot struct {
 	Sources map[string]*Source
 	Sinks   map[string]*Sink
 	byPath  map[string]*Source
+	// accepting is held shared by every accept routing and queueing under
+	// this snapshot, and taken by the reload replacing it: see
+	// Daemon.enter.
+	accepting sync.RWMutex
 }
 
 // Source is a built source with its source-level events and filters.

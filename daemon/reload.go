@@ -77,11 +77,13 @@ func (d *Daemon) Reload(trigger string) (Changes, error) {
 			}
 		}
 	}
-	// Publish once no accept is between routing and queueing: each event
-	// is routed and queued under one snapshot, old or new.
-	d.swap.Lock()
+	// Publish, then wait for the accepts still routing and queueing under
+	// the old snapshot (new ones take the new snapshot at once): past
+	// this, no event routed by the old config is on its way into the
+	// queue, so removed sinks' deliveries can be moved aside.
 	d.snap.Store(next)
-	d.swap.Unlock()
+	old.accepting.Lock()
+	old.accepting.Unlock()
 
 	for _, name := range append(slices.Clone(ch.SinksRemoved), ch.SinksChanged...) {
 		d.stopWorker(name)
@@ -166,6 +168,9 @@ func diff(old, next *Snapshot) Changes {
 	of, nf := old.File, next.File
 	if of.Server.Listen != nf.Server.Listen {
 		ch.NeedRestart = append(ch.NeedRestart, "server.listen")
+	}
+	if of.Server.MaxConnections != nf.Server.MaxConnections {
+		ch.NeedRestart = append(ch.NeedRestart, "server.max_connections")
 	}
 	if of.Admin.Listen != nf.Admin.Listen {
 		ch.NeedRestart = append(ch.NeedRestart, "admin.listen")
