@@ -189,6 +189,10 @@ func NormalizeNumbers(v any) any {
 	return v
 }
 
+// Number decodes the text of one JSON number (already checked against the
+// JSON grammar) as NormalizeNumbers does.
+func Number(s string) any { return number(s) }
+
 func jsonKind(v any) string {
 	switch v.(type) {
 	case map[string]any:

@@ -28,7 +28,6 @@ package relaxed
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -173,6 +172,10 @@ type parser struct {
 	// emit writes the input as strict JSON to out while parsing.
 	emit bool
 	out  []byte
+	// vals and keys are scratch stacks of the values and keys of the
+	// arrays and objects being read.
+	vals []any
+	keys []string
 }
 
 func (p *parser) errorf(at int, format string, args ...any) *SyntaxError {
@@ -280,7 +283,9 @@ func (p *parser) object(depth int) (any, error) {
 	}
 	p.pos++ // {
 	p.writeByte('{')
-	m := map[string]any{}
+	// Members gather on the parser's scratch stacks and go into a map
+	// of the right size at '}': no rehashing garbage.
+	vmark, kmark := len(p.vals), len(p.keys)
 	first := true
 	for {
 		if err := p.space(); err != nil {
@@ -295,7 +300,7 @@ func (p *parser) object(depth int) (any, error) {
 			}
 			p.pos++
 			p.writeByte('}')
-			return m, nil
+			return p.makeObject(vmark, kmark), nil
 		}
 		if !first {
 			p.writeByte(',')
@@ -331,7 +336,8 @@ func (p *parser) object(depth int) (any, error) {
 		if err != nil {
 			return nil, err
 		}
-		m[key] = v
+		p.keys = append(p.keys, key)
+		p.push(v)
 		if err := p.space(); err != nil {
 			return nil, err
 		}
@@ -344,7 +350,7 @@ func (p *parser) object(depth int) (any, error) {
 		case '}':
 			p.pos++
 			p.writeByte('}')
-			return m, nil
+			return p.makeObject(vmark, kmark), nil
 		default:
 			return nil, p.errorf(p.pos, "expected ',' or '}' after the value of key %q, found %s", key, p.found(p.pos))
 		}
@@ -357,7 +363,9 @@ func (p *parser) array(depth int) (any, error) {
 	}
 	p.pos++ // [
 	p.writeByte('[')
-	a := []any{}
+	// Elements gather on the parser's scratch stack and are copied to a
+	// slice of the right size at ']': no append-doubling garbage.
+	mark := len(p.vals)
 	first := true
 	for {
 		if err := p.space(); err != nil {
@@ -372,14 +380,14 @@ func (p *parser) array(depth int) (any, error) {
 			}
 			p.pos++
 			p.writeByte(']')
-			return a, nil
+			return p.makeArray(mark), nil
 		}
 		if !first {
 			p.writeByte(',')
 		}
 		first = false
 		top := depth == 1
-		if top && p.maxElems > 0 && len(a) == p.maxElems {
+		if top && p.maxElems > 0 && len(p.vals)-mark == p.maxElems {
 			e := p.errorf(p.pos, "more than %d elements", p.maxElems)
 			e.err = ErrTooMany
 			return nil, e
@@ -392,12 +400,13 @@ func (p *parser) array(depth int) (any, error) {
 		if top {
 			p.elems = append(p.elems, Span{start, p.mark()})
 		}
-		a = append(a, v)
+		p.push(v)
+		n := len(p.vals) - mark
 		if err := p.space(); err != nil {
 			return nil, err
 		}
 		if p.pos >= len(p.b) {
-			return nil, p.errorf(p.pos, "array not closed: expected ',' or ']' after element %d, found end of input", len(a)-1)
+			return nil, p.errorf(p.pos, "array not closed: expected ',' or ']' after element %d, found end of input", n-1)
 		}
 		switch p.b[p.pos] {
 		case ',':
@@ -405,11 +414,52 @@ func (p *parser) array(depth int) (any, error) {
 		case ']':
 			p.pos++
 			p.writeByte(']')
-			return a, nil
+			return p.makeArray(mark), nil
 		default:
-			return nil, p.errorf(p.pos, "expected ',' or ']' after element %d, found %s", len(a)-1, p.found(p.pos))
+			return nil, p.errorf(p.pos, "expected ',' or ']' after element %d, found %s", n-1, p.found(p.pos))
 		}
 	}
+}
+
+// push puts v on the scratch stack, doubling it when full: append's
+// gentler growth past 256 elements leaves four times the final size
+// behind as garbage for one large array.
+func (p *parser) push(v any) {
+	if len(p.vals) == cap(p.vals) {
+		grown := make([]any, len(p.vals), max(64, 2*cap(p.vals)))
+		copy(grown, p.vals)
+		p.vals = grown
+	}
+	p.vals = append(p.vals, v)
+}
+
+// emptyArray is every [] read: a slice of no elements cannot be changed
+// through, and boxing one slice header per [] would cost 24 bytes for 2.
+var emptyArray any = []any{}
+
+// makeArray takes the values above mark off the scratch stack.
+func (p *parser) makeArray(mark int) any {
+	if len(p.vals) == mark {
+		return emptyArray
+	}
+	a := make([]any, len(p.vals)-mark)
+	copy(a, p.vals[mark:])
+	clear(p.vals[mark:])
+	p.vals = p.vals[:mark]
+	return a
+}
+
+// makeObject takes the members above the marks off the scratch stacks; a
+// repeated key keeps its last value, as in encoding/json.
+func (p *parser) makeObject(vmark, kmark int) map[string]any {
+	m := make(map[string]any, len(p.keys)-kmark)
+	for i, k := range p.keys[kmark:] {
+		m[k] = p.vals[vmark+i]
+	}
+	clear(p.vals[vmark:])
+	clear(p.keys[kmark:])
+	p.vals, p.keys = p.vals[:vmark], p.keys[:kmark]
+	return m
 }
 
 // mark is where the next value starts: in the input, or in the output
@@ -513,7 +563,7 @@ func (p *parser) bare() (any, error) {
 		return w, nil
 	}
 	p.write(w) // the number's text, verbatim
-	return router.NormalizeNumbers(json.Number(w)), nil
+	return router.Number(w), nil
 }
 
 // isJSONNumber checks the JSON number grammar:
