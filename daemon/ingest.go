@@ -89,23 +89,36 @@ func (s *Snapshot) Read(r *http.Request, received time.Time, log *slog.Logger) (
 // buffer sized by Content-Length when the sender gave it.
 func (s *Snapshot) readBody(r *http.Request) ([]byte, error) {
 	limit := int64(s.File.Server.MaxBodyBytes)
-	tooLarge := sources.Reject(http.StatusRequestEntityTooLarge, "too_large",
-		"body is larger than server.max_body_bytes (%s)", s.File.Server.MaxBodyBytes)
+	tooLarge := func() error {
+		return sources.Reject(http.StatusRequestEntityTooLarge, "too_large",
+			"body is larger than server.max_body_bytes (%s)", s.File.Server.MaxBodyBytes)
+	}
 	if r.ContentLength > limit {
-		return nil, tooLarge
+		return nil, tooLarge()
 	}
 	size := int64(512)
 	if r.ContentLength > 0 {
-		size = r.ContentLength + bytes.MinRead // ReadFrom wants MinRead spare to see EOF
+		size = r.ContentLength + 1 // one more byte to see the end without growing
 	}
-	buf := bytes.NewBuffer(make([]byte, 0, size))
-	if _, err := buf.ReadFrom(io.LimitReader(r.Body, limit+1)); err != nil {
-		return nil, sources.Reject(http.StatusBadRequest, "read", "could not read the body: %v", err)
+	buf := make([]byte, 0, size)
+	for {
+		if len(buf) == cap(buf) { // no Content-Length, or a wrong one
+			grown := make([]byte, len(buf), min(2*int64(cap(buf)), limit+1))
+			copy(grown, buf)
+			buf = grown
+		}
+		n, err := r.Body.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if int64(len(buf)) > limit {
+			return nil, tooLarge()
+		}
+		if err == io.EOF {
+			return buf, nil
+		}
+		if err != nil {
+			return nil, sources.Reject(http.StatusBadRequest, "read", "could not read the body: %v", err)
+		}
 	}
-	if int64(buf.Len()) > limit {
-		return nil, tooLarge
-	}
-	return buf.Bytes(), nil
 }
 
 // Check applies the checks every event gets, from a webhook or a stream:

@@ -205,3 +205,24 @@ func TestCheckReplacesUnstorableTimes(t *testing.T) {
 		t.Errorf("log:\n%s", log)
 	}
 }
+
+// A body of unknown length (chunked) is read within max_body_bytes too.
+func TestBodyOfUnknownLength(t *testing.T) {
+	d, _ := startFromFile(t, strings.Replace(lockConfig, `listen: "127.0.0.1:0" }`, `listen: "127.0.0.1:0", max_body_bytes: 3000 }`, 1))
+	for _, tc := range []struct {
+		size int
+		want int
+	}{{2900, 200}, {3000, 200}, {3001, 413}, {100000, 413}} {
+		body := `{"event":"a","pad":"` + strings.Repeat("x", tc.size-22) + `"}`
+		req, _ := http.NewRequest(http.MethodPost, "http://"+d.WebhookAddr()+"/hooks/app", io.MultiReader(strings.NewReader(body)))
+		req.ContentLength = -1 // sent chunked
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if len(body) != tc.size || resp.StatusCode != tc.want {
+			t.Errorf("%d bytes: %d, want %d", len(body), resp.StatusCode, tc.want)
+		}
+	}
+}

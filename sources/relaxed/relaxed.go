@@ -32,6 +32,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"unicode"
 	"unicode/utf16"
 	"unicode/utf8"
@@ -95,22 +96,53 @@ type Span struct{ Start, End int }
 
 // Decode reads one relaxed JSON value filling the whole input (white space
 // and comments aside). Errors are *SyntaxError.
-func Decode(b []byte, o Options) (*Doc, error) {
+func Decode(b []byte, o Options) (Doc, error) {
 	p := parser{b: b, maxElems: o.MaxElements}
+	p.takeScratch()
 	v, err := p.run()
+	p.giveScratch()
 	if err != nil {
-		return nil, err
+		return Doc{}, err
 	}
-	d := &Doc{Value: v, Strict: !p.relaxed, JSON: b, Elements: p.elems}
+	d := Doc{Value: v, Strict: !p.relaxed, JSON: b, Elements: p.elems}
 	if p.relaxed {
 		// Rare: write it again as strict JSON, spans now in the output.
 		w := parser{b: b, maxElems: o.MaxElements, emit: true, out: make([]byte, 0, len(b)+len(b)/8)}
 		if _, err := w.run(); err != nil {
-			return nil, err // cannot happen: the same input parsed once already
+			return Doc{}, err // cannot happen: the same input parsed once already
 		}
 		d.JSON, d.Elements = w.out, w.elems
 	}
 	return d, nil
+}
+
+// scratch is a parser's pair of scratch stacks, reused across parses: a
+// request's body costs no allocation for them.
+type scratch struct {
+	vals []any
+	keys []string
+}
+
+var scratchPool = sync.Pool{New: func() any { return &scratch{vals: make([]any, 0, 64), keys: make([]string, 0, 64)} }}
+
+// maxPooledScratch keeps a huge body's scratch out of the pool, so that
+// it does not stay in memory after that body is done.
+const maxPooledScratch = 4096
+
+func (p *parser) takeScratch() {
+	p.sc = scratchPool.Get().(*scratch)
+	p.vals, p.keys = p.sc.vals[:0], p.sc.keys[:0]
+}
+
+func (p *parser) giveScratch() {
+	if cap(p.vals) > maxPooledScratch || cap(p.keys) > maxPooledScratch {
+		return
+	}
+	// An error leaves values on the stacks: drop the references.
+	clear(p.vals[:cap(p.vals)])
+	clear(p.keys[:cap(p.keys)])
+	p.sc.vals, p.sc.keys = p.vals[:0], p.keys[:0]
+	scratchPool.Put(p.sc)
 }
 
 // Parse reads one relaxed JSON value filling the whole input (white space
@@ -173,9 +205,10 @@ type parser struct {
 	emit bool
 	out  []byte
 	// vals and keys are scratch stacks of the values and keys of the
-	// arrays and objects being read.
+	// arrays and objects being read; sc is where they came from.
 	vals []any
 	keys []string
+	sc   *scratch
 }
 
 func (p *parser) errorf(at int, format string, args ...any) *SyntaxError {
