@@ -2,10 +2,12 @@
 // prints, so that a payload copied from a docs page (or sent by a sender
 // that builds its JSON by hand) is still accepted.
 //
-// It owns one thing: Parse, a small recursive-descent parser for a superset
-// of JSON. On strict JSON it produces exactly what router.DecodeJSON does
-// (map[string]any, []any, string, bool, nil, int for whole numbers that fit
-// in an int64, float64 otherwise). On top of JSON it accepts:
+// It owns one thing: Decode (and Parse), a small recursive-descent parser
+// for a superset of JSON. On strict JSON it produces exactly what
+// router.DecodeJSON does (map[string]any, []any, string, bool, nil, and
+// numbers as router.Number reads them: int, uint64, float64 or
+// json.Number, whichever keeps their exact value). On top of JSON it
+// accepts:
 //
 //   - trailing commas in objects and arrays: {"a": 1,} [1, 2,]
 //   - unquoted keys, as in JavaScript object literals: {call_id: 'x'}
