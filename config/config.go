@@ -41,8 +41,17 @@ type File struct {
 
 // Server is the webhook listener.
 type Server struct {
-	Listen          string        `koanf:"listen"`
-	MaxBodyBytes    Size          `koanf:"max_body_bytes"`
+	Listen       string `koanf:"listen"`
+	MaxBodyBytes Size   `koanf:"max_body_bytes"`
+	// MaxEventNameBytes bounds an event's name; a longer one is refused
+	// with 400 (matching a name costs time in proportion to its length).
+	MaxEventNameBytes int `koanf:"max_event_name_bytes"`
+	// MaxBatchEvents bounds the events of one batch request; a larger
+	// batch is refused with 413 before its events are decoded.
+	MaxBatchEvents int `koanf:"max_batch_events"`
+	// MaxConnections bounds the open connections of the webhook listener;
+	// past it new connections wait in the kernel's backlog.
+	MaxConnections  int           `koanf:"max_connections"`
 	ReadTimeout     time.Duration `koanf:"read_timeout"`
 	WriteTimeout    time.Duration `koanf:"write_timeout"`
 	ShutdownTimeout time.Duration `koanf:"shutdown_timeout"`
@@ -166,11 +175,14 @@ var DefaultRetry = Retry{
 func Defaults() File {
 	return File{
 		Server: Server{
-			Listen:          ":8080",
-			MaxBodyBytes:    1 << 20,
-			ReadTimeout:     10 * time.Second,
-			WriteTimeout:    10 * time.Second,
-			ShutdownTimeout: 15 * time.Second,
+			Listen:            ":8080",
+			MaxBodyBytes:      1 << 20,
+			MaxEventNameBytes: 256,
+			MaxBatchEvents:    1000,
+			MaxConnections:    1024,
+			ReadTimeout:       10 * time.Second,
+			WriteTimeout:      10 * time.Second,
+			ShutdownTimeout:   15 * time.Second,
 		},
 		Admin: Admin{Listen: "127.0.0.1:9090"},
 		Log:   Log{Level: "info", Format: "text"},
@@ -286,6 +298,14 @@ func (f *File) check(ps *Problems) {
 	f.Admin.check(ps)
 	if f.Server.MaxBodyBytes <= 0 {
 		ps.Add("server.max_body_bytes", "must be more than 0, e.g. 1MiB")
+	}
+	for key, n := range map[string]int{
+		"server.max_event_name_bytes": f.Server.MaxEventNameBytes, "server.max_batch_events": f.Server.MaxBatchEvents,
+		"server.max_connections": f.Server.MaxConnections,
+	} {
+		if n < 1 {
+			ps.Add(key, "must be 1 or more (defaults: max_event_name_bytes 256, max_batch_events 1000, max_connections 1024)")
+		}
 	}
 	for key, d := range map[string]time.Duration{
 		"server.read_timeout": f.Server.ReadTimeout, "server.write_timeout": f.Server.WriteTimeout,

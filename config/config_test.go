@@ -53,7 +53,7 @@ var badConfigs = []struct {
 		`sever: unknown setting; did you mean "server"?`,
 	}},
 	{file: "bad-unknown-nested.yaml", want: []string{
-		`server.listen_addr: unknown setting; known settings: listen, max_body_bytes, read_timeout, shutdown_timeout, write_timeout`,
+		`server.listen_addr: unknown setting; known settings: listen, max_batch_events, max_body_bytes, max_connections, max_event_name_bytes, read_timeout, shutdown_timeout, write_timeout`,
 	}},
 	{file: "bad-unknown-rule-key.yaml", want: []string{
 		`rules[0].wen: unknown setting; did you mean "when"?`,
@@ -63,6 +63,11 @@ var badConfigs = []struct {
 	}},
 	{file: "bad-duration-no-unit.yaml", want: []string{
 		`server.shutdown_timeout: 15 has no unit; write it like 30s or 5m`,
+	}},
+	{file: "bad-server-limits.yaml", want: []string{
+		`server.max_batch_events: must be 1 or more (defaults: max_event_name_bytes 256, max_batch_events 1000, max_connections 1024)`,
+		`server.max_connections: must be 1 or more (defaults: max_event_name_bytes 256, max_batch_events 1000, max_connections 1024)`,
+		`server.max_event_name_bytes: must be 1 or more (defaults: max_event_name_bytes 256, max_batch_events 1000, max_connections 1024)`,
 	}},
 	{file: "bad-size.yaml", want: []string{
 		`server.max_body_bytes: "lots" is not a size; write it like 512KiB, 1MiB or 4096 (bytes)`,
@@ -260,8 +265,8 @@ func TestFullConfigDecodes(t *testing.T) {
 	queue := Defaults().Queue
 	queue.Dir = "/var/lib/switchboard"
 	want := File{
-		Server: Server{Listen: "127.0.0.1:18080", MaxBodyBytes: 4 << 10, ReadTimeout: 3 * time.Second,
-			WriteTimeout: 4 * time.Second, ShutdownTimeout: time.Minute},
+		Server: Server{Listen: "127.0.0.1:18080", MaxBodyBytes: 4 << 10, MaxEventNameBytes: 128, MaxBatchEvents: 50,
+			MaxConnections: 64, ReadTimeout: 3 * time.Second, WriteTimeout: 4 * time.Second, ShutdownTimeout: time.Minute},
 		Admin: Admin{Listen: ":19090"},
 		Log:   Log{Level: "debug", Format: "json"},
 		Queue: queue,
@@ -566,7 +571,7 @@ func TestSuggest(t *testing.T) {
 		{"rule", fields, `; did you mean "rules"?`},
 		{"unmached", fields, `; did you mean "unmatched"?`},
 		{"queues", fields, `; did you mean "queue"?`},
-		{"listen_addr", server, "; known settings: listen, max_body_bytes, read_timeout, shutdown_timeout, write_timeout"},
+		{"listen_addr", server, "; known settings: listen, max_batch_events, max_body_bytes, max_connections, max_event_name_bytes, read_timeout, shutdown_timeout, write_timeout"},
 		{"xyz", fields, "; known settings: admin, log, queue, rules, server, sinks, sources, unmatched"},
 		{"anything", map[string]reflect.Type{}, "; this section takes no settings"},
 	} {

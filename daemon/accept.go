@@ -3,10 +3,8 @@ package daemon
 import (
 	"context"
 	"errors"
-	"io"
 	"log/slog"
 	"net/http"
-	"slices"
 	"strings"
 	"time"
 
@@ -16,65 +14,24 @@ import (
 	"switchboard/sources"
 )
 
-// serveWebhook is the webhook listener: find the source by path, check
-// method, credentials and size from the headers alone, let the source
-// parse, then accept.
-//
-// Nothing reads the body before the headers are judged: Go's server sends
-// `100 Continue` to a client that asked for it only on the first read of
-// the body, so a request refused on its headers is refused before the
-// client sends its body.
+// serveWebhook is the webhook listener: the ingest pipeline's Read (see
+// ingest.go), then accept.
 func (d *Daemon) serveWebhook(w http.ResponseWriter, r *http.Request) {
-	snap := d.snap.Load()
-	src, subpath := snap.Lookup(r.URL.Path)
-	if src == nil {
-		d.reject(w, "", "unknown_path", http.StatusNotFound, "no source is configured at "+shortPath(r.URL.Path))
+	in, err := d.snap.Load().Read(r, time.Now().UTC(), d.log)
+	if err != nil {
+		name := ""
+		if in.Source != nil {
+			name = in.Source.Name
+			if re, ok := err.(*sources.RejectError); ok && re.Status == http.StatusMethodNotAllowed {
+				w.Header().Set("Allow", strings.Join(in.Source.Methods, ", "))
+			}
+		}
+		d.rejectErr(w, name, err)
 		return
 	}
-	if !slices.Contains(src.Methods, r.Method) {
-		w.Header().Set("Allow", strings.Join(src.Methods, ", "))
-		d.reject(w, src.Name, "method", http.StatusMethodNotAllowed, "method "+r.Method+" is not allowed here; use "+orList(src.Methods))
-		return
-	}
+	src, res := in.Source, in
 	if d.draining.Load() {
 		d.reject(w, src.Name, "shutting_down", http.StatusServiceUnavailable, "shutting down; retry later")
-		return
-	}
-	// HEAD is GET without an answer body (RFC 9110 9.3.2); the server
-	// drops the body, the source sees a GET.
-	hr := r
-	if r.Method == http.MethodHead {
-		hr = r.Clone(r.Context())
-		hr.Method = http.MethodGet
-	}
-	received := time.Now().UTC()
-	req := &sources.Request{HTTP: hr, ReceivedAt: received, Source: src.Name, Subpath: subpath}
-	if pc, ok := src.HTTP.(sources.Prechecker); ok {
-		if err := pc.Precheck(req); err != nil {
-			d.rejectErr(w, src.Name, err)
-			return
-		}
-	}
-	limit := int64(snap.File.Server.MaxBodyBytes)
-	tooLarge := "body is larger than server.max_body_bytes (" + snap.File.Server.MaxBodyBytes.String() + ")"
-	if r.ContentLength > limit {
-		d.reject(w, src.Name, "too_large", http.StatusRequestEntityTooLarge, tooLarge)
-		return
-	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
-	if err != nil {
-		var big *http.MaxBytesError
-		if errors.As(err, &big) {
-			d.reject(w, src.Name, "too_large", http.StatusRequestEntityTooLarge, tooLarge)
-			return
-		}
-		d.reject(w, src.Name, "read", http.StatusBadRequest, "could not read the body: "+err.Error())
-		return
-	}
-	req.Body = body
-	res, err := src.HTTP.Parse(req)
-	if err != nil {
-		d.rejectErr(w, src.Name, err)
 		return
 	}
 	if res.Reply != nil {
@@ -82,10 +39,6 @@ func (d *Daemon) serveWebhook(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		w.Write(res.Reply)
 		return
-	}
-	headers := src.EventHeaders(r.Header)
-	for _, ev := range res.Events {
-		ev.Headers = headers
 	}
 	outcomes, err := d.accept(r.Context(), src, res.Events)
 	if err != nil {
@@ -131,11 +84,11 @@ func (d *Daemon) serveWebhook(w http.ResponseWriter, r *http.Request) {
 // events already accepted and queues nothing for them. It returns one
 // outcome per event; an error means nothing was queued.
 func (d *Daemon) accept(ctx context.Context, src *Source, events []*router.Event) ([]string, error) {
-	// Route and enqueue under the swap lock, with the snapshot current
-	// now: see Daemon.swap.
-	d.swap.RLock()
-	defer d.swap.RUnlock()
-	snap := d.snap.Load()
+	snap := d.enter()
+	defer snap.accepting.RUnlock()
+	if cur := snap.Sources[src.Name]; cur != nil {
+		src = cur // its events and filters as of this snapshot
+	}
 	batch := make([]router.Routed, 0, len(events))
 	outcomes := make([]string, len(events))
 	at := make([]int, 0, len(events)) // batch index -> events index
@@ -144,11 +97,11 @@ func (d *Daemon) accept(ctx context.Context, src *Source, events []*router.Event
 	// provider's retry is not a second match.
 	obs := &matchCollector{ruleObserver: ruleObserver{d.log}}
 	for i, ev := range events {
-		if !src.Passes(ev) {
+		var passed bool
+		if idx, passed = snap.Route(src, ev, idx[:0], obs, nil); !passed {
 			outcomes[i] = outcomeFiltered
 			continue
 		}
-		idx = snap.Table.Route(ev, idx[:0], obs, nil)
 		batch = append(batch, router.Routed{Event: ev, Sinks: snap.Table.SinkNames(idx)})
 		at = append(at, i)
 		obs.event++
@@ -194,12 +147,21 @@ const (
 	outcomeDuplicate = "duplicate"
 )
 
-// Passes reports whether ev gets past the source's own events and filters.
-func (s *Source) Passes(ev *router.Event) bool {
-	if len(s.Events) > 0 && !slices.ContainsFunc(s.Events, func(p string) bool { return router.Glob(p, ev.Event) }) {
-		return false
+// enter returns the snapshot in force, held so that a reload publishing a
+// new one waits until this accept has routed and queued under it: each
+// event is routed and queued under exactly one snapshot. Nothing else
+// waits on the hold (a request arriving meanwhile takes the new
+// snapshot), so a slow route delays only the reload. Release it with
+// snap.accepting.RUnlock().
+func (d *Daemon) enter() *Snapshot {
+	for {
+		snap := d.snap.Load()
+		snap.accepting.RLock()
+		if d.snap.Load() == snap {
+			return snap
+		}
+		snap.accepting.RUnlock() // replaced meanwhile: take the new one
 	}
-	return s.Filters.Match(ev)
 }
 
 // rejectErr answers a source's refusal: a RejectError with its status
@@ -296,9 +258,13 @@ func (a *streamAcceptor) Accept(ctx context.Context, events []*router.Event) err
 	if a.d.draining.Load() {
 		return router.ErrQueueClosed
 	}
-	src := a.d.snap.Load().Sources[a.source]
+	snap := a.d.snap.Load()
+	src := snap.Sources[a.source]
 	if src == nil {
 		return errors.New("source " + a.source + " is no longer configured")
+	}
+	if err := snap.Check(src, events, a.d.log); err != nil {
+		return err
 	}
 	_, err := a.d.accept(ctx, src, events)
 	return err

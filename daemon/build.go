@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -30,6 +31,10 @@ type Snapshot struct {
 	// Secrets are every credential of the config, for the redactor.
 	Secrets []string
 	byPath  map[string]*Source
+	// accepting is held shared by every accept routing and queueing under
+	// this snapshot, and taken by the reload replacing it: see
+	// Daemon.enter.
+	accepting sync.RWMutex
 }
 
 // Source is a built source with its source-level events and filters.
@@ -47,6 +52,8 @@ type Source struct {
 	// KeepHeaders are the request headers stored with each event.
 	KeepHeaders []string
 	keep        []keptHeader
+	// events is Events compiled, for Passes.
+	events router.Patterns
 	// counters are the source's outcome counters, looked up once.
 	counters map[string]prometheus.Counter
 }
@@ -184,6 +191,7 @@ func Build(f *config.File) (*Snapshot, error) {
 		default:
 			panic(fmt.Sprintf("source type %s built a %T, which is neither an HTTPSource nor a StreamSource", sc.Type, built))
 		}
+		src.events = router.CompilePatterns(src.Events)
 		s.Sources[name] = src
 	}
 	for _, name := range sortedKeys(f.Sinks) {

@@ -34,11 +34,6 @@ type Daemon struct {
 	// change; Reload reads it too.
 	ConfigPath string
 
-	// swap is held shared by every accept (route + enqueue) and taken
-	// exclusively by a reload to publish a new snapshot, so that once a
-	// reload goes on, no event routed by the old config is still on its
-	// way into the queue.
-	swap     sync.RWMutex
 	reloadMu sync.Mutex // one reload at a time
 	lastHash [32]byte   // of the config bytes last applied
 
@@ -118,7 +113,7 @@ func (d *Daemon) Start() error {
 	d.wg.Add(2)
 	go d.reportQueue(d.ctx)
 	go d.throttleSummaries(d.ctx)
-	d.serve(d.webhook, d.webhookLn, "webhook")
+	d.serve(d.webhook, webhookListener(d.webhookLn, f.Server.MaxConnections, d.log), "webhook")
 	d.serve(d.admin, d.adminLn, "admin")
 	metrics.ReloadSuccessful.Set(1)
 	metrics.ReloadSuccessTime.SetToCurrentTime()
@@ -246,14 +241,13 @@ func (d *Daemon) throttleSummaries(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case now := <-t.C:
-			d.swap.RLock()
-			snap := d.snap.Load()
+			snap := d.enter()
 			var batch []router.Routed
 			for _, s := range snap.Table.Summaries(now) {
 				batch = append(batch, router.Routed{Event: s.Event, Sinks: snap.Table.SinkNames(s.Sinks)})
 			}
 			d.queueSummaries(batch, "window ended")
-			d.swap.RUnlock()
+			snap.accepting.RUnlock()
 		}
 	}
 }

@@ -124,8 +124,8 @@ func TestRejectionsAnswerTheirStatusAndRouteNothing(t *testing.T) {
 		want                     int
 		wantErr                  string
 	}{
-		{"bad json", "POST", "/hooks/app", `{"event":`, nil, 400, "body is not a JSON object"},
-		{"not an object", "POST", "/hooks/app", `"hello"`, nil, 400, "body is not a JSON object: expected a JSON object, got a string"},
+		{"bad json", "POST", "/hooks/app", `{"event":`, nil, 400, "body is not JSON: line 1, column 10: expected a value, found end of input"},
+		{"not an object", "POST", "/hooks/app", `"hello"`, nil, 400, "body is not a JSON object or an array of objects: it is a string"},
 		{"no event name", "POST", "/hooks/app", `{"status":"failed"}`, nil, 400, `no event name: the body has no "event" field`},
 		{"empty body", "POST", "/hooks/app", ``, nil, 400, "empty body"},
 		{"empty batch", "POST", "/hooks/app", `[]`, nil, 400, "empty batch"},

@@ -85,14 +85,18 @@ func (d *Daemon) Reload(trigger string) (Changes, error) {
 			}
 		}
 	}
-	// Publish once no accept is between routing and queueing: each event
-	// is routed and queued under one snapshot, old or new. Storm control
-	// moves over in the same pause, so that no event counts in a window
-	// that has been summarised.
-	d.swap.Lock()
-	d.queueSummaries(next.Table.Inherit(old.Table, time.Now()), "config reload")
+	// Storm control moves over first: a throttle the new config keeps
+	// counts in the same windows whichever snapshot an accept holds.
+	next.Table.Inherit(old.Table)
+	// Publish, then wait for the accepts still routing and queueing under
+	// the old snapshot (new ones take the new snapshot at once): past
+	// this, no event routed by the old config is on its way into the
+	// queue, so removed sinks' deliveries can be moved aside and the
+	// throttles the new config dropped can be summarised.
 	d.snap.Store(next)
-	d.swap.Unlock()
+	old.accepting.Lock()
+	old.accepting.Unlock()
+	d.queueSummaries(next.Table.Retired(old.Table, time.Now()), "config reload")
 
 	for _, name := range append(slices.Clone(ch.SinksRemoved), ch.SinksChanged...) {
 		d.stopWorker(name)
@@ -177,6 +181,9 @@ func diff(old, next *Snapshot) Changes {
 	of, nf := old.File, next.File
 	if of.Server.Listen != nf.Server.Listen {
 		ch.NeedRestart = append(ch.NeedRestart, "server.listen")
+	}
+	if of.Server.MaxConnections != nf.Server.MaxConnections {
+		ch.NeedRestart = append(ch.NeedRestart, "server.max_connections")
 	}
 	if of.Admin.Listen != nf.Admin.Listen {
 		ch.NeedRestart = append(ch.NeedRestart, "admin.listen")

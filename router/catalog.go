@@ -1,7 +1,6 @@
 package router
 
 import (
-	"strings"
 	"sync"
 )
 
@@ -81,26 +80,4 @@ func KnownStatuses(patterns []string) (events []string, statuses map[string]bool
 		}
 	}
 	return events, statuses, true
-}
-
-// Glob matches name against pattern, where * stands for any run of
-// characters (event names have no path structure, so * crosses : and .).
-func Glob(pattern, name string) bool {
-	star := strings.IndexByte(pattern, '*')
-	if star < 0 {
-		return pattern == name
-	}
-	if !strings.HasPrefix(name, pattern[:star]) {
-		return false
-	}
-	rest, name := pattern[star+1:], name[star:]
-	if rest == "" {
-		return true
-	}
-	for i := 0; i <= len(name); i++ {
-		if Glob(rest, name[i:]) {
-			return true
-		}
-	}
-	return false
 }

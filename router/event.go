@@ -32,8 +32,9 @@ type Event struct {
 	Status     string // the provider's status, "" when the event has none
 	Time       time.Time
 	ReceivedAt time.Time
-	// Payload is the provider's event object. Numbers are int when they are
-	// whole and fit, else float64, so ids and timestamps survive re-encoding.
+	// Payload is the provider's event object. Numbers are int, uint64,
+	// float64 or json.Number, whichever keeps their exact value (see
+	// NormalizeNumbers).
 	Payload map[string]any
 	// RawPayload is Payload as the provider sent it, when that was strict
 	// JSON; it is written verbatim instead of re-encoding Payload.
@@ -43,6 +44,10 @@ type Event struct {
 	// Body is the request body as received, for sinks configured to forward
 	// it unchanged.
 	Body []byte
+	// TimeNote, set by a source, says why Time is the receipt time though
+	// the payload names a time ("payload.updatedAt: ... is outside years
+	// 0000-9999"); the ingest pipeline logs it. It is not stored.
+	TimeNote string
 
 	// encoded caches MarshalJSON: one event may go to several sinks at once.
 	encoded atomic.Pointer[[]byte]
@@ -165,8 +170,9 @@ func DecodeJSON(b []byte) (any, error) {
 	return NormalizeNumbers(v), nil
 }
 
-// NormalizeNumbers replaces json.Number values, in place, by int or float64;
-// a number beyond float64's range stays a json.Number.
+// NormalizeNumbers replaces json.Number values, in place, by the type
+// that keeps their exact value: int, uint64, float64 or, when none does,
+// the json.Number itself (see number).
 func NormalizeNumbers(v any) any {
 	switch t := v.(type) {
 	case map[string]any:
@@ -178,18 +184,14 @@ func NormalizeNumbers(v any) any {
 			t[i] = NormalizeNumbers(c)
 		}
 	case json.Number:
-		if i, err := strconv.ParseInt(string(t), 10, 64); err == nil {
-			return int(i)
-		}
-		if f, err := t.Float64(); err == nil {
-			return f
-		}
-		// Beyond float64 (2e700): keep the text, as ±Inf cannot be encoded
-		// again and the event could never be delivered.
-		return t
+		return number(string(t))
 	}
 	return v
 }
+
+// Number decodes the text of one JSON number (already checked against the
+// JSON grammar) as NormalizeNumbers does.
+func Number(s string) any { return number(s) }
 
 func jsonKind(v any) string {
 	switch v.(type) {
@@ -258,14 +260,17 @@ func LookupPath(m map[string]any, path string) (any, bool) {
 }
 
 // String renders a scalar payload value as text, the way filters and ids
-// compare it: strings verbatim, whole numbers without exponent, booleans as
-// true/false. Objects and arrays render as JSON.
+// compare it: strings verbatim, numbers with their exact value and without
+// exponent (a json.Number as its text), booleans as true/false. Objects
+// and arrays render as JSON.
 func String(v any) string {
 	switch t := v.(type) {
 	case string:
 		return t
 	case int:
 		return strconv.Itoa(t)
+	case uint64:
+		return strconv.FormatUint(t, 10)
 	case float64:
 		return strconv.FormatFloat(t, 'f', -1, 64)
 	case bool:

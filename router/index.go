@@ -326,7 +326,8 @@ func (x *ruleIndex) options(r *rule) []option {
 	}
 	if len(r.events) > 0 {
 		o := option{key: x.fieldKey("event"), cond: -1}
-		for _, p := range r.events {
+		for _, pat := range r.events {
+			p := pat.String()
 			prefix, exact := globPrefix(p)
 			switch {
 			case exact:

@@ -35,7 +35,7 @@ type Table struct {
 type rule struct {
 	name     string
 	sources  []string
-	events   []string
+	events   Patterns
 	filters  Filters
 	when     *vm.Program
 	whenSrc  string
@@ -85,11 +85,17 @@ var builtins = func() map[string]bool {
 
 // typeEnv declares the types of the fixed names so that `check` catches
 // `status + 1` or a `when` that is not a bool.
-var typeEnv = map[string]any{
-	"id": "", "source": "", "event": "", "status": "",
-	"time": time.Time{}, "received_at": time.Time{},
-	"payload": map[string]any{}, "headers": map[string]string{},
-}
+var typeEnv = func() map[string]any {
+	m := map[string]any{
+		"id": "", "source": "", "event": "", "status": "",
+		"time": time.Time{}, "received_at": time.Time{},
+		"payload": map[string]any{}, "headers": map[string]string{},
+	}
+	for name, fn := range numberFuncs {
+		m[name] = fn
+	}
+	return m
+}()
 
 // Compile checks and compiles rules. sinks are the configured sink names;
 // sources maps each configured source name to the events it pins (nil when
@@ -133,7 +139,7 @@ func Compile(rules []config.Rule, unmatched []string, sinks []string, sources ma
 		for j, e := range rc.Events {
 			events[j] = Canonical(e)
 		}
-		r := &rule{name: rc.Name, sources: rc.Sources, events: events, stop: rc.Stop, whenSrc: rc.When}
+		r := &rule{name: rc.Name, sources: rc.Sources, events: CompilePatterns(events), stop: rc.Stop, whenSrc: rc.When}
 		for j, s := range rc.Sources {
 			if _, ok := sources[s]; !ok {
 				ps.Add(fmt.Sprintf("%s.sources[%d]", at, j), "source %q is not defined; use one of: %s", s, list(keys(sources)))
@@ -188,7 +194,11 @@ func Compile(rules []config.Rule, unmatched []string, sinks []string, sources ma
 	t.index.build(t.rules)
 	nkeys := len(t.index.keys)
 	t.pool.New = func() any {
-		return &evalState{env: make(map[string]any, len(fixedVars)+len(t.vars)), vals: make([]keyVal, nkeys)}
+		env := make(map[string]any, len(fixedVars)+len(t.vars)+len(numberFuncs))
+		for name, fn := range numberFuncs {
+			env[name] = fn
+		}
+		return &evalState{env: env, vals: make([]keyVal, nkeys)}
 	}
 	return t, ps
 }
@@ -213,7 +223,12 @@ func compileExpr(src string, vars map[string]bool, asBool bool) (*vm.Program, er
 	if asBool {
 		opts = append(opts, expr.AsBool())
 	}
-	prog, err := expr.Compile(src, opts...)
+	// Type errors are found without the numberCompare patch: once an
+	// operand is inside a patched call, expr no longer reports them.
+	if _, err := expr.Compile(src, opts...); err != nil {
+		return nil, exprError(err)
+	}
+	prog, err := expr.Compile(src, append(opts, expr.Patch(numberCompare{}))...)
 	if err != nil {
 		return nil, exprError(err)
 	}
@@ -433,8 +448,8 @@ func (r *rule) explain(e *Event, st *evalState, envReady *bool, t *Table) (bool,
 	if len(r.sources) > 0 && !slices.Contains(r.sources, e.Source) {
 		return false, fmt.Sprintf("source %q is not one of %q", e.Source, r.sources), nil
 	}
-	if len(r.events) > 0 && !matchAny(r.events, e.Event) {
-		return false, fmt.Sprintf("event %q is not one of %q", e.Event, r.events), nil
+	if len(r.events) > 0 && !r.events.Match(e.Event) {
+		return false, fmt.Sprintf("event %q is not one of %q", e.Event, r.events.Strings()), nil
 	}
 	if !r.filters.Match(e) {
 		return false, r.filters.explain(e), nil
@@ -453,7 +468,7 @@ func (r *rule) decide(e *Event, st *evalState, envReady *bool, t *Table) (bool, 
 	if len(r.sources) > 0 && !slices.Contains(r.sources, e.Source) {
 		return false, nil
 	}
-	if len(r.events) > 0 && !matchAny(r.events, e.Event) {
+	if len(r.events) > 0 && !r.events.Match(e.Event) {
 		return false, nil
 	}
 	for i, k := range r.filterKeys {
@@ -499,7 +514,11 @@ func (r *rule) run(e *Event, st *evalState, envReady *bool, t *Table) (bool, err
 }
 
 func (t *Table) fillEnv(env map[string]any, e *Event) {
-	clear(env)
+	// The fixed names are all set below and the comparison functions
+	// stay; only the payload fields of the previous event must go.
+	for _, v := range t.vars {
+		delete(env, v)
+	}
 	tm := e.Time
 	if tm.IsZero() {
 		tm = e.ReceivedAt
@@ -525,15 +544,6 @@ func (t *Table) fillEnv(env map[string]any, e *Event) {
 			env[v] = x
 		}
 	}
-}
-
-func matchAny(patterns []string, name string) bool {
-	for _, p := range patterns {
-		if Glob(p, name) {
-			return true
-		}
-	}
-	return false
 }
 
 // SinkName returns the name of sink index i.

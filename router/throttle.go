@@ -185,21 +185,31 @@ func (t *Table) Summaries(now time.Time) []Summary {
 }
 
 // Inherit carries storm control across a reload, from old, the table in
-// force, to t, its successor, before t is used. A throttle that t keeps
-// unchanged (same owner, key, limit and per) keeps its windows and counts.
-// Every other throttle of old ends: Inherit returns the summaries of its
-// windows that held events back, ended or not, with their sinks as old
-// names them, for the caller to queue before t takes over. Nothing may
-// route through old while Inherit runs or after.
-func (t *Table) Inherit(old *Table, now time.Time) []Routed {
-	var out []Routed
-	old.eachThrottle(func(o *Throttle, sinks []int) {
-		var kept bool
+// force, to t, its successor, before t is published: a throttle that t keeps
+// unchanged (same owner, key, limit and per) shares old's windows and
+// counts, so that events routed through either table count in the same
+// window.
+func (t *Table) Inherit(old *Table) {
+	old.eachThrottle(func(o *Throttle, _ []int) {
+		kept := false
 		t.eachThrottle(func(n *Throttle, _ []int) {
 			if !kept && n.same(o) {
 				n.state, kept = o.state, true
 			}
 		})
+	})
+}
+
+// Retired ends the throttles of old that t did not inherit: it returns the
+// summaries of their windows that held events back, ended or not, with
+// their sinks as old names them, for the caller to queue. Call it once
+// nothing routes through old any more, so that no event counts in a window
+// already summarised.
+func (t *Table) Retired(old *Table, now time.Time) []Routed {
+	var out []Routed
+	old.eachThrottle(func(o *Throttle, sinks []int) {
+		kept := false
+		t.eachThrottle(func(n *Throttle, _ []int) { kept = kept || n.state == o.state })
 		if kept {
 			return
 		}

@@ -134,7 +134,8 @@ func TestInheritCarriesStormControlAcrossReloads(t *testing.T) {
 		{Name: "kept", To: []string{"oncall"}, Throttle: throttle(1)},
 		{Name: "changed", To: []string{"oncall"}, Throttle: throttle(5)},
 	}, throttle(1))
-	flushed := next.Inherit(old, time.Now())
+	next.Inherit(old)
+	flushed := next.Retired(old, time.Now())
 	var got []string
 	for _, r := range flushed {
 		p := r.Event.Payload

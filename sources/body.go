@@ -2,77 +2,177 @@ package sources
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"net/http"
+	"unicode/utf8"
 
-	"switchboard/router"
 	"switchboard/sources/relaxed"
 )
 
-// DecodeObject parses a request body (or part of one) holding one JSON
-// object. It returns the payload and the bytes to keep as the event's
-// RawPayload, which are always strict JSON.
+// The body codec: every source reads JSON bodies through DecodeObject (one
+// object) or DecodeBatch (an object or an array of them), so that every
+// source and the batch path accept the same forms, in the same single
+// pass.
 //
-// One pass of the relaxed parser (see package relaxed) reads every body and
-// says whether it was strict JSON: then the raw bytes are the body
-// unchanged; a relaxed body (trailing commas, single quotes, unquoted keys,
-// bare digits with X placeholders) is re-encoded as strict JSON. The parser
-// agrees with encoding/json on every strict input (its fuzz target checks
-// this) and costs about half as much. A body that is not an object is
-// refused with a 400 giving encoding/json's complaint and where relaxed
-// parsing stopped.
-func DecodeObject(b []byte) (map[string]any, []byte, error) {
-	v, strict, rerr := relaxed.ParseStrict(b)
-	if obj, ok := v.(map[string]any); ok && strict {
-		return obj, b, nil
+// relaxed.Decode reads every body once and says whether it was strict
+// JSON (what encoding/json accepts): then the raw bytes are the body
+// unchanged; a relaxed body (trailing commas, single quotes, unquoted
+// keys, bare digits with X placeholders, comments) is written again as
+// strict JSON, in its key order and with its numbers' text as sent.
+
+// Object is one JSON object of a request body.
+type Object struct {
+	Payload map[string]any
+	// Raw is the object as strict JSON, for Event.RawPayload: the bytes
+	// received when they were strict.
+	Raw []byte
+}
+
+// DecodeObject reads a body (or part of one) holding one JSON object.
+func DecodeObject(b []byte) (Object, error) {
+	d, err := relaxed.Decode(b, relaxed.Options{})
+	if err != nil {
+		return Object{}, badJSON(err)
 	}
-	// The rare path: relaxed, not an object, or nested deeper than the
-	// relaxed parser goes.
-	m, err := router.DecodeObject(b)
-	if err == nil {
-		return m, b, nil
+	m, ok := d.Value.(map[string]any)
+	if !ok {
+		return Object{}, Reject(http.StatusBadRequest, "bad_json", "body is not a JSON object: it is %s", kind(d.Value))
 	}
-	if rerr == nil {
-		if obj, ok := v.(map[string]any); ok {
-			raw, merr := encodeStrict(obj)
-			if merr == nil {
-				return obj, raw, nil
-			}
-			rerr = merr
+	return Object{Payload: m, Raw: d.JSON}, nil
+}
+
+// DecodeBatch reads a body holding one JSON object (one event) or an array
+// of objects (a batch of events). A batch of more than maxEvents objects
+// is refused with 413 as soon as the parser reaches the element past the
+// bound, before anything more is decoded; maxEvents <= 0 means no bound.
+func DecodeBatch(b []byte, maxEvents int) ([]Object, error) {
+	d, err := relaxed.Decode(b, relaxed.Options{MaxElements: maxEvents})
+	if errors.Is(err, relaxed.ErrTooMany) {
+		return nil, Reject(http.StatusRequestEntityTooLarge, "too_many_events",
+			"the batch holds more than %d events, the limit set by server.max_batch_events; send smaller batches or raise the setting", maxEvents)
+	}
+	if err != nil {
+		return nil, badJSON(err)
+	}
+	switch v := d.Value.(type) {
+	case map[string]any:
+		return []Object{{Payload: v, Raw: d.JSON}}, nil
+	case []any:
+		if len(v) == 0 {
+			return nil, Reject(http.StatusBadRequest, "empty", "empty batch: the array holds no events")
 		}
+		out := make([]Object, len(v))
+		for i, el := range v {
+			m, ok := el.(map[string]any)
+			if !ok {
+				return nil, Reject(http.StatusBadRequest, "bad_json", "batch element %d is not a JSON object: it is %s", i, kind(el))
+			}
+			sp := d.Elements[i]
+			out[i] = Object{Payload: m, Raw: d.JSON[sp.Start:sp.End:sp.End]}
+		}
+		return out, nil
 	}
-	var se *relaxed.SyntaxError
-	switch {
-	case rerr == nil && json.Valid(b):
-		// Strict JSON, just not an object: the strict message says so.
-		return nil, nil, Reject(http.StatusBadRequest, "bad_json", "body is not a JSON object: %v", err)
-	case rerr == nil:
-		return nil, nil, Reject(http.StatusBadRequest, "bad_json",
-			"body is not a JSON object: %v (relaxed parsing read %s, not an object)", err, kind(v))
-	case errors.As(rerr, &se):
-		return nil, nil, Reject(http.StatusBadRequest, "bad_json",
-			"body is not a JSON object: %v (relaxed parsing also failed at %v)", err, rerr)
-	default:
-		return nil, nil, Reject(http.StatusBadRequest, "bad_json",
-			"body is not a JSON object: %v (relaxed parsing read it, but it cannot be written as strict JSON: %v)", err, rerr)
+	return nil, Reject(http.StatusBadRequest, "bad_json",
+		"body is not a JSON object or an array of objects: it is %s", kind(d.Value))
+}
+
+func badJSON(err error) error {
+	return Reject(http.StatusBadRequest, "bad_json", "body is not JSON: %v", err)
+}
+
+// Member returns the strict JSON of the object's member key, nil when it
+// has none (a repeated key is its last value, as in Payload).
+func (o Object) Member(key string) []byte {
+	var found []byte
+	i := skipSpace(o.Raw, 0)
+	if i >= len(o.Raw) || o.Raw[i] != '{' {
+		return nil
+	}
+	i++
+	for {
+		i = skipSpace(o.Raw, i)
+		if i >= len(o.Raw) || o.Raw[i] != '"' {
+			return found // '}' or, never for Raw, malformed
+		}
+		k := i
+		i = skipValue(o.Raw, i)
+		name := o.Raw[k:i]
+		i = skipSpace(o.Raw, i) + 1 // ':'
+		v := skipSpace(o.Raw, i)
+		i = skipValue(o.Raw, v)
+		if keyIs(name, key) {
+			found = o.Raw[v:i:i]
+		}
+		i = skipSpace(o.Raw, i)
+		if i < len(o.Raw) && o.Raw[i] == ',' {
+			i++
+		}
 	}
 }
 
-// encodeStrict writes a relaxed payload as compact strict JSON, without
-// escaping <, > and & (URLs stay readable in sinks).
-func encodeStrict(v map[string]any) ([]byte, error) {
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(v); err != nil {
-		return nil, err
+// keyIs compares a quoted JSON key with key.
+func keyIs(quoted []byte, key string) bool {
+	if len(quoted) == len(key)+2 && string(quoted[1:len(quoted)-1]) == key {
+		return true
 	}
-	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
+	if bytes.IndexByte(quoted, '\\') >= 0 || !utf8.Valid(quoted) {
+		// Escaped, or with bytes Payload holds as U+FFFD: rare enough
+		// to decode.
+		d, err := relaxed.Parse(quoted)
+		return err == nil && d == key
+	}
+	return false
+}
+
+func skipSpace(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// skipValue returns the end of the strict JSON value starting at i.
+func skipValue(b []byte, i int) int {
+	depth := 0
+	for i < len(b) {
+		switch c := b[i]; c {
+		case '"':
+			i++
+			for i < len(b) && b[i] != '"' {
+				if b[i] == '\\' {
+					i++
+				}
+				i++
+			}
+			i++
+		case '{', '[':
+			depth++
+			i++
+		case '}', ']':
+			if depth == 0 {
+				return i
+			}
+			depth--
+			i++
+		case ',', ' ', '\t', '\n', '\r', ':':
+			if depth == 0 {
+				return i
+			}
+			i++
+		default:
+			i++
+		}
+		if depth == 0 && i > 0 && (b[i-1] == '"' || b[i-1] == '}' || b[i-1] == ']') {
+			return i
+		}
+	}
+	return i
 }
 
 func kind(v any) string {
 	switch v.(type) {
+	case map[string]any:
+		return "an object"
 	case []any:
 		return "an array"
 	case string:

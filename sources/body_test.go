@@ -2,6 +2,7 @@ package sources_test
 
 import (
 	"encoding/json"
+	"errors"
 	"net/http"
 	"reflect"
 	"strings"
@@ -14,16 +15,16 @@ import (
 
 func TestDecodeObjectStrictIsUnchanged(t *testing.T) {
 	in := []byte(`{"id":"x","n":1,"url":"https://e.com/?a=1&b=2"}`)
-	m, raw, err := sources.DecodeObject(in)
+	obj, err := sources.DecodeObject(in)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if &raw[0] != &in[0] || len(raw) != len(in) {
-		t.Errorf("raw is a copy or re-encoding (%s); strict bodies must be kept verbatim", raw)
+	if &obj.Raw[0] != &in[0] || len(obj.Raw) != len(in) {
+		t.Errorf("raw is a copy or re-encoding (%s); strict bodies must be kept verbatim", obj.Raw)
 	}
 	want, _ := router.DecodeObject(in)
-	if !reflect.DeepEqual(m, want) {
-		t.Errorf("payload %#v, want %#v", m, want)
+	if !reflect.DeepEqual(obj.Payload, want) {
+		t.Errorf("payload %#v, want %#v", obj.Payload, want)
 	}
 }
 
@@ -36,24 +37,26 @@ func TestDecodeObjectRelaxed(t *testing.T) {
 		{"trailing comma", `{"id": "a", "units": 2,}`, map[string]any{"id": "a", "units": 2}, `{"id":"a","units":2}`},
 		{"JS object literal", "{\ncall_id: 'e5',\napp_id: 2223343,\ncustom: '{\"crm\":\"true\"}'\n}",
 			map[string]any{"call_id": "e5", "app_id": 2223343, "custom": `{"crm":"true"}`},
-			`{"app_id":2223343,"call_id":"e5","custom":"{\"crm\":\"true\"}"}`},
+			`{"call_id":"e5","app_id":2223343,"custom":"{\"crm\":\"true\"}"}`},
 		{"bare X placeholder", `{"bridge": 91806828XXXX, "url": "https://x/?a&b"}`,
 			map[string]any{"bridge": "91806828XXXX", "url": "https://x/?a&b"}, `{"bridge":"91806828XXXX","url":"https://x/?a&b"}`},
+		{"numbers as sent", `{n: 1.50, id: 12345678901234567891, e: 1E+2,}`,
+			map[string]any{"n": 1.5, "id": uint64(12345678901234567891), "e": 100.0}, `{"n":1.50,"id":12345678901234567891,"e":1E+2}`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			m, raw, err := sources.DecodeObject([]byte(tt.in))
+			obj, err := sources.DecodeObject([]byte(tt.in))
 			if err != nil {
 				t.Fatal(err)
 			}
-			if !reflect.DeepEqual(m, tt.want) {
-				t.Errorf("payload %#v, want %#v", m, tt.want)
+			if !reflect.DeepEqual(obj.Payload, tt.want) {
+				t.Errorf("payload %#v, want %#v", obj.Payload, tt.want)
 			}
-			if string(raw) != tt.raw {
-				t.Errorf("raw %s, want %s", raw, tt.raw)
+			if string(obj.Raw) != tt.raw {
+				t.Errorf("raw %s, want %s", obj.Raw, tt.raw)
 			}
-			if !json.Valid(raw) {
-				t.Errorf("raw %s is not strict JSON", raw)
+			if !json.Valid(obj.Raw) {
+				t.Errorf("raw %s is not strict JSON", obj.Raw)
 			}
 		})
 	}
@@ -63,20 +66,92 @@ func TestDecodeObjectRejects(t *testing.T) {
 	tests := []struct {
 		name, in, msg string
 	}{
-		{"not an object", `[1, 2]`, `body is not a JSON object: expected a JSON object, got an array`},
-		{"relaxed array is still not an object", `[1, 2,]`, `body is not a JSON object: invalid character ']' looking for beginning of value (relaxed parsing read an array, not an object)`},
-		{"garbage", "{\n \"from\" 2}", `body is not a JSON object: invalid character '2' after object key (relaxed parsing also failed at line 2, column 9: expected ':' after key "from", found "2")`},
-		{"empty", ``, `body is not a JSON object: EOF (relaxed parsing also failed at line 1, column 1: empty input; expected a value)`},
-		{"unquoted word", `{status: ANSWER}`, `body is not a JSON object: invalid character 's' looking for beginning of object key string (relaxed parsing also failed at line 1, column 10: unquoted word "ANSWER"; quote strings, and write true, false and null in lower case)`},
+		{"not an object", `[1, 2]`, `body is not a JSON object: it is an array`},
+		{"relaxed array is still not an object", `[1, 2,]`, `body is not a JSON object: it is an array`},
+		{"garbage", "{\n \"from\" 2}", `body is not JSON: line 2, column 9: expected ':' after key "from", found "2"`},
+		{"empty", ``, `body is not JSON: line 1, column 1: empty input; expected a value`},
+		{"unquoted word", `{status: ANSWER}`, `body is not JSON: line 1, column 10: unquoted word "ANSWER"; quote strings, and write true, false and null in lower case`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, _, err := sources.DecodeObject([]byte(tt.in))
+			_, err := sources.DecodeObject([]byte(tt.in))
 			re := sourcetest.Rejection(t, err)
 			if re.Status != http.StatusBadRequest || re.Reason != "bad_json" || re.Msg != tt.msg {
 				t.Errorf("got %d %s %q\nwant 400 bad_json %q", re.Status, re.Reason, re.Msg, tt.msg)
 			}
 		})
+	}
+}
+
+func TestDecodeBatch(t *testing.T) {
+	for _, tc := range []struct {
+		name, in string
+		raws     []string
+	}{
+		{"one object", `{"event":"a"}`, []string{`{"event":"a"}`}},
+		{"relaxed object", `{event:'a',}`, []string{`{"event":"a"}`}},
+		{"batch", ` [ {"event":"a"} , {"event":"b","n":1.50} ] `, []string{`{"event":"a"}`, `{"event":"b","n":1.50}`}},
+		{"relaxed batch", `[{event:'a',}]`, []string{`{"event":"a"}`}},
+		{"relaxed batch with comments", "[ /* first */ {event: 'a'}, // second\n {\"event\": \"b\"},]", []string{`{"event":"a"}`, `{"event":"b"}`}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			objs, err := sources.DecodeBatch([]byte(tc.in), 10)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var raws []string
+			for _, o := range objs {
+				raws = append(raws, string(o.Raw))
+				if o.Payload["event"] == nil {
+					t.Errorf("payload %v", o.Payload)
+				}
+			}
+			if !reflect.DeepEqual(raws, tc.raws) {
+				t.Errorf("raws %q, want %q", raws, tc.raws)
+			}
+		})
+	}
+}
+
+func TestDecodeBatchRejects(t *testing.T) {
+	big := "[" + strings.Repeat(`{"event":"a"},`, 1000) + `{"event":"a"}]`
+	for _, tc := range []struct {
+		name, in string
+		status   int
+		reason   string
+		msg      string
+	}{
+		{"past max_batch_events", big, 413, "too_many_events",
+			"the batch holds more than 1000 events, the limit set by server.max_batch_events; send smaller batches or raise the setting"},
+		{"empty batch", `[]`, 400, "empty", "empty batch: the array holds no events"},
+		{"element not an object", `[{"event":"a"}, "b"]`, 400, "bad_json", "batch element 1 is not a JSON object: it is a string"},
+		{"a string", `"x"`, 400, "bad_json", "body is not a JSON object or an array of objects: it is a string"},
+		{"unclosed", `[{"event":"a"},`, 400, "bad_json", "body is not JSON: line 1, column 16: array not closed: expected a value or ']', found end of input"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := sources.DecodeBatch([]byte(tc.in), 1000)
+			re := sourcetest.Rejection(t, err)
+			if re.Status != tc.status || re.Reason != tc.reason || re.Msg != tc.msg {
+				t.Errorf("got %d %s %q\nwant %d %s %q", re.Status, re.Reason, re.Msg, tc.status, tc.reason, tc.msg)
+			}
+		})
+	}
+}
+
+func TestObjectMember(t *testing.T) {
+	for _, tc := range []struct{ raw, key, want string }{
+		{`{"event":"a","payload":{"id":"x","n":[1,{"p":"}"}]}}`, "payload", `{"id":"x","n":[1,{"p":"}"}]}`},
+		{`{ "payload" : [ 1 , 2 ] , "x" : 1 }`, "payload", `[ 1 , 2 ]`},
+		{`{"payload":"a\"b","other":1}`, "payload", `"a\"b"`},
+		{`{"payload":1,"payload":{"b":2}}`, "payload", `{"b":2}`},
+		{`{"pay\u006coad":true}`, "payload", `true`},
+		{`{"a":-1.5e3}`, "a", `-1.5e3`},
+		{`{"a":null}`, "payload", ``},
+		{`[]`, "payload", ``},
+	} {
+		if got := string(sources.Object{Raw: []byte(tc.raw)}.Member(tc.key)); got != tc.want {
+			t.Errorf("%s member %s = %q, want %q", tc.raw, tc.key, got, tc.want)
+		}
 	}
 }
 
@@ -97,7 +172,7 @@ func BenchmarkDecodeObject(b *testing.B) {
 	b.Run("strict-sources", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
-			if _, _, err := sources.DecodeObject(strict); err != nil {
+			if _, err := sources.DecodeObject(strict); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -105,7 +180,7 @@ func BenchmarkDecodeObject(b *testing.B) {
 	b.Run("relaxed-sources", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
-			if _, _, err := sources.DecodeObject(loose); err != nil {
+			if _, err := sources.DecodeObject(loose); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -123,11 +198,73 @@ func TestStrictPathAllocs(t *testing.T) {
 	}
 }
 
-// Strict JSON nested deeper than the relaxed parser goes is still taken,
-// as encoding/json takes it.
+// Strict JSON is taken as deep as encoding/json takes it.
 func TestDeepStrictBody(t *testing.T) {
-	body := []byte(`{"a":` + strings.Repeat("[", 100) + strings.Repeat("]", 100) + `}`)
-	if _, raw, err := sources.DecodeObject(body); err != nil || string(raw) != string(body) {
+	body := []byte(`{"a":` + strings.Repeat("[", 9000) + strings.Repeat("]", 9000) + `}`)
+	if obj, err := sources.DecodeObject(body); err != nil || string(obj.Raw) != string(body) {
 		t.Errorf("deep strict body: %v", err)
 	}
+}
+
+// checkObjects: each object's Raw is strict JSON holding its payload, and
+// Member finds each of its members.
+func checkObjects(t *testing.T, in []byte, objs []sources.Object) {
+	t.Helper()
+	for i, o := range objs {
+		back, err := router.DecodeObject(o.Raw)
+		if err != nil || !reflect.DeepEqual(back, o.Payload) {
+			t.Fatalf("%q: object %d raw %q reads back as %#v (%v), not %#v", in, i, o.Raw, back, err, o.Payload)
+		}
+		for k, v := range o.Payload {
+			m, err := router.DecodeJSON(o.Member(k))
+			if err != nil || !reflect.DeepEqual(m, v) {
+				t.Fatalf("%q: member %q of %q is %q", in, k, o.Raw, o.Member(k))
+			}
+		}
+	}
+}
+
+func checkRejection(t *testing.T, in []byte, err error) {
+	t.Helper()
+	var re *sources.RejectError
+	if !errors.As(err, &re) || re.Status < 400 || re.Status > 499 || re.Msg == "" {
+		t.Fatalf("%q: error %v is not a 4xx rejection", in, err)
+	}
+}
+
+func FuzzDecodeObject(f *testing.F) {
+	for _, s := range []string{`{}`, `{event:'a',}`, `{"payload":{"id":1},"payload":2}`, `{"a\u0062":[1,{"c":"}"}]}`, `[1]`, `{`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if len(b) > 64<<10 {
+			return
+		}
+		obj, err := sources.DecodeObject(b)
+		if err != nil {
+			checkRejection(t, b, err)
+			return
+		}
+		checkObjects(t, b, []sources.Object{obj})
+	})
+}
+
+func FuzzDecodeBatch(f *testing.F) {
+	for _, s := range []string{`[{event:'a',}]`, `{event:'a',}`, `[{"a":1},{"b":[2]}]`, `[{},{},{},{},{}]`, `[]`, `[1]`, `[{"a":1},`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if len(b) > 64<<10 {
+			return
+		}
+		objs, err := sources.DecodeBatch(b, 4)
+		if err != nil {
+			checkRejection(t, b, err)
+			return
+		}
+		if len(objs) == 0 || len(objs) > 4 {
+			t.Fatalf("%q: %d objects with a bound of 4", b, len(objs))
+		}
+		checkObjects(t, b, objs)
+	})
 }

@@ -132,6 +132,9 @@ type Request struct {
 	// Subpath is the path segment below the source's path, for sources
 	// implementing Subpaths; "" otherwise.
 	Subpath string
+	// MaxBatchEvents is server.max_batch_events: a source taking batches
+	// refuses larger ones (DecodeBatch does). 0 means no bound.
+	MaxBatchEvents int
 }
 
 // Result is what a source made of a request.

@@ -6,16 +6,15 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"strings"
 	"text/tabwriter"
-	"time"
 
 	"switchboard/daemon"
 	"switchboard/router"
-	"switchboard/sinks"
 	"switchboard/sources"
 )
 
@@ -24,15 +23,8 @@ type headerFlags []string
 func (h *headerFlags) String() string     { return strings.Join(*h, ", ") }
 func (h *headerFlags) Set(v string) error { *h = append(*h, v); return nil }
 
-// routeResult is what `route --json` prints.
-type routeResult struct {
-	Event  *router.Event              `json:"event"`
-	Rules  []router.Verdict           `json:"rules"`
-	Sinks  []string                   `json:"sinks"`
-	Bodies map[string]json.RawMessage `json:"bodies"`
-	// Filtered is set when the source's own events/filters drop the event.
-	Filtered bool `json:"filtered,omitempty"`
-}
+// routeResult is what `route --json` prints: the pipeline's dry-run result.
+type routeResult = daemon.Trial
 
 func cmdRoute(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs := newFlags("route", "-c FILE --source NAME [--query 'k=v&...'] [--header 'K: V']... [--json] [PAYLOAD_FILE | -]", `Dry run: parses one payload as the named source would, then prints the
@@ -111,7 +103,7 @@ Examples:
 				src = snap.Sources[*source]
 			}
 			if src != nil {
-				all = append(all, routeOne(snap, src, ev))
+				all = append(all, snap.TryEvent(src, ev))
 				continue
 			}
 		}
@@ -172,29 +164,23 @@ type usageError struct{ msg string }
 
 func (e usageError) Error() string { return e.msg }
 
-// dryRun parses a request as the source would and routes each event it
-// yields, delivering nothing. An error is a usageError or the source's
-// rejection.
+// dryRun takes a request through the daemon's ingest pipeline (method,
+// body size, the source's parsing, event checks, routing), delivering
+// nothing. An error is a usageError or the pipeline's rejection, exactly
+// as the webhook listener would answer it.
 func dryRun(snap *daemon.Snapshot, dr dryRequest) ([]routeResult, []byte, error) {
 	src := snap.Sources[dr.Source]
-	if p, ok := streamParser(src); ok && dr.Body != nil {
-		evs, err := p.ParseJSON(dr.Body, time.Now().UTC())
-		if err != nil {
-			return nil, nil, err
-		}
-		results := make([]routeResult, 0, len(evs))
-		for _, ev := range evs {
-			results = append(results, routeOne(snap, src, ev))
-		}
-		return results, nil, nil
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	if _, ok := streamParser(src); ok && dr.Body != nil {
+		results, err := snap.DryRunStream(src, dr.Body, log)
+		return results, nil, err
 	}
 	if src == nil || src.HTTP == nil {
 		return nil, nil, usageError{fmt.Sprintf("no webhook source named %q; sources: %s", dr.Source, strings.Join(webhookNames(snap), ", "))}
 	}
-	target, subpath := src.Path, ""
+	target := src.Path
 	if dr.Path != "" {
-		var found *daemon.Source
-		if found, subpath = snap.Lookup(dr.Path); found != src {
+		if found, _ := snap.Lookup(dr.Path); found != src {
 			return nil, nil, usageError{fmt.Sprintf("path %s is not served by source %s (its path is %s)", dr.Path, src.Name, src.Path)}
 		}
 		target = dr.Path
@@ -217,19 +203,11 @@ func dryRun(snap *daemon.Snapshot, dr dryRequest) ([]routeResult, []byte, error)
 	for k, v := range dr.Headers {
 		req.Header.Set(k, v)
 	}
-	res, err := src.HTTP.Parse(&sources.Request{HTTP: req, Body: dr.Body, ReceivedAt: time.Now().UTC(), Source: src.Name, Subpath: subpath})
+	in, results, err := snap.DryRun(req, log)
 	if err != nil {
 		return nil, nil, err
 	}
-	if res.Reply != nil {
-		return nil, res.Reply, nil
-	}
-	results := make([]routeResult, 0, len(res.Events))
-	for _, ev := range res.Events {
-		ev.Headers = src.EventHeaders(req.Header)
-		results = append(results, routeOne(snap, src, ev))
-	}
-	return results, nil, nil
+	return results, in.Reply, nil
 }
 
 func rejectStatus(err error) string {
@@ -334,43 +312,6 @@ func dash(s string) string {
 		return "-"
 	}
 	return s
-}
-
-func routeOne(snap *daemon.Snapshot, src *daemon.Source, ev *router.Event) routeResult {
-	r := routeResult{Event: ev, Rules: []router.Verdict{}, Sinks: []string{}, Bodies: map[string]json.RawMessage{}}
-	if !src.Passes(ev) {
-		r.Filtered = true
-		return r
-	}
-	idx := snap.Table.Route(ev, nil, nil, &r.Rules)
-	for _, i := range idx {
-		name := snap.Table.SinkName(i)
-		r.Sinks = append(r.Sinks, name)
-		r.Bodies[name] = preview(snap.Sinks[name], ev)
-	}
-	return r
-}
-
-// preview is the body a sink would send, as JSON when it is JSON, else as a
-// JSON string.
-func preview(s *daemon.Sink, ev *router.Event) json.RawMessage {
-	var b []byte
-	var err error
-	if s == nil {
-		b, err = nil, errors.New("sink not built")
-	} else if p, ok := s.Sink.(sinks.Previewer); ok {
-		b, err = p.Preview(ev)
-	} else {
-		b, err = ev.MarshalJSON()
-	}
-	if err != nil {
-		b = []byte("error: " + err.Error())
-	}
-	if json.Valid(b) {
-		return bytes.TrimSpace(b)
-	}
-	q, _ := json.Marshal(string(b))
-	return q
 }
 
 func printRoute(w io.Writer, r routeResult) {

@@ -80,3 +80,49 @@ func TestRouteJSONLinesSummary(t *testing.T) {
 		t.Errorf("stderr = %q", errb)
 	}
 }
+
+// route runs the daemon's ingest pipeline: it refuses what the webhook
+// listener refuses, with the listener's status and message.
+func TestRouteRefusesWhatTheListenerRefuses(t *testing.T) {
+	cfg := writeConfig(t, `
+server: { max_body_bytes: 64, max_event_name_bytes: 8, max_batch_events: 2 }
+sources:
+  app: { type: generic }
+  bird: { type: bird }
+sinks:
+  archive: { type: file, path: /nonexistent/a.jsonl }
+rules:
+  - { name: all, to: [archive] }
+`)
+	dir := t.TempDir()
+	write := func(name, body string) string {
+		p := filepath.Join(dir, name)
+		os.WriteFile(p, []byte(body), 0o644)
+		return p
+	}
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"wrong method", []string{"--source", "bird"}, "rejected (405 Method Not Allowed): method GET is not allowed here; use POST"},
+		{"body over max_body_bytes", []string{"--source", "app", write("big.json", `{"event":"a","pad":"`+strings.Repeat("x", 100)+`"}`)},
+			"rejected (413 Request Entity Too Large): body is larger than server.max_body_bytes (64B)"},
+		{"event name too long", []string{"--source", "app", write("long.json", `{"event":"abcdefghij"}`)},
+			"rejected (400 Bad Request): event name is 10 bytes long, longer than server.max_event_name_bytes (8)"},
+		{"batch too large", []string{"--source", "app", write("batch.json", `[{"event":"a"},{"event":"b"},{"event":"c"}]`)},
+			"rejected (413 Request Entity Too Large): the batch holds more than 2 events, the limit set by server.max_batch_events"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			code, _, errb := run(t, "", append([]string{"route", "-c", cfg}, tc.args...)...)
+			if code != 1 || !strings.Contains(errb, tc.want) {
+				t.Errorf("exit %d, stderr:\n%s\nwant %q", code, errb, tc.want)
+			}
+		})
+	}
+	// A relaxed batch is read as the listener reads it.
+	code, out, errb := run(t, "", "route", "-c", cfg, "--source", "app", write("relaxed.json", `[{event:'a',},]`))
+	if code != 0 || !strings.Contains(out, `"event": "a"`) {
+		t.Errorf("relaxed batch: exit %d\n%s%s", code, out, errb)
+	}
+}

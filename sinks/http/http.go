@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-retryablehttp"
+	"golang.org/x/net/http/httpguts"
 
 	"switchboard/config"
 	"switchboard/router"
@@ -316,9 +317,19 @@ func (s *Sink) Send(ctx context.Context, e *router.Event) error {
 	}
 	if s.key != nil {
 		ts := time.Now().Unix()
-		req.Header.Set("Webhook-Id", e.ID)
+		id := WebhookID(e.ID)
+		req.Header.Set("Webhook-Id", id)
 		req.Header.Set("Webhook-Timestamp", strconv.FormatInt(ts, 10))
-		req.Header.Set("Webhook-Signature", Sign(s.key, e.ID, ts, body))
+		req.Header.Set("Webhook-Signature", Sign(s.key, id, ts, body))
+	}
+	// A header value net/http refuses would fail every attempt alike.
+	for name, vs := range req.Header {
+		for _, v := range vs {
+			if !httpguts.ValidHeaderFieldValue(v) {
+				return router.Permanent(fmt.Errorf("%s %s: header %s of event %s holds a line break or control character; no request can carry it",
+					s.method, s.shownURL, name, e.ID))
+			}
+		}
 	}
 
 	resp, err := s.client.Do(req)
@@ -428,6 +439,36 @@ func (s *Sink) classify(resp *http.Response) error {
 	default:
 		return router.Permanent(err)
 	}
+}
+
+// WebhookID is the webhook-id header value of an event id: the id itself
+// when it is 1 to 128 visible ASCII characters, else "sha256_" and the
+// base64url SHA-256 of the id (as is an id that itself starts with
+// "sha256_", so that no two ids share a header value). A raw id with a
+// line break cannot be sent at all, and one with non-ASCII characters
+// reaches Node's Standard Webhooks library re-decoded as Latin-1, so its
+// signature fails there. The digest is stable: a retry carries the same
+// webhook-id, as the specification asks.
+func WebhookID(id string) string {
+	if safeWebhookID(id) {
+		return id
+	}
+	sum := sha256.Sum256([]byte(id))
+	return digestPrefix + base64.RawURLEncoding.EncodeToString(sum[:])
+}
+
+const digestPrefix = "sha256_"
+
+func safeWebhookID(id string) bool {
+	if id == "" || len(id) > 128 || strings.HasPrefix(id, digestPrefix) {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		if id[i] <= ' ' || id[i] > '~' {
+			return false
+		}
+	}
+	return true
 }
 
 // Sign returns the Standard Webhooks signature header value for a message:

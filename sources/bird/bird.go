@@ -22,7 +22,8 @@
 //     status change of a call gets its own. Without payload.id, a digest of
 //     the source name and the body (router.DeriveID).
 //   - time: payload.updatedAt when it is RFC 3339, else payload.createdAt,
-//     else the receipt time.
+//     else the receipt time. A time beyond the year 9999 (in UTC) is not
+//     used, and the daemon logs that it was not.
 //
 // The legacy shape {"type":"outgoing_call_completed","callId":...,
 // "callCommand":{...}} (a body with no `event`, a string `type`, and a
@@ -30,9 +31,8 @@
 // ":" + type (derived when callId is absent), status is omitted, time is the
 // receipt time and payload is the whole body.
 //
-// The strict JSON decoder is the fast path; a body it refuses goes through
-// sources.DecodeObject, which also reads the relaxed forms of provider
-// documentation.
+// Bodies are read by sources.DecodeObject, in one pass, which also reads
+// the relaxed forms of provider documentation.
 //
 // # Signature
 //
@@ -51,6 +51,7 @@ package bird
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/url"
 	"time"
@@ -159,11 +160,11 @@ func (s *Source) Parse(req *sources.Request) (*sources.Result, error) {
 		return nil, sources.Reject(http.StatusBadRequest, "empty",
 			`empty body; Bird sends {"service":"channels","event":"voice.inbound","payload":{...call...}}`)
 	}
-	fields, err := s.fields(body)
+	obj, err := sources.DecodeObject(body)
 	if err != nil {
 		return nil, err
 	}
-	ev, err := s.event(fields, body, req.ReceivedAt)
+	ev, err := s.event(obj, body, req.ReceivedAt)
 	if err != nil {
 		return nil, err
 	}
@@ -171,51 +172,35 @@ func (s *Source) Parse(req *sources.Request) (*sources.Result, error) {
 	return &sources.Result{Events: []*router.Event{ev}}, nil
 }
 
-// fields splits the body's top level into its members, each as raw JSON.
-// Strict JSON is the fast path; anything else goes through
-// sources.DecodeObject, which reads relaxed JSON and returns it as strict.
-func (s *Source) fields(body []byte) (map[string]json.RawMessage, error) {
-	var fields map[string]json.RawMessage
-	if err := json.Unmarshal(body, &fields); err == nil && fields != nil {
-		return fields, nil
-	}
-	_, raw, err := sources.DecodeObject(body)
-	if err != nil {
-		return nil, err
-	}
-	if err := json.Unmarshal(raw, &fields); err != nil || fields == nil {
-		return nil, sources.Reject(http.StatusBadRequest, "bad_json", "body is not a JSON object")
-	}
-	return fields, nil
-}
-
-func (s *Source) event(fields map[string]json.RawMessage, body []byte, received time.Time) (*router.Event, error) {
+func (s *Source) event(obj sources.Object, body []byte, received time.Time) (*router.Event, error) {
 	ev := &router.Event{Source: s.name, ReceivedAt: received, Time: received}
-	name, hasEvent := str(fields["event"])
-	if !hasEvent && fields["event"] == nil {
-		if typ, ok := str(fields["type"]); ok && (fields["callId"] != nil || fields["callCommand"] != nil) {
-			return s.legacy(ev, typ, body)
+	top := obj.Payload
+	name, _ := top["event"].(string)
+	if _, present := top["event"]; !present {
+		_, hasCall := top["callId"]
+		_, hasCommand := top["callCommand"]
+		if typ, ok := top["type"].(string); ok && typ != "" && (hasCall || hasCommand) {
+			return s.legacy(ev, typ, obj, body)
 		}
 	}
-	if !hasEvent {
+	if name == "" {
 		return nil, sources.Reject(http.StatusBadRequest, "no_event",
 			`no event name: the body has no "event" string; Bird sends {"service":"channels","event":"voice.inbound"|"voice.outbound","payload":{...call...}}`)
 	}
 	ev.Event = name
-	rawPayload := bytes.TrimSpace(fields["payload"])
-	if len(rawPayload) == 0 || rawPayload[0] != '{' {
-		if fields["signingKey"] != nil || fields["eventFilters"] != nil || fields["url"] != nil {
+	payload, ok := top["payload"].(map[string]any)
+	if !ok {
+		_, key := top["signingKey"]
+		_, filters := top["eventFilters"]
+		_, url := top["url"]
+		if key || filters || url {
 			return nil, sources.Reject(http.StatusBadRequest, "no_payload",
 				"this is a webhook-subscription request (it has url, signingKey or eventFilters), not a delivery: send it to Bird's Notifications API; Bird then POSTs events here as {\"service\",\"event\",\"payload\"}")
 		}
 		return nil, sources.Reject(http.StatusBadRequest, "no_payload",
 			`event %q has no "payload" object; Bird sends the call as {"service":"channels","event":%q,"payload":{"id":...,"status":...}}`, name, name)
 	}
-	payload, raw, err := sources.DecodeObject(rawPayload)
-	if err != nil {
-		return nil, err
-	}
-	ev.Payload, ev.RawPayload = payload, raw
+	ev.Payload, ev.RawPayload = payload, obj.Member("payload")
 	ev.Status = scalar(payload["status"])
 	switch callID := scalar(payload["id"]); {
 	case callID == "":
@@ -225,22 +210,23 @@ func (s *Source) event(fields map[string]json.RawMessage, body []byte, received 
 	default:
 		ev.ID = callID + ":" + ev.Status
 	}
-	if t, ok := rfc3339(payload["updatedAt"]); ok {
-		ev.Time = t
-	} else if t, ok := rfc3339(payload["createdAt"]); ok {
-		ev.Time = t
+	for _, field := range []string{"updatedAt", "createdAt"} {
+		t, err := rfc3339(payload[field])
+		if err == nil {
+			ev.Time, ev.TimeNote = t, ""
+			break
+		}
+		if errors.Is(err, router.ErrTimeRange) && ev.TimeNote == "" {
+			ev.TimeNote = "payload." + field + ": " + err.Error()
+		}
 	}
 	return ev, nil
 }
 
 // legacy normalizes {"type":..., "callId":..., "callCommand":{...}}.
-func (s *Source) legacy(ev *router.Event, typ string, body []byte) (*router.Event, error) {
-	payload, raw, err := sources.DecodeObject(body)
-	if err != nil {
-		return nil, err
-	}
-	ev.Event, ev.Payload, ev.RawPayload = typ, payload, raw
-	if callID := scalar(payload["callId"]); callID != "" {
+func (s *Source) legacy(ev *router.Event, typ string, obj sources.Object, body []byte) (*router.Event, error) {
+	ev.Event, ev.Payload, ev.RawPayload = typ, obj.Payload, obj.Raw
+	if callID := scalar(obj.Payload["callId"]); callID != "" {
 		ev.ID = callID + ":" + typ
 	} else {
 		ev.ID = router.DeriveID(s.name, body)
@@ -248,31 +234,23 @@ func (s *Source) legacy(ev *router.Event, typ string, body []byte) (*router.Even
 	return ev, nil
 }
 
-// str reads a non-empty JSON string.
-func str(raw json.RawMessage) (string, bool) {
-	var v string
-	if len(raw) == 0 || raw[0] != '"' || json.Unmarshal(raw, &v) != nil || v == "" {
-		return "", false
-	}
-	return v, true
-}
-
 // scalar renders a string or number as text; anything else is "".
 func scalar(v any) string {
 	switch v.(type) {
-	case string, int, float64:
+	case string, int, uint64, float64, json.Number:
 		return router.String(v)
 	}
 	return ""
 }
 
-func rfc3339(v any) (time.Time, bool) {
+// rfc3339 reads a time field of the call; one that is absent or not a
+// string is not an error worth a note, one beyond the year 9999 is.
+func rfc3339(v any) (time.Time, error) {
 	s, ok := v.(string)
 	if !ok {
-		return time.Time{}, false
+		return time.Time{}, errors.New("not a string")
 	}
-	t, err := time.Parse(time.RFC3339Nano, s)
-	return t, err == nil
+	return router.ParseRFC3339(s)
 }
 
 var (

@@ -184,7 +184,7 @@ func TestEndToEndRejectionsRouteNothing(t *testing.T) {
 		{"bad base64", "POST", "/hooks/bird", good, []string{"MessageBird-Signature", "%%%", "MessageBird-Request-Timestamp", sec}, 401,
 			"messagebird-signature is not base64"},
 		{"signed but not JSON", "POST", "/hooks/bird", `{"event":`, signed(now, publicURL, `{"event":`), 400,
-			"body is not a JSON object"},
+			"body is not JSON: "},
 		{"signed but no event", "POST", "/hooks/bird", `{"payload":{"id":"x"}}`, signed(now, publicURL, `{"payload":{"id":"x"}}`), 400,
 			`no event name: the body has no "event" string`},
 		{"subscription request", "POST", "/open", `{"service":"channels","event":"voice.inbound","url":"https://yoururl.com","signingKey":"mysecretkey"}`, nil, 400,

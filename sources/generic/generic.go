@@ -23,8 +23,11 @@ import (
 	"bytes"
 	"crypto/subtle"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"math"
 	"net/http"
+	"strconv"
 	"time"
 
 	"switchboard/config"
@@ -92,39 +95,31 @@ func (s *Source) Parse(req *sources.Request) (*sources.Result, error) {
 	if len(body) == 0 {
 		return nil, sources.Reject(http.StatusBadRequest, "empty", "empty body; send a JSON object (one event) or an array of objects (a batch)")
 	}
-	if body[0] != '[' {
-		ev, err := s.event(body, req.ReceivedAt)
-		if err != nil {
-			return nil, err
+	objs, err := sources.DecodeBatch(body, req.MaxBatchEvents)
+	if err != nil {
+		return nil, err
+	}
+	res := &sources.Result{Events: make([]*router.Event, 0, len(objs))}
+	for i, obj := range objs {
+		ev, err := s.event(obj, req.ReceivedAt)
+		if len(objs) == 1 && err == nil {
+			ev.Body = body // as received, relaxed or not
 		}
-		return &sources.Result{Events: []*router.Event{ev}}, nil
-	}
-	var items []json.RawMessage
-	if err := json.Unmarshal(body, &items); err != nil {
-		return nil, sources.Reject(http.StatusBadRequest, "bad_json", "body is not valid JSON: %v", err)
-	}
-	if len(items) == 0 {
-		return nil, sources.Reject(http.StatusBadRequest, "empty", "empty batch: the array holds no events")
-	}
-	res := &sources.Result{Events: make([]*router.Event, 0, len(items))}
-	for i, raw := range items {
-		ev, err := s.event(raw, req.ReceivedAt)
 		if err != nil {
-			re := err.(*sources.RejectError)
-			re.Msg = fmt.Sprintf("batch element %d: %s", i, re.Msg)
-			return nil, re
+			if len(objs) > 1 {
+				re := err.(*sources.RejectError)
+				re.Msg = fmt.Sprintf("batch element %d: %s", i, re.Msg)
+			}
+			return nil, err
 		}
 		res.Events = append(res.Events, ev)
 	}
 	return res, nil
 }
 
-func (s *Source) event(raw []byte, received time.Time) (*router.Event, error) {
-	payload, strict, err := sources.DecodeObject(raw)
-	if err != nil {
-		return nil, err
-	}
-	ev := &router.Event{Source: s.name, ReceivedAt: received, Time: received, Payload: payload, RawPayload: strict, Body: raw}
+func (s *Source) event(obj sources.Object, received time.Time) (*router.Event, error) {
+	payload, raw := obj.Payload, obj.Raw
+	ev := &router.Event{Source: s.name, ReceivedAt: received, Time: received, Payload: payload, RawPayload: raw, Body: raw}
 	ev.Event = s.opts.Event
 	if ev.Event == "" {
 		v, _ := router.LookupPath(payload, s.opts.EventField)
@@ -147,7 +142,10 @@ func (s *Source) event(raw []byte, received time.Time) (*router.Event, error) {
 	}
 	if s.opts.TimeField != "" {
 		if v, ok := router.LookupPath(payload, s.opts.TimeField); ok {
-			if t, ok := ParseTime(v); ok {
+			t, err := ParseTime(v)
+			if err != nil {
+				ev.TimeNote = fmt.Sprintf("time_field %s: %v", s.opts.TimeField, err)
+			} else {
 				ev.Time = t
 			}
 		}
@@ -157,30 +155,54 @@ func (s *Source) event(raw []byte, received time.Time) (*router.Event, error) {
 
 // ParseTime reads a provider timestamp: an RFC 3339 string, a
 // "2006-01-02 15:04:05" UTC string, or Unix seconds or milliseconds as a
-// number or a numeric string.
-func ParseTime(v any) (time.Time, bool) {
+// number or a numeric string (past 1e11, the value is milliseconds: as
+// seconds it would be past the year 5000). A time outside years 0000-9999
+// is refused (router.ErrTimeRange): it could not be stored.
+func ParseTime(v any) (time.Time, error) {
 	switch t := v.(type) {
 	case string:
-		if ts, err := time.Parse(time.RFC3339Nano, t); err == nil {
-			return ts, true
+		ts, err := router.ParseRFC3339(t)
+		if err == nil || errors.Is(err, router.ErrTimeRange) {
+			return ts, err
 		}
 		if ts, err := time.ParseInLocation(time.DateTime, t, time.UTC); err == nil {
-			return ts, true
+			return ts, nil // years 0000-9999 by its layout
 		}
-		var n int
-		if _, err := fmt.Sscanf(t, "%d", &n); err != nil || fmt.Sprint(n) != t {
-			return time.Time{}, false
+		if n, err := strconv.ParseInt(t, 10, 64); err == nil {
+			return ParseTime(int(n))
 		}
-		return ParseTime(n)
+		if len(t) > 40 {
+			t = t[:40] + "..."
+		}
+		return time.Time{}, fmt.Errorf("%q is not an RFC 3339 time, a \"2006-01-02 15:04:05\" UTC time or Unix seconds or milliseconds", t)
 	case int:
-		if t > 1e11 { // milliseconds: as seconds it would be past the year 5000
-			return time.UnixMilli(int64(t)).UTC(), true
+		if t > 1e11 || t < -1e11 {
+			return router.UnixMillis(int64(t))
 		}
-		return time.Unix(int64(t), 0).UTC(), true
+		return router.UnixSeconds(int64(t))
 	case float64:
+		if t != math.Trunc(t) || math.Abs(t) > 1e18 {
+			return time.Time{}, fmt.Errorf("%v is not a whole number of Unix seconds or milliseconds in years 0000-9999", t)
+		}
 		return ParseTime(int(t))
+	case uint64, json.Number:
+		return time.Time{}, fmt.Errorf("%s is %w as Unix seconds or milliseconds", router.String(t), router.ErrTimeRange)
 	}
-	return time.Time{}, false
+	return time.Time{}, fmt.Errorf("a %s is not a time; send an RFC 3339 string or Unix seconds or milliseconds", kindOf(v))
+}
+
+func kindOf(v any) string {
+	switch v.(type) {
+	case bool:
+		return "boolean"
+	case nil:
+		return "null"
+	case map[string]any:
+		return "object"
+	case []any:
+		return "array"
+	}
+	return "value"
 }
 
 // Precheck implements sources.Prechecker: the credentials are headers.

@@ -105,12 +105,12 @@ func TestRejections(t *testing.T) {
 		challenge string
 	}{
 		{"empty", plain, "  ", nil, 400, "empty body; send a JSON object (one event) or an array of objects (a batch)", ""},
-		{"not json", plain, "hello", nil, 400, `body is not a JSON object: invalid character 'h' looking for beginning of value (relaxed parsing also failed at line 1, column 1: unquoted word "hello"; quote strings, and write true, false and null in lower case)`, ""},
+		{"not json", plain, "hello", nil, 400, `body is not JSON: line 1, column 1: unquoted word "hello"; quote strings, and write true, false and null in lower case`, ""},
 		{"relaxed", plain, "{event: 'a', id: 'r1',}", nil, 0, "", ""},
-		{"a string", plain, `"x"`, nil, 400, "body is not a JSON object: expected a JSON object, got a string", ""},
+		{"a string", plain, `"x"`, nil, 400, "body is not a JSON object or an array of objects: it is a string", ""},
 		{"no event", plain, `{"status":"x"}`, nil, 400, `no event name: the body has no "event" field; point event_field at the field that names the event, or set a constant event: on the source`, ""},
 		{"empty batch", plain, `[]`, nil, 400, "empty batch: the array holds no events", ""},
-		{"bad batch", plain, `[{"event":"a"},`, nil, 400, "body is not valid JSON: unexpected end of JSON input", ""},
+		{"bad batch", plain, `[{"event":"a"},`, nil, 400, "body is not JSON: line 1, column 16: array not closed: expected a value or ']', found end of input", ""},
 		{"batch element", plain, `[{"event":"a"},{"x":1}]`, nil, 400, `batch element 1: no event name: the body has no "event" field; point event_field at the field that names the event, or set a constant event: on the source`, ""},
 		{"no token", bearer, `{"event":"a"}`, nil, 401, bearerMsg, "Bearer"},
 		{"wrong token", bearer, `{"event":"a"}`, []string{"Authorization", "Bearer nope"}, 401, bearerMsg, "Bearer"},
@@ -202,6 +202,9 @@ func FuzzParse(f *testing.F) {
 			if ev.Event == "" || ev.ID == "" {
 				t.Fatalf("event without name or id: %+v", ev)
 			}
+			if !router.TimeInRange(ev.Time) {
+				t.Fatalf("event time %v cannot be stored", ev.Time)
+			}
 			b, err := ev.MarshalJSON()
 			if err != nil || !json.Valid(b) {
 				t.Fatalf("event does not encode: %v %s", err, b)
@@ -212,4 +215,37 @@ func FuzzParse(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestParseTime(t *testing.T) {
+	for _, tc := range []struct {
+		in   any
+		want string // RFC 3339 in UTC, or the error
+	}{
+		{"2026-11-23T07:00:00+01:00", "2026-11-23T06:00:00Z"},
+		{"2026-11-23 07:00:00", "2026-11-23T07:00:00Z"},
+		{1763881200, "2025-11-23T07:00:00Z"},
+		{1763881200123, "2025-11-23T07:00:00Z"},
+		{"1763881200", "2025-11-23T07:00:00Z"},
+		{1763881200.0, "2025-11-23T07:00:00Z"},
+		{-1, "1969-12-31T23:59:59Z"},
+		{9000000000000000000, "9000000000000000000 as Unix milliseconds is outside years 0000-9999"},
+		{"9000000000000000000", "9000000000000000000 as Unix milliseconds is outside years 0000-9999"},
+		{-9000000000000000000, "-9000000000000000000 as Unix milliseconds is outside years 0000-9999"},
+		{uint64(18446744073709551615), "18446744073709551615 is outside years 0000-9999 as Unix seconds or milliseconds"},
+		{json.Number("1e400"), "1e400 is outside years 0000-9999 as Unix seconds or milliseconds"},
+		{1e300, "1e+300 is not a whole number of Unix seconds or milliseconds in years 0000-9999"},
+		{"9999-12-31T23:59:59-23:59", `"9999-12-31T23:59:59-23:59" is 10000-01-01T23:58:59Z in UTC, outside years 0000-9999`},
+		{"yesterday", `"yesterday" is not an RFC 3339 time, a "2006-01-02 15:04:05" UTC time or Unix seconds or milliseconds`},
+		{true, "a boolean is not a time; send an RFC 3339 string or Unix seconds or milliseconds"},
+	} {
+		got, err := generic.ParseTime(tc.in)
+		s := got.UTC().Format(time.RFC3339)
+		if err != nil {
+			s = err.Error()
+		}
+		if s != tc.want {
+			t.Errorf("ParseTime(%#v) = %s, want %s", tc.in, s, tc.want)
+		}
+	}
 }

@@ -31,11 +31,11 @@ func (s *Source) decode(req *sources.Request) (*body, error) {
 		return s.decodeQuery(req.HTTP.URL.RawQuery)
 	}
 	if b[0] == '{' {
-		obj, raw, err := sources.DecodeObject(b)
+		obj, err := sources.DecodeObject(b)
 		if err != nil {
 			return nil, err
 		}
-		return &body{obj: obj, raw: raw}, nil
+		return &body{obj: obj.Payload, raw: obj.Raw}, nil
 	}
 	mt, params, _ := mime.ParseMediaType(req.HTTP.Header.Get("Content-Type"))
 	switch mt {
@@ -49,11 +49,11 @@ func (s *Source) decode(req *sources.Request) (*body, error) {
 		return decodeMultipart(b, params["boundary"])
 	}
 	// Neither JSON nor a form: let the JSON decoder name the problem.
-	obj, raw, err := sources.DecodeObject(b)
+	obj, err := sources.DecodeObject(b)
 	if err != nil {
 		return nil, err
 	}
-	return &body{obj: obj, raw: raw}, nil
+	return &body{obj: obj.Payload, raw: obj.Raw}, nil
 }
 
 func (s *Source) decodeQuery(rawQuery string) (*body, error) {
@@ -106,12 +106,7 @@ func flatBody(vals url.Values) (*body, error) {
 }
 
 // member returns the raw JSON of obj's key, for the inner payload of an
-// {event, payload} envelope. Keys match exactly, and a repeated key is its
-// last value, as in the decoded map.
+// {event, payload} envelope.
 func member(raw []byte, key string) []byte {
-	var m map[string]json.RawMessage
-	if json.Unmarshal(raw, &m) != nil {
-		return nil
-	}
-	return m[key]
+	return sources.Object{Raw: raw}.Member(key)
 }

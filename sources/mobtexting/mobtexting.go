@@ -57,6 +57,7 @@ package mobtexting
 import (
 	"crypto/subtle"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -156,7 +157,7 @@ func (s *Source) handshake(req *sources.Request, challenge any) (*sources.Result
 		}
 	}
 	switch challenge.(type) {
-	case string, int, float64:
+	case string, int, uint64, float64, json.Number:
 	default:
 		return nil, sources.Reject(http.StatusBadRequest, "bad_challenge",
 			"verification request with a challenge that is not a string or a number; nothing to echo")
@@ -216,8 +217,10 @@ func (s *Source) event(req *sources.Request, b *body) (*router.Event, error) {
 	}
 	ev.Status = scalar(ev.Payload["status"])
 	ev.ID = s.id(ev)
-	if t, ok := eventTime(ev.Payload, ev.Status); ok {
+	if t, ok, note := eventTime(ev.Payload, ev.Status); ok {
 		ev.Time = t
+	} else {
+		ev.TimeNote = note
 	}
 	return ev, nil
 }
@@ -290,7 +293,7 @@ func join(id, suffix string) string {
 // and anything else, null included, as "".
 func scalar(v any) string {
 	switch v.(type) {
-	case string, int, float64:
+	case string, int, uint64, float64, json.Number:
 		return router.String(v)
 	}
 	return ""
@@ -304,20 +307,29 @@ var timeFields = []string{
 	"end_at", "start_at",
 }
 
-// eventTime finds when the event happened (see the package doc).
-func eventTime(p map[string]any, status string) (time.Time, bool) {
+// eventTime finds when the event happened (see the package doc). note
+// says which field held a time beyond the year 9999, when one did.
+func eventTime(p map[string]any, status string) (t time.Time, ok bool, note string) {
+	try := func(k string) bool {
+		var err error
+		t, ok, err = parseTime(p[k])
+		if err != nil && note == "" {
+			note = "payload." + k + ": " + err.Error()
+		}
+		return ok
+	}
 	switch status {
 	case "read", "delivered":
-		if t, ok := parseTime(p[status+"_at"]); ok {
-			return t, true
+		if try(status + "_at") {
+			return t, true, ""
 		}
 	}
 	for _, k := range timeFields {
-		if t, ok := parseTime(p[k]); ok {
-			return t, true
+		if try(k) {
+			return t, true, ""
 		}
 	}
-	return time.Time{}, false
+	return time.Time{}, false, note
 }
 
 // maxUnix is 9999-12-31T23:59:59Z: larger numbers are milliseconds.
@@ -325,20 +337,25 @@ const maxUnix = 253402300799
 
 // parseTime reads RFC 3339, "2006-01-02 15:04:05" (UTC), or Unix seconds
 // or milliseconds as a number or a string of digits, from 1970 to 9999.
-func parseTime(v any) (time.Time, bool) {
+// An RFC 3339 time past 9999 in UTC is an error (router.ErrTimeRange); any
+// other value that is not a time is simply not one (ok false).
+func parseTime(v any) (time.Time, bool, error) {
 	switch t := v.(type) {
 	case string:
 		t = strings.TrimSpace(t)
-		ts, err := time.Parse(time.RFC3339Nano, t)
+		ts, err := router.ParseRFC3339(t)
+		if errors.Is(err, router.ErrTimeRange) {
+			return time.Time{}, false, err
+		}
 		if err != nil {
 			ts, err = time.ParseInLocation(time.DateTime, t, time.UTC)
 		}
 		if err == nil {
 			// A zero or pre-1970 date is a placeholder, not the event's time.
-			return ts.UTC(), ts.Unix() > 0
+			return ts.UTC(), ts.Unix() > 0, nil
 		}
 		if t == "" || len(t) > 16 || strings.Trim(t, "0123456789") != "" {
-			return time.Time{}, false
+			return time.Time{}, false, nil
 		}
 		var n int
 		fmt.Sscan(t, &n)
@@ -347,16 +364,16 @@ func parseTime(v any) (time.Time, bool) {
 		switch {
 		case t <= 0:
 		case t <= maxUnix:
-			return time.Unix(int64(t), 0).UTC(), true
+			return time.Unix(int64(t), 0).UTC(), true, nil
 		case t <= maxUnix*1000+999:
-			return time.UnixMilli(int64(t)).UTC(), true
+			return time.UnixMilli(int64(t)).UTC(), true, nil
 		}
 	case float64:
 		if t > 0 && t < maxUnix*1000 {
 			return parseTime(int(t))
 		}
 	}
-	return time.Time{}, false
+	return time.Time{}, false, nil
 }
 
 var (

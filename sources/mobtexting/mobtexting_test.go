@@ -254,11 +254,11 @@ func TestRejections(t *testing.T) {
 		},
 		{
 			name: "not JSON", req: request{body: `{"id":`},
-			status: 400, reason: "bad_json", msg: "body is not a JSON object", prefix: true,
+			status: 400, reason: "bad_json", msg: "body is not JSON: line 1, column 7: expected a value, found end of input",
 		},
 		{
 			name: "JSON array", req: request{body: `[{"event":"a"}]`},
-			status: 400, reason: "bad_json", msg: "body is not a JSON object", prefix: true,
+			status: 400, reason: "bad_json", msg: "body is not a JSON object: it is an array",
 		},
 		{
 			name: "bad form", req: request{body: "id=%zz", ctype: "application/x-www-form-urlencoded"},
@@ -415,11 +415,12 @@ func TestIDs(t *testing.T) {
 	if wa != "whatsapp:unsubscription:73" || rcs != "rcs:unsubscription:73" {
 		t.Errorf("unsubscription ids %q and %q", wa, rcs)
 	}
-	// Large numbers and phone numbers never take an exponent.
+	// Large numbers and phone numbers never take an exponent, and keep
+	// every digit.
 	for body, want := range map[string]string{
 		`{"event":"vmn:message:in","payload":{"id":918921269123}}`:                        "918921269123",
 		`{"event":"vmn:message:in","payload":{"id":1e21}}`:                                "1000000000000000000000",
-		`{"event":"vmn:message:in","payload":{"id":12345678901234567890123}}`:             "12345678901234568000000",
+		`{"event":"vmn:message:in","payload":{"id":12345678901234567890123}}`:             "12345678901234567890123",
 		`{"bridge":918068281234,"mid":918068281234,"flow_id":1,"status":"ANSWER"}`:        "918068281234:ANSWER",
 		`{"event":"sms:message:status","payload":{"id":1.5e3,"status":"DELIVRD"}}`:        "1500:DELIVRD",
 		`{"event":"contacts:subscriber:subscription","payload":{"id":86,"status":"x"}}`:   "86:x",
@@ -453,20 +454,28 @@ func TestTimes(t *testing.T) {
 		1617985671123:                 "2021-04-09T16:27:51.123Z",
 		1617985671.0:                  "2021-04-09T16:27:51.000Z",
 	} {
-		got, ok := parseTime(in)
-		if !ok || got.Format(router.TimeFormat) != want {
+		got, ok, err := parseTime(in)
+		if !ok || err != nil || got.Format(router.TimeFormat) != want {
 			t.Errorf("parseTime(%v) = %v, %v; want %s", in, got, ok, want)
 		}
 	}
 	for _, in := range []any{nil, "", "soon", "0001-01-01 0:00:00", "0000-00-00 00:00:00", "1970-01-01T00:00:00Z", "-5", 0, -1, 1e300, "99999999999999999999", true, map[string]any{}} {
-		if got, ok := parseTime(in); ok {
-			t.Errorf("parseTime(%v) = %v; want no time", in, got)
+		if got, ok, err := parseTime(in); ok || err != nil {
+			t.Errorf("parseTime(%v) = %v, %v; want no time and no error", in, got, err)
 		}
+	}
+	// Past the year 9999 in UTC: no time, and an error to log.
+	if _, ok, err := parseTime("9999-12-31T23:59:59-23:59"); ok || !errors.Is(err, router.ErrTimeRange) {
+		t.Errorf("year 10000: ok %v, err %v", ok, err)
+	}
+	_, ok, note := eventTime(map[string]any{"delivered_at": "9999-12-31T23:59:59-23:59"}, "delivered")
+	if ok || !strings.HasPrefix(note, "payload.delivered_at: ") {
+		t.Errorf("year 10000 delivered_at: ok %v, note %q", ok, note)
 	}
 	// The status's own time wins for read and delivered.
 	p := map[string]any{"timestamp": "2021-06-18T14:48:00Z", "read_at": "2021-06-18T14:50:00Z", "delivered_at": "2021-06-18T14:49:00Z"}
 	for st, want := range map[string]string{"read": "14:50:00", "delivered": "14:49:00", "sent": "14:48:00"} {
-		if got, _ := eventTime(p, st); got.Format(time.TimeOnly) != want {
+		if got, _, _ := eventTime(p, st); got.Format(time.TimeOnly) != want {
 			t.Errorf("status %s: time %v, want %s", st, got, want)
 		}
 	}

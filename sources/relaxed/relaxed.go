@@ -2,10 +2,12 @@
 // prints, so that a payload copied from a docs page (or sent by a sender
 // that builds its JSON by hand) is still accepted.
 //
-// It owns one thing: Parse, a small recursive-descent parser for a superset
-// of JSON. On strict JSON it produces exactly what router.DecodeJSON does
-// (map[string]any, []any, string, bool, nil, int for whole numbers that fit
-// in an int64, float64 otherwise). On top of JSON it accepts:
+// It owns one thing: Decode (and Parse), a small recursive-descent parser
+// for a superset of JSON. On strict JSON it produces exactly what
+// router.DecodeJSON does (map[string]any, []any, string, bool, nil, and
+// numbers as router.Number reads them: int, uint64, float64 or
+// json.Number, whichever keeps their exact value). On top of JSON it
+// accepts:
 //
 //   - trailing commas in objects and arrays: {"a": 1,} [1, 2,]
 //   - unquoted keys, as in JavaScript object literals: {call_id: 'x'}
@@ -17,19 +19,22 @@
 //     no-break spaces (U+00A0) as white space
 //
 // Unquoted words other than true, false and null are refused: a bare word
-// is far more often a mistake than a value. Nesting is limited to MaxDepth.
+// is far more often a mistake than a value. Nesting is limited to MaxDepth,
+// as encoding/json limits it.
 //
-// sources.DecodeObject tries the strict decoder first and calls Parse only
-// when that fails, so well-formed deliveries never pay for this package.
+// Decode is the one reader of every request body (sources.DecodeObject and
+// sources.DecodeBatch): a single pass on strict JSON, whose bytes are then
+// kept as they are; a relaxed input is read a second time to write it as
+// strict JSON, each number's text copied verbatim.
 package relaxed
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"unicode"
 	"unicode/utf16"
 	"unicode/utf8"
@@ -37,8 +42,9 @@ import (
 	"switchboard/router"
 )
 
-// MaxDepth is how deeply objects and arrays may nest.
-const MaxDepth = 64
+// MaxDepth is how deeply objects and arrays may nest: what encoding/json
+// takes, so that no strict JSON is refused for its depth.
+const MaxDepth = 10000
 
 // SyntaxError says where and why the input is not even relaxed JSON.
 type SyntaxError struct {
@@ -60,6 +66,87 @@ func (e *SyntaxError) Error() string {
 // MaxDepth.
 var ErrDepth = errors.New("nesting too deep")
 
+// ErrTooMany is wrapped by the SyntaxError of a top-level array with more
+// elements than Options.MaxElements.
+var ErrTooMany = errors.New("too many elements")
+
+// Options tune Decode.
+type Options struct {
+	// MaxElements bounds the elements of a top-level array (a batch of
+	// events): parsing stops at the first one past it, so a huge batch
+	// costs no more than the bound. 0 means no bound.
+	MaxElements int
+}
+
+// Doc is a decoded input.
+type Doc struct {
+	Value any
+	// Strict reports whether the input was strict JSON.
+	Strict bool
+	// JSON is Value as strict JSON: the input itself when it was strict,
+	// else the input rewritten (keys quoted, single quotes and trailing
+	// commas gone, bare tokens quoted, comments dropped), numbers and key
+	// order as they were.
+	JSON []byte
+	// Elements are, for a top-level array, where each element lies in
+	// JSON.
+	Elements []Span
+}
+
+// Span is a range of bytes, [Start, End).
+type Span struct{ Start, End int }
+
+// Decode reads one relaxed JSON value filling the whole input (white space
+// and comments aside). Errors are *SyntaxError.
+func Decode(b []byte, o Options) (Doc, error) {
+	p := parser{b: b, maxElems: o.MaxElements}
+	p.takeScratch()
+	v, err := p.run()
+	p.giveScratch()
+	if err != nil {
+		return Doc{}, err
+	}
+	d := Doc{Value: v, Strict: !p.relaxed, JSON: b, Elements: p.elems}
+	if p.relaxed {
+		// Rare: write it again as strict JSON, spans now in the output.
+		w := parser{b: b, maxElems: o.MaxElements, emit: true, out: make([]byte, 0, len(b)+len(b)/8)}
+		if _, err := w.run(); err != nil {
+			return Doc{}, err // cannot happen: the same input parsed once already
+		}
+		d.JSON, d.Elements = w.out, w.elems
+	}
+	return d, nil
+}
+
+// scratch is a parser's pair of scratch stacks, reused across parses: a
+// request's body costs no allocation for them.
+type scratch struct {
+	vals []any
+	keys []string
+}
+
+var scratchPool = sync.Pool{New: func() any { return &scratch{vals: make([]any, 0, 64), keys: make([]string, 0, 64)} }}
+
+// maxPooledScratch keeps a huge body's scratch out of the pool, so that
+// it does not stay in memory after that body is done.
+const maxPooledScratch = 4096
+
+func (p *parser) takeScratch() {
+	p.sc = scratchPool.Get().(*scratch)
+	p.vals, p.keys = p.sc.vals[:0], p.sc.keys[:0]
+}
+
+func (p *parser) giveScratch() {
+	if cap(p.vals) > maxPooledScratch || cap(p.keys) > maxPooledScratch {
+		return
+	}
+	// An error leaves values on the stacks: drop the references.
+	clear(p.vals[:cap(p.vals)])
+	clear(p.keys[:cap(p.keys)])
+	p.sc.vals, p.sc.keys = p.vals[:0], p.keys[:0]
+	scratchPool.Put(p.sc)
+}
+
 // Parse reads one relaxed JSON value filling the whole input (white space
 // and comments aside). Errors are *SyntaxError.
 func Parse(b []byte) (any, error) {
@@ -74,12 +161,16 @@ func Parse(b []byte) (any, error) {
 // reflection.
 func ParseStrict(b []byte) (v any, strict bool, err error) {
 	p := parser{b: b}
-	if len(b) >= 3 && b[0] == 0xEF && b[1] == 0xBB && b[2] == 0xBF {
+	v, err = p.run()
+	return v, err == nil && !p.relaxed, err
+}
+
+func (p *parser) run() (any, error) {
+	if len(p.b) >= 3 && p.b[0] == 0xEF && p.b[1] == 0xBB && p.b[2] == 0xBF {
 		p.pos = 3
 		p.relaxed = true
 	}
-	v, err = p.parse()
-	return v, err == nil && !p.relaxed, err
+	return p.parse()
 }
 
 func (p *parser) parse() (any, error) {
@@ -107,6 +198,19 @@ type parser struct {
 	pos int
 	// relaxed is set as soon as anything beyond strict JSON is read.
 	relaxed bool
+	// maxElems bounds the elements of a top-level array; 0: no bound.
+	maxElems int
+	// elems are the spans of a top-level array's elements, in b, or in
+	// out when emitting.
+	elems []Span
+	// emit writes the input as strict JSON to out while parsing.
+	emit bool
+	out  []byte
+	// vals and keys are scratch stacks of the values and keys of the
+	// arrays and objects being read; sc is where they came from.
+	vals []any
+	keys []string
+	sc   *scratch
 }
 
 func (p *parser) errorf(at int, format string, args ...any) *SyntaxError {
@@ -194,10 +298,13 @@ func (p *parser) value(depth int) (any, error) {
 		w := p.word()
 		switch w {
 		case "true":
+			p.write(w)
 			return true, nil
 		case "false":
+			p.write(w)
 			return false, nil
 		case "null":
+			p.write(w)
 			return nil, nil
 		}
 		return nil, p.errorf(start, "unquoted word %q; quote strings, and write true, false and null in lower case", w)
@@ -210,7 +317,10 @@ func (p *parser) object(depth int) (any, error) {
 		return nil, p.depthError()
 	}
 	p.pos++ // {
-	m := map[string]any{}
+	p.writeByte('{')
+	// Members gather on the parser's scratch stacks and go into a map
+	// of the right size at '}': no rehashing garbage.
+	vmark, kmark := len(p.vals), len(p.keys)
 	first := true
 	for {
 		if err := p.space(); err != nil {
@@ -224,7 +334,11 @@ func (p *parser) object(depth int) (any, error) {
 				p.relaxed = true // a trailing comma
 			}
 			p.pos++
-			return m, nil
+			p.writeByte('}')
+			return p.makeObject(vmark, kmark), nil
+		}
+		if !first {
+			p.writeByte(',')
 		}
 		first = false
 		var key string
@@ -238,6 +352,7 @@ func (p *parser) object(depth int) (any, error) {
 		case isWordByte(c):
 			p.relaxed = true
 			key = p.word()
+			p.writeString(key)
 		default:
 			return nil, p.errorf(p.pos, "expected a key or '}', found %s", p.found(p.pos))
 		}
@@ -248,6 +363,7 @@ func (p *parser) object(depth int) (any, error) {
 			return nil, p.errorf(p.pos, "expected ':' after key %q, found %s", key, p.found(p.pos))
 		}
 		p.pos++
+		p.writeByte(':')
 		if err := p.space(); err != nil {
 			return nil, err
 		}
@@ -255,7 +371,8 @@ func (p *parser) object(depth int) (any, error) {
 		if err != nil {
 			return nil, err
 		}
-		m[key] = v
+		p.keys = append(p.keys, key)
+		p.push(v)
 		if err := p.space(); err != nil {
 			return nil, err
 		}
@@ -267,7 +384,8 @@ func (p *parser) object(depth int) (any, error) {
 			p.pos++
 		case '}':
 			p.pos++
-			return m, nil
+			p.writeByte('}')
+			return p.makeObject(vmark, kmark), nil
 		default:
 			return nil, p.errorf(p.pos, "expected ',' or '}' after the value of key %q, found %s", key, p.found(p.pos))
 		}
@@ -279,7 +397,10 @@ func (p *parser) array(depth int) (any, error) {
 		return nil, p.depthError()
 	}
 	p.pos++ // [
-	a := []any{}
+	p.writeByte('[')
+	// Elements gather on the parser's scratch stack and are copied to a
+	// slice of the right size at ']': no append-doubling garbage.
+	mark := len(p.vals)
 	first := true
 	for {
 		if err := p.space(); err != nil {
@@ -293,30 +414,141 @@ func (p *parser) array(depth int) (any, error) {
 				p.relaxed = true // a trailing comma
 			}
 			p.pos++
-			return a, nil
+			p.writeByte(']')
+			return p.makeArray(mark), nil
+		}
+		if !first {
+			p.writeByte(',')
 		}
 		first = false
+		top := depth == 1
+		if top && p.maxElems > 0 && len(p.vals)-mark == p.maxElems {
+			e := p.errorf(p.pos, "more than %d elements", p.maxElems)
+			e.err = ErrTooMany
+			return nil, e
+		}
+		start := p.mark()
 		v, err := p.value(depth)
 		if err != nil {
 			return nil, err
 		}
-		a = append(a, v)
+		if top {
+			p.elems = append(p.elems, Span{start, p.mark()})
+		}
+		p.push(v)
+		n := len(p.vals) - mark
 		if err := p.space(); err != nil {
 			return nil, err
 		}
 		if p.pos >= len(p.b) {
-			return nil, p.errorf(p.pos, "array not closed: expected ',' or ']' after element %d, found end of input", len(a)-1)
+			return nil, p.errorf(p.pos, "array not closed: expected ',' or ']' after element %d, found end of input", n-1)
 		}
 		switch p.b[p.pos] {
 		case ',':
 			p.pos++
 		case ']':
 			p.pos++
-			return a, nil
+			p.writeByte(']')
+			return p.makeArray(mark), nil
 		default:
-			return nil, p.errorf(p.pos, "expected ',' or ']' after element %d, found %s", len(a)-1, p.found(p.pos))
+			return nil, p.errorf(p.pos, "expected ',' or ']' after element %d, found %s", n-1, p.found(p.pos))
 		}
 	}
+}
+
+// push puts v on the scratch stack, doubling it when full: append's
+// gentler growth past 256 elements leaves four times the final size
+// behind as garbage for one large array.
+func (p *parser) push(v any) {
+	if len(p.vals) == cap(p.vals) {
+		grown := make([]any, len(p.vals), max(64, 2*cap(p.vals)))
+		copy(grown, p.vals)
+		p.vals = grown
+	}
+	p.vals = append(p.vals, v)
+}
+
+// emptyArray is every [] read: a slice of no elements cannot be changed
+// through, and boxing one slice header per [] would cost 24 bytes for 2.
+var emptyArray any = []any{}
+
+// makeArray takes the values above mark off the scratch stack.
+func (p *parser) makeArray(mark int) any {
+	if len(p.vals) == mark {
+		return emptyArray
+	}
+	a := make([]any, len(p.vals)-mark)
+	copy(a, p.vals[mark:])
+	clear(p.vals[mark:])
+	p.vals = p.vals[:mark]
+	return a
+}
+
+// makeObject takes the members above the marks off the scratch stacks; a
+// repeated key keeps its last value, as in encoding/json.
+func (p *parser) makeObject(vmark, kmark int) map[string]any {
+	m := make(map[string]any, len(p.keys)-kmark)
+	for i, k := range p.keys[kmark:] {
+		m[k] = p.vals[vmark+i]
+	}
+	clear(p.vals[vmark:])
+	clear(p.keys[kmark:])
+	p.vals, p.keys = p.vals[:vmark], p.keys[:kmark]
+	return m
+}
+
+// mark is where the next value starts: in the input, or in the output
+// when emitting.
+func (p *parser) mark() int {
+	if p.emit {
+		return len(p.out)
+	}
+	return p.pos
+}
+
+func (p *parser) writeByte(c byte) {
+	if p.emit {
+		p.out = append(p.out, c)
+	}
+}
+
+func (p *parser) write(s string) {
+	if p.emit {
+		p.out = append(p.out, s...)
+	}
+}
+
+// writeString writes s as a JSON string. Only what JSON requires is
+// escaped: URLs and markup stay readable in sinks.
+func (p *parser) writeString(s string) {
+	if !p.emit {
+		return
+	}
+	const hex = "0123456789abcdef"
+	p.out = append(p.out, '"')
+	start := 0
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= 0x20 && c != '"' && c != '\\' {
+			continue
+		}
+		p.out = append(p.out, s[start:i]...)
+		switch c {
+		case '"', '\\':
+			p.out = append(p.out, '\\', c)
+		case '\n':
+			p.out = append(p.out, '\\', 'n')
+		case '\r':
+			p.out = append(p.out, '\\', 'r')
+		case '\t':
+			p.out = append(p.out, '\\', 't')
+		default:
+			p.out = append(p.out, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xF])
+		}
+		start = i + 1
+	}
+	p.out = append(p.out, s[start:]...)
+	p.out = append(p.out, '"')
 }
 
 // isWordByte reports whether c may appear in an unquoted key or bare token.
@@ -333,12 +565,27 @@ func (p *parser) word() string {
 		}
 		p.pos++
 	}
-	return string(p.b[start:p.pos])
+	return validUTF8(p.b[start:p.pos])
+}
+
+// validUTF8 replaces each byte of b that is not UTF-8 by U+FFFD, as
+// encoding/json does in strings.
+func validUTF8(b []byte) string {
+	if utf8.Valid(b) {
+		return string(b)
+	}
+	out := make([]byte, 0, len(b)+8)
+	for len(b) > 0 {
+		r, size := utf8.DecodeRune(b)
+		out = utf8.AppendRune(out, r)
+		b = b[size:]
+	}
+	return string(out)
 }
 
 // bare reads a token that starts like a number: a JSON number is a number
-// (normalized by router.NormalizeNumbers, as strict bodies are), anything
-// else a string.
+// (normalized by router.NormalizeNumbers, as strict bodies are, and
+// written out as sent), anything else a string.
 func (p *parser) bare() (any, error) {
 	start := p.pos
 	w := p.word()
@@ -347,9 +594,11 @@ func (p *parser) bare() (any, error) {
 		if !strings.ContainsAny(w, "0123456789") {
 			return nil, p.errorf(start, "unquoted word %q; quote strings", w)
 		}
+		p.writeString(w)
 		return w, nil
 	}
-	return router.NormalizeNumbers(json.Number(w)), nil
+	p.write(w) // the number's text, verbatim
+	return router.Number(w), nil
 }
 
 // isJSONNumber checks the JSON number grammar:
@@ -415,6 +664,7 @@ func (p *parser) str() (any, error) {
 	if i < len(p.b) && p.b[i] == quote {
 		s := string(p.b[p.pos:i])
 		p.pos = i + 1
+		p.writeString(s)
 		return s, nil
 	}
 	var out []byte
@@ -428,6 +678,7 @@ func (p *parser) str() (any, error) {
 		switch {
 		case c == quote:
 			p.pos++
+			p.writeString(string(out))
 			return string(out), nil
 		case c == '\n' || c == '\r':
 			return nil, p.errorf(start, "string not closed: expected %c before the end of the line", quote)

@@ -41,7 +41,7 @@ func TestParseRelaxedForms(t *testing.T) {
 		{"unicode escapes", `{a: '\u00e9\ud83d\ude00'}`, map[string]any{"a": "é😀"}},
 		{"lone surrogate becomes U+FFFD", `{a: '\ud83d'}`, map[string]any{"a": "\ufffd"}},
 		{"invalid UTF-8 becomes U+FFFD", "{a: '\xff'}", map[string]any{"a": "\ufffd"}},
-		{"huge integer is a float", `{a: 123456789012345678901234567890}`, map[string]any{"a": 1.2345678901234568e29}},
+		{"huge integer keeps its digits", `{a: 123456789012345678901234567890}`, map[string]any{"a": json.Number("123456789012345678901234567890")}},
 		{"duplicate key: last wins", `{a: 1, a: 2}`, map[string]any{"a": 2}},
 	}
 	for _, tt := range tests {
@@ -87,7 +87,7 @@ func TestParseErrors(t *testing.T) {
 		{"trailing data", `{a: 1} {b: 2}`, `line 1, column 8: unexpected '{' after the value; send one value only`},
 		{"unclosed comment", `{a: 1 /* x`, `line 1, column 7: comment not closed: expected */`},
 		{"column counts characters", "{\"é\": 1 x}", `line 1, column 9: expected ',' or '}' after the value of key "é", found "x"`},
-		{"too deep", strings.Repeat("[", MaxDepth+1), `line 1, column 65: nesting deeper than 64 levels`},
+		{"too deep", strings.Repeat("[", MaxDepth+1), `line 1, column 10001: nesting deeper than 10000 levels`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -231,4 +231,104 @@ func BenchmarkParse(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+func TestDecodeWritesStrictJSON(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{`{"a":1,"b":[1,2]}`, `{"a":1,"b":[1,2]}`},
+		{`{b: 1.50, a: 12345678901234567891,}`, `{"b":1.50,"a":12345678901234567891}`},
+		{`{n: -0.0e+10, big: 1e400, x: 0044}`, `{"n":-0.0e+10,"big":1e400,"x":"0044"}`},
+		{"{'q': 'it\\'s \"x\" <&> \\u00e9\\n', /* c */ k: null // end\n}", `{"q":"it's \"x\" <&> é\n","k":null}`},
+		{"\xEF\xBB\xBF{\"a\":\u00a0true}", `{"a":true}`},
+		{`[{event:'a',}, {event: "b"},]`, `[{"event":"a"},{"event":"b"}]`},
+		{"{ctl: '\\u0001'}", `{"ctl":"\u0001"}`},
+	} {
+		d, err := Decode([]byte(tc.in), Options{})
+		if err != nil {
+			t.Fatalf("%s: %v", tc.in, err)
+		}
+		if string(d.JSON) != tc.want {
+			t.Errorf("%s\n got %s\nwant %s", tc.in, d.JSON, tc.want)
+		}
+		if d.Strict != (tc.in == tc.want) {
+			t.Errorf("%s: strict %v", tc.in, d.Strict)
+		}
+	}
+}
+
+func TestDecodeElements(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want []string
+	}{
+		{` [ {"a":1} , {"b":[2]} ] `, []string{`{"a":1}`, `{"b":[2]}`}},
+		{`[{a:1,}, 'x', 3,]`, []string{`{"a":1}`, `"x"`, `3`}},
+		{`[]`, nil},
+		{`{"a":[1,2]}`, nil},
+	} {
+		d, err := Decode([]byte(tc.in), Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, sp := range d.Elements {
+			got = append(got, string(d.JSON[sp.Start:sp.End]))
+		}
+		if !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("%s: elements %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
+
+func TestDecodeStopsPastMaxElements(t *testing.T) {
+	if _, err := Decode([]byte(`[1,2,3]`), Options{MaxElements: 3}); err != nil {
+		t.Fatalf("3 elements with a bound of 3: %v", err)
+	}
+	// The element past the bound is never read: garbage there is not
+	// even looked at.
+	_, err := Decode([]byte(`[1,2,3,@@@`), Options{MaxElements: 3})
+	if !errors.Is(err, ErrTooMany) || err.Error() != "line 1, column 8: more than 3 elements" {
+		t.Fatalf("got %v", err)
+	}
+	if _, err := Decode([]byte(`[[1,2,3,4]]`), Options{MaxElements: 3}); err != nil {
+		t.Errorf("nested arrays are not bounded: %v", err)
+	}
+}
+
+// FuzzDecode: whatever Decode accepts, its JSON is strict JSON holding the
+// same value (numbers by their text), strict inputs are kept as they are,
+// and each element span holds its element.
+func FuzzDecode(f *testing.F) {
+	for _, s := range []string{`{}`, `[{event:'a',}]`, `{a:1.50,b:[1,2,],}`, `[1, "x", {y: 2e400}]`, "{a: 'x' /* c */}", `[[[`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if len(b) > 64<<10 {
+			return
+		}
+		d, err := Decode(b, Options{MaxElements: 50})
+		if err != nil {
+			return
+		}
+		if !json.Valid(d.JSON) {
+			t.Fatalf("%q written as %q, which is not JSON", b, d.JSON)
+		}
+		if d.Strict && string(d.JSON) != string(b) {
+			t.Fatalf("strict %q rewritten as %q", b, d.JSON)
+		}
+		again, err := router.DecodeJSON(d.JSON)
+		if err != nil || !reflect.DeepEqual(again, d.Value) {
+			t.Fatalf("%q written as %q, which reads back as %#v (%v), not %#v", b, d.JSON, again, err, d.Value)
+		}
+		arr, _ := d.Value.([]any)
+		if len(d.Elements) != len(arr) {
+			t.Fatalf("%d spans for %d elements", len(d.Elements), len(arr))
+		}
+		for i, sp := range d.Elements {
+			el, err := router.DecodeJSON(d.JSON[sp.Start:sp.End])
+			if err != nil || !reflect.DeepEqual(el, arr[i]) {
+				t.Fatalf("element %d span %q reads as %#v (%v), want %#v", i, d.JSON[sp.Start:sp.End], el, err, arr[i])
+			}
+		}
+	})
 }

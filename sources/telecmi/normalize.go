@@ -42,34 +42,30 @@ func decode(req *sources.Request, query url.Values, qerr error) (*notification, 
 		return &notification{payload: p}, nil
 	}
 	ctype, _, _ := mime.ParseMediaType(req.HTTP.Header.Get("Content-Type"))
-	switch {
-	case body[0] == '{':
-		p, raw, err := sources.DecodeObject(body)
+	form := ctype == "application/x-www-form-urlencoded" || (!strings.Contains(ctype, "json") && bytes.IndexByte(body, '=') > 0)
+	if body[0] == '{' || !form {
+		// JSON, strict or as documentation prints it (comments, a byte
+		// order mark): the codec reads it or names the problem.
+		obj, err := sources.DecodeObject(body)
 		if err != nil {
 			return nil, err
 		}
-		n := &notification{payload: p, body: req.Body}
-		if !normalize(p) {
-			n.raw = raw
+		n := &notification{payload: obj.Payload, body: req.Body}
+		if !normalize(obj.Payload) {
+			n.raw = obj.Raw
 		}
 		return n, nil
-	case ctype == "application/x-www-form-urlencoded" || (!strings.Contains(ctype, "json") && bytes.IndexByte(body, '=') > 0):
-		vals, err := url.ParseQuery(string(body))
-		if err != nil {
-			return nil, sources.Reject(http.StatusBadRequest, "bad_form", "the form body cannot be read: %v", err)
-		}
-		p := fromValues(vals)
-		if len(p) == 0 {
-			return nil, sources.Reject(http.StatusBadRequest, "empty", "the form body holds no fields")
-		}
-		normalize(p)
-		return &notification{payload: p, body: req.Body}, nil
 	}
-	_, _, err := sources.DecodeObject(body) // for its message: not an object, or not JSON
-	if err == nil {
-		err = sources.Reject(http.StatusBadRequest, "bad_json", "body is not a JSON object")
+	vals, err := url.ParseQuery(string(body))
+	if err != nil {
+		return nil, sources.Reject(http.StatusBadRequest, "bad_form", "the form body cannot be read: %v", err)
 	}
-	return nil, err
+	p := fromValues(vals)
+	if len(p) == 0 {
+		return nil, sources.Reject(http.StatusBadRequest, "empty", "the form body holds no fields")
+	}
+	normalize(p)
+	return &notification{payload: p, body: req.Body}, nil
 }
 
 // fromValues makes a payload of query or form values: the first value of
@@ -118,11 +114,11 @@ func normalize(p map[string]any) (changed bool) {
 		if !ok || !strings.HasPrefix(strings.TrimSpace(s), "{") {
 			continue
 		}
-		obj, _, err := sources.DecodeObject([]byte(s))
+		obj, err := sources.DecodeObject([]byte(s))
 		if err != nil {
 			continue // not an object after all: keep the text
 		}
-		p[k] = obj
+		p[k] = obj.Payload
 		if _, taken := p[k+"_raw"]; !taken {
 			p[k+"_raw"] = s
 		}
