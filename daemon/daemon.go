@@ -166,6 +166,10 @@ func (d *Daemon) startStream(src *Source) {
 }
 
 func (d *Daemon) startWorker(name string, s *Sink) {
+	// A shared queue sizes what it pulls for the sink by its concurrency.
+	if c, ok := d.queue.(interface{ ConfigureSink(string, int) }); ok {
+		c.ConfigureSink(name, s.Concurrency)
+	}
 	w := &router.Worker{
 		Name: name, Sink: s.Sink, Retry: s.Retry, Concurrency: s.Concurrency,
 		Queue: d.queue, Observer: deliveryObserver{d.log}, Log: d.log,
@@ -278,6 +282,11 @@ func (d *Daemon) reportQueue(ctx context.Context) {
 		if oldest != nil {
 			ages = oldest.OldestPending(time.Now())
 		}
+		if b, ok := d.queue.(interface{ Bytes() (used, limit int64) }); ok {
+			used, limit := b.Bytes()
+			metrics.QueueBytes.Set(float64(used))
+			metrics.QueueMaxBytes.Set(float64(limit))
+		}
 		for sink, v := range st.Stats() {
 			metrics.QueueDepth.WithLabelValues(sink).Set(float64(v[0]))
 			metrics.DeadLetters.WithLabelValues(sink).Set(float64(v[1]))
@@ -312,6 +321,14 @@ func (d *Daemon) adminHandler() http.Handler {
 			slices.Sort(down)
 			writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "stream not connected", "sources": down})
 			return
+		}
+		// A queue that cannot store events (a shared queue's servers out
+		// of reach) would answer every webhook 503.
+		if r, ok := d.queue.(interface{ Ready() error }); ok {
+			if err := r.Ready(); err != nil {
+				writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "queue not ready", "error": err.Error()})
+				return
+			}
 		}
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
 	})

@@ -35,7 +35,7 @@ func TestClusterLeaderLoss(t *testing.T) {
 		t.Skip("runs a three-server cluster through an election")
 	}
 	c := natstest.RunCluster(t, 3)
-	r3 := func(o *Options) { o.Replicas = 3; o.PublishTimeout = 3 * time.Second }
+	r3 := func(o *Options) { o.Replicas = 3; o.PublishTimeout = 3 * time.Second; o.ConnectTimeout = 30 * time.Second }
 	a, b := open(t, c.URL, r3), open(t, c.URL, r3)
 
 	ctx, stop := context.WithCancel(context.Background())
@@ -123,7 +123,7 @@ func TestClusterReplicaLosesItsServer(t *testing.T) {
 		t.Skip("runs a three-server cluster")
 	}
 	c := natstest.RunCluster(t, 3)
-	q := open(t, c.Servers[0].URL+","+c.Servers[1].URL, func(o *Options) { o.Replicas = 3 })
+	q := open(t, c.Servers[0].URL+","+c.Servers[1].URL, func(o *Options) { o.Replicas = 3; o.ConnectTimeout = 30 * time.Second })
 	enqueue(t, q, []string{"crm"}, event("app", "before"))
 	c.Servers[0].Stop()
 	waitFor(t, 20*time.Second, "an event accepted again", func() bool {

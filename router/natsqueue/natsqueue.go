@@ -149,9 +149,7 @@ func Open(opts Options) (*Queue, error) {
 	if err := q.connect(); err != nil {
 		return nil, err
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), opts.ConnectTimeout)
-	defer cancel()
-	if err := q.setUp(ctx); err != nil {
+	if err := q.setUpInTime(); err != nil {
 		q.nc.Close()
 		return nil, err
 	}
@@ -220,6 +218,25 @@ func (q *Queue) connect() error {
 			return fmt.Errorf("cannot connect to NATS at %s (queue.nats.url): %w", q.opts.URL, err)
 		}
 		time.Sleep(250 * time.Millisecond)
+	}
+}
+
+// setUpInTime runs setUp until it succeeds or ConnectTimeout passes: a
+// cluster that is starting too answers "no suitable peers" or nothing
+// until its servers have found each other.
+func (q *Queue) setUpInTime() error {
+	ctx, cancel := context.WithTimeout(context.Background(), q.opts.ConnectTimeout)
+	defer cancel()
+	for {
+		err := q.setUp(ctx)
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(500 * time.Millisecond):
+		}
 	}
 }
 

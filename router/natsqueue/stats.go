@@ -171,3 +171,15 @@ func (q *Queue) drainSink(ctx context.Context, sink, reason string) (int, error)
 		}
 	}
 }
+
+// Bytes returns the bytes the work stream holds (every pending delivery,
+// one message per sink) and queue.max_bytes.
+func (q *Queue) Bytes() (used, limit int64) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	info, err := q.work.Info(ctx)
+	if err != nil {
+		return 0, max(q.opts.MaxBytes, 0)
+	}
+	return int64(info.State.Bytes), max(q.opts.MaxBytes, 0)
+}

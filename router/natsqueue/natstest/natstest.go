@@ -141,20 +141,27 @@ func RunCluster(t testing.TB, n int) *Cluster {
 }
 
 // WaitForMetaLeader waits until the running servers have elected a
-// JetStream meta leader, so that streams can be created.
+// JetStream meta leader that sees every running server, so that streams
+// replicated on all of them can be created.
 func (c *Cluster) WaitForMetaLeader() {
 	t := c.Servers[0].t
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
+	running := 0
+	for _, s := range c.Servers {
+		if s.srv != nil {
+			running++
+		}
+	}
+	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
 		for _, s := range c.Servers {
-			if s.srv != nil && s.srv.JetStreamIsLeader() {
+			if s.srv != nil && s.srv.JetStreamIsLeader() && len(s.srv.JetStreamClusterPeers()) >= running {
 				return
 			}
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	t.Fatal("the NATS cluster elected no JetStream meta leader in 20s")
+	t.Fatal("the NATS cluster elected no JetStream meta leader seeing every server in 30s")
 }
 
 // StreamLeader returns the server leading stream (in the global account),
