@@ -256,3 +256,24 @@ func TestNATSDeadLettersAndRetriesAcrossReplicas(t *testing.T) {
 		t.Fatalf("dlq purge --all with no daemon running: %d %s %s", code, out, errOut)
 	}
 }
+
+// The shipped configs for the nats driver check, and `check` warns about a
+// stream kept by one server only.
+func TestNATSExampleConfigsCheck(t *testing.T) {
+	t.Setenv("BIRD_SIGNING_KEY", "example-secret-value-0123456789")
+	t.Setenv("PUBLIC_URL", "https://hooks.example.com")
+	t.Setenv("CRM_URL", "https://crm.example.com/in")
+	t.Setenv("SINK_URL", "http://127.0.0.1:9100/in")
+	for _, tc := range []struct{ file, warning string }{
+		{"../../examples/kubernetes/nats/switchboard.yaml", ""},
+		{"../../examples/bench/switchboard-nats.yaml", "warning: queue.nats.replicas: is 1:"},
+	} {
+		code, out, _ := run(t, "", "check", "-c", tc.file)
+		if code != 0 {
+			t.Errorf("check %s: exit %d\n%s", tc.file, code, out)
+		}
+		if tc.warning == "" && strings.Contains(out, "warning") || tc.warning != "" && !strings.Contains(out, tc.warning) {
+			t.Errorf("check %s: want warning %q, got:\n%s", tc.file, tc.warning, out)
+		}
+	}
+}
