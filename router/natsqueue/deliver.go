@@ -214,6 +214,13 @@ func (q *Queue) Next(ctx context.Context, sink string) (*router.Delivery, error)
 			}
 			q.hold(d, m)
 			return d, nil
+		case <-p.done:
+			// Replaced (the sink's concurrency changed) or stopped (the
+			// sink was removed): take whatever serves the sink now.
+			if q.closed.Load() {
+				return nil, router.ErrQueueClosed
+			}
+			p = q.pumpFor(sink)
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		case <-q.closing:

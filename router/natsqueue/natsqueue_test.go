@@ -591,3 +591,38 @@ func TestOpenFailsClearly(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+// A sink's concurrency changing (a reload) replaces its pump; a worker
+// waiting in Next meanwhile is served by the new one, and the consumer
+// takes the new limit.
+func TestConfigureSinkReplacesPump(t *testing.T) {
+	srv := natstest.RunServer(t)
+	q := open(t, srv.URL)
+	q.ConfigureSink("crm", 1)
+	got := make(chan *router.Delivery, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		d, err := q.Next(ctx, "crm")
+		if err != nil {
+			t.Error(err)
+		}
+		got <- d
+	}()
+	waitFor(t, 5*time.Second, "the first pump", func() bool {
+		q.mu.Lock()
+		defer q.mu.Unlock()
+		return q.pumps["crm"] != nil
+	})
+	q.ConfigureSink("crm", 8)
+	enqueue(t, q, []string{"crm"}, event("bird", "e1"))
+	d := <-got
+	if d == nil || d.Event.ID != "e1" {
+		t.Fatalf("got %v", d)
+	}
+	q.Done(d)
+	c, err := q.work.Consumer(context.Background(), "crm")
+	if err != nil || c.CachedInfo().Config.MaxAckPending != 8+retryHeadroom {
+		t.Fatalf("consumer max_ack_pending: %v %v", c.CachedInfo().Config.MaxAckPending, err)
+	}
+}
