@@ -317,6 +317,17 @@ func duplicateWindow(dedup time.Duration) time.Duration {
 }
 
 func (q *Queue) ensureStream(ctx context.Context, cfg jetstream.StreamConfig) (jetstream.Stream, error) {
+	// Every replica brings the stream to its own settings: say so when
+	// that changes what others set, since replicas should agree.
+	if old, err := q.js.Stream(ctx, cfg.Name); err == nil {
+		o := old.CachedInfo().Config
+		if o.Replicas != cfg.Replicas || o.MaxBytes != cfg.MaxBytes || o.MaxMsgsPerSubject != cfg.MaxMsgsPerSubject {
+			q.log.Warn("changing the settings of an existing JetStream stream to this replica's; give every replica the same queue settings",
+				"stream", cfg.Name, "replicas", fmt.Sprintf("%d -> %d", o.Replicas, cfg.Replicas),
+				"max_bytes", fmt.Sprintf("%d -> %d", o.MaxBytes, cfg.MaxBytes),
+				"max_msgs_per_subject", fmt.Sprintf("%d -> %d", o.MaxMsgsPerSubject, cfg.MaxMsgsPerSubject))
+		}
+	}
 	s, err := q.js.CreateOrUpdateStream(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("cannot create or update JetStream stream %s on %s: %w (check that JetStream is enabled, that the account may create streams, and that an existing stream of that name was made by switchboard)",
