@@ -626,3 +626,21 @@ func TestConfigureSinkReplacesPump(t *testing.T) {
 		t.Fatalf("consumer max_ack_pending: %v %v", c.CachedInfo().Config.MaxAckPending, err)
 	}
 }
+
+func TestGauges(t *testing.T) {
+	srv := natstest.RunServer(t)
+	q := open(t, srv.URL, func(o *Options) { o.MaxBytes = 1 << 20 })
+	q.ConfigureSink("idle", 1)
+	enqueue(t, q, []string{"crm"}, event("bird", "e1"), event("bird", "e2"))
+	time.Sleep(50 * time.Millisecond)
+	if st := q.Stats(); st["crm"] != [2]int{2, 0} || st["idle"] != [2]int{} {
+		t.Errorf("Stats = %v", st)
+	}
+	age := q.OldestPending(time.Now().Add(time.Minute))
+	if age["crm"] < time.Minute || age["crm"] > time.Minute+10*time.Second || len(age) != 1 {
+		t.Errorf("OldestPending a minute on = %v", age)
+	}
+	if used, limit := q.Bytes(); used <= 0 || limit != 1<<20 {
+		t.Errorf("Bytes = %d, %d", used, limit)
+	}
+}
