@@ -35,7 +35,11 @@ func TestClusterLeaderLoss(t *testing.T) {
 		t.Skip("runs a three-server cluster through an election")
 	}
 	c := natstest.RunCluster(t, 3)
-	r3 := func(o *Options) { o.Replicas = 3; o.PublishTimeout = 3 * time.Second; o.ConnectTimeout = 30 * time.Second }
+	r3 := func(o *Options) {
+		o.Replicas = 3
+		o.PublishTimeout = 3 * time.Second
+		o.ConnectTimeout = 30 * time.Second
+	}
 	a, b := open(t, c.URL, r3), open(t, c.URL, r3)
 
 	ctx, stop := context.WithCancel(context.Background())
@@ -140,5 +144,3 @@ func TestClusterReplicaLosesItsServer(t *testing.T) {
 		t.Fatalf("delivered %v", got)
 	}
 }
-
-
