@@ -146,10 +146,25 @@ func (q *Queue) pull(ctx context.Context, p *pump, conc int) error {
 			m.Nak()
 			continue // drain the rest
 		}
+		q.handOff(ctx, p, m)
+	}
+}
+
+// handOff waits for a worker to take m, keeping m's ack deadline moving
+// meanwhile: every worker may be busy with slow sends for longer than the
+// deadline, and m must not go to another replica while it waits here.
+func (q *Queue) handOff(ctx context.Context, p *pump, m jetstream.Msg) {
+	t := time.NewTicker(q.opts.AckWait / 3)
+	defer t.Stop()
+	for {
 		select {
 		case p.ch <- m:
+			return
+		case <-t.C:
+			m.InProgress()
 		case <-ctx.Done():
 			m.Nak()
+			return
 		}
 	}
 }

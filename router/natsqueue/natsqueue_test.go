@@ -644,3 +644,22 @@ func TestGauges(t *testing.T) {
 		t.Errorf("Bytes = %d, %d", used, limit)
 	}
 }
+
+// A delivery pulled while every sender is busy keeps its ack deadline
+// moving while it waits for one: another replica does not get it too.
+func TestWaitingForASenderKeepsTheDelivery(t *testing.T) {
+	srv := natstest.RunServer(t)
+	a, b := open(t, srv.URL), open(t, srv.URL) // AckWait 2s
+	a.ConfigureSink("crm", 1)
+	enqueue(t, a, []string{"crm"}, event("bird", "e1"), event("bird", "e2"))
+	d1 := next(t, a, "crm", 5*time.Second) // a's only sender is busy; a's pump holds e2
+	waitFor(t, 5*time.Second, "e2 pulled by a", func() bool {
+		c, _ := a.work.Consumer(context.Background(), "crm")
+		return c != nil && c.CachedInfo().NumAckPending == 2
+	})
+	none(t, b, "crm", 5*time.Second) // 2.5 ack waits
+	a.Done(d1)
+	if d2 := next(t, a, "crm", 5*time.Second); d2.Event.ID != "e2" || d2.Attempts != 0 {
+		t.Fatalf("got %s attempt %d, want e2 delivered once", d2.Event.ID, d2.Attempts)
+	}
+}
