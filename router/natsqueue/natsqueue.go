@@ -225,18 +225,24 @@ func (q *Queue) connect() error {
 // cluster that is starting too answers "no suitable peers" or nothing
 // until its servers have found each other.
 func (q *Queue) setUpInTime() error {
-	ctx, cancel := context.WithTimeout(context.Background(), q.opts.ConnectTimeout)
-	defer cancel()
+	deadline := time.Now().Add(q.opts.ConnectTimeout)
 	for {
+		// Each try has its own bound: a request lost in a leader change
+		// must not use up the whole wait.
+		try := time.Now().Add(5 * time.Second)
+		if try.After(deadline) {
+			try = deadline
+		}
+		ctx, cancel := context.WithDeadline(context.Background(), try)
 		err := q.setUp(ctx)
+		cancel()
 		if err == nil {
 			return nil
 		}
-		select {
-		case <-ctx.Done():
+		if time.Now().Add(500 * time.Millisecond).After(deadline) {
 			return err
-		case <-time.After(500 * time.Millisecond):
 		}
+		time.Sleep(500 * time.Millisecond)
 	}
 }
 
