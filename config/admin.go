@@ -49,6 +49,7 @@ func (f *File) Warnings() Problems {
 	if token == "" && a.Auth.ProtectMetrics {
 		ws.Add("admin.auth.protect_metrics", "has no effect without admin.auth.bearer_token")
 	}
+	f.queueWarnings(&ws)
 	return ws
 }
 

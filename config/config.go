@@ -85,7 +85,11 @@ type Log struct {
 
 // Queue is where accepted deliveries wait.
 type Queue struct {
-	Dir string `koanf:"dir"`
+	// Driver is "embedded" (a log under Dir, one daemon per directory) or
+	// "nats" (a JetStream stream that several replicas share).
+	Driver string `koanf:"driver"`
+	Dir    string `koanf:"dir"`
+	NATS   NATS   `koanf:"nats"`
 	// MaxBytes bounds the events stored for pending deliveries and dead
 	// letters; past it sources answer 503 and the provider retries.
 	MaxBytes Size `koanf:"max_bytes"`
@@ -97,6 +101,43 @@ type Queue struct {
 	// remembered, so that a provider's retry is answered but not routed
 	// again. 0 turns deduplication off.
 	DedupWindow time.Duration `koanf:"dedup_window"`
+	// DeadLetterMaxAge and DeadLetterMaxBytes bound the dead letters kept;
+	// past them the oldest are dropped, each one logged and counted.
+	DeadLetterMaxAge   time.Duration `koanf:"dead_letter_max_age"`
+	DeadLetterMaxBytes Size          `koanf:"dead_letter_max_bytes"`
+}
+
+// Queue drivers.
+const (
+	DriverEmbedded = "embedded"
+	DriverNATS     = "nats"
+)
+
+// NATS is the shared queue of queue.driver nats: where the JetStream
+// servers are and how to log in to them.
+type NATS struct {
+	// URL is one server or a comma-separated list of a cluster's servers.
+	URL string `koanf:"url"`
+	// Stream names the work stream; the dead letters and the remembered
+	// event ids live in STREAM_DLQ and the key-value bucket STREAM_SEEN.
+	Stream string `koanf:"stream"`
+	// Replicas is how many servers keep each message: 3 in production.
+	Replicas        int     `koanf:"replicas"`
+	CredentialsFile string  `koanf:"credentials_file"`
+	NKeyFile        string  `koanf:"nkey_file"`
+	TokenFile       string  `koanf:"token_file"`
+	TLS             NATSTLS `koanf:"tls"`
+	// AckWait is how long a delivery taken by a replica that stopped
+	// answering (killed, cut off) waits before another replica takes it.
+	// Deliveries still being sent are kept alive by their replica.
+	AckWait time.Duration `koanf:"ack_wait"`
+}
+
+// NATSTLS is the client side of TLS to the NATS servers.
+type NATSTLS struct {
+	CAFile   string `koanf:"ca_file"`
+	CertFile string `koanf:"cert_file"`
+	KeyFile  string `koanf:"key_file"`
 }
 
 // Filter is one {key, value} condition with the providers' subscription
@@ -186,7 +227,9 @@ func Defaults() File {
 		},
 		Admin: Admin{Listen: "127.0.0.1:9090"},
 		Log:   Log{Level: "info", Format: "text"},
-		Queue: Queue{Dir: "./data", MaxBytes: 1 << 30, MaxPendingPerSink: 100_000, DedupWindow: time.Hour},
+		Queue: Queue{Driver: DriverEmbedded, Dir: "./data", MaxBytes: 1 << 30, MaxPendingPerSink: 100_000, DedupWindow: time.Hour,
+			DeadLetterMaxAge: 30 * 24 * time.Hour, DeadLetterMaxBytes: 1 << 30,
+			NATS: NATS{Stream: "SWITCHBOARD", Replicas: 1, AckWait: 30 * time.Second}},
 	}
 }
 
@@ -325,9 +368,7 @@ func (f *File) check(ps *Problems) {
 	default:
 		ps.Add("log.format", "%q is not a format; use text (human, coloured on a terminal) or json", f.Log.Format)
 	}
-	if f.Queue.Dir == "" {
-		ps.Add("queue.dir", "is required: the directory that holds queued deliveries")
-	}
+	f.Queue.check(ps)
 	if f.Queue.MaxBytes < 0 {
 		ps.Add("queue.max_bytes", "must be 0 (no limit) or a size such as 1GiB")
 	}
@@ -336,6 +377,12 @@ func (f *File) check(ps *Problems) {
 	}
 	if f.Queue.DedupWindow < 0 {
 		ps.Add("queue.dedup_window", "must be 0 (off) or a duration such as 1h")
+	}
+	if f.Queue.DeadLetterMaxAge < 0 {
+		ps.Add("queue.dead_letter_max_age", "must be 0 (no bound) or a duration such as 720h")
+	}
+	if f.Queue.DeadLetterMaxBytes < 0 {
+		ps.Add("queue.dead_letter_max_bytes", "must be 0 (no bound) or a size such as 1GiB")
 	}
 	paths := map[string]string{}
 	// In name order, so that the same file always names the same duplicate.

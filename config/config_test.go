@@ -116,6 +116,24 @@ var badConfigs = []struct {
 		`sinks.crm.concurrency: cannot parse value as 'int'`,
 		`sinks.crm.retry.max_attempts: cannot parse value as 'int'`,
 	}},
+	{file: "bad-queue-driver.yaml", want: []string{
+		`queue.driver: "kafka" is not a queue driver; use embedded (a queue in queue.dir, one daemon) or nats (a JetStream stream shared by several replicas)`,
+	}},
+	{file: "bad-nats-no-url.yaml", want: []string{
+		`queue.nats.url: is required with queue.driver nats: the NATS server, or a comma-separated list of a cluster's servers, e.g. nats://nats-0:4222,nats://nats-1:4222`,
+	}},
+	{file: "bad-nats.yaml", want: []string{
+		`queue.nats: give one of credentials_file, nkey_file and token_file, not several`,
+		`queue.nats.ack_wait: must be at least 1s, e.g. 30s`,
+		`queue.nats.credentials_file: cannot be read: open /nonexistent/user.creds: no such file or directory`,
+		`queue.nats.replicas: 7 is out of range; JetStream keeps 1 to 5 copies (3 in production)`,
+		`queue.nats.stream: "my.stream" is not a stream name; use 1 to 32 letters, digits, - and _ (e.g. SWITCHBOARD)`,
+		`queue.nats.tls: cert_file and key_file go together: give both for a client certificate, or neither`,
+		`queue.nats.tls.cert_file: cannot be read: open /nonexistent/cert.pem: no such file or directory`,
+		`queue.nats.token_file: cannot be read: open /nonexistent/token: no such file or directory`,
+		`queue.nats.url: "http://b:80" has scheme http; use nats:// (or tls://, ws://, wss://)`,
+		`queue.nats.url: "nats://:4222" names no host; write it like nats://nats-0:4222`,
+	}},
 	{file: "bad-not-yaml.yaml", want: []string{
 		`not valid YAML: yaml: line 2: did not find expected key`,
 	}},

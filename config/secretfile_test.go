@@ -141,7 +141,7 @@ func TestAdminTokenFromFile(t *testing.T) {
 	}
 }
 
-func TestWarnings(t *testing.T) {
+func TestAdminWarnings(t *testing.T) {
 	tests := []struct {
 		doc  string
 		want []string

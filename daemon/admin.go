@@ -292,6 +292,14 @@ func (d *Daemon) serveReady(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "stream not connected", "sources": down})
 		return
 	}
+	// A queue that cannot store events (its disk failing, a shared
+	// queue's servers out of reach) would answer every webhook 503.
+	if q, ok := d.queue.(interface{ Ready() error }); ok {
+		if err := q.Ready(); err != nil {
+			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "queue not ready", "error": err.Error()})
+			return
+		}
+	}
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
 }
 
@@ -341,8 +349,8 @@ func (b *bufferedAnswer) Header() http.Header         { return b.header }
 func (b *bufferedAnswer) Write(p []byte) (int, error) { return b.body.Write(p) }
 func (b *bufferedAnswer) WriteHeader(status int)      { b.status = status }
 
-// logAdminWarnings logs what `check` warns about, once at start.
-func logAdminWarnings(log *slog.Logger, f *config.File) {
+// logConfigWarnings logs what `check` warns about, once at start.
+func logConfigWarnings(log *slog.Logger, f *config.File) {
 	for _, w := range f.Warnings() {
 		log.Warn(w.Msg, "setting", w.Path)
 	}

@@ -117,7 +117,7 @@ func (d *Daemon) Start() error {
 	d.serve(d.admin, d.adminLn, "admin")
 	metrics.ReloadSuccessful.Set(1)
 	metrics.ReloadSuccessTime.SetToCurrentTime()
-	logAdminWarnings(d.log, f)
+	logConfigWarnings(d.log, f)
 	d.log.Info("switchboard started", "listen", d.webhookLn.Addr().String(), "admin", d.adminLn.Addr().String(),
 		"sources", len(snap.Sources), "sinks", len(snap.Sinks), "rules", len(f.Rules))
 	return nil
@@ -165,6 +165,10 @@ func (d *Daemon) startStream(src *Source) {
 }
 
 func (d *Daemon) startWorker(name string, s *Sink) {
+	// A shared queue sizes what it pulls for the sink by its concurrency.
+	if c, ok := d.queue.(interface{ ConfigureSink(string, int) }); ok {
+		c.ConfigureSink(name, s.Concurrency)
+	}
 	w := &router.Worker{
 		Name: name, Sink: s.Sink, Retry: s.Retry, Concurrency: s.Concurrency,
 		Queue: d.queue, Observer: deliveryObserver{d.log}, Log: d.log,
@@ -284,6 +288,11 @@ func (d *Daemon) reportQueue(ctx context.Context) {
 		var ages map[string]time.Duration
 		if oldest != nil {
 			ages = oldest.OldestPending(time.Now())
+		}
+		if b, ok := d.queue.(interface{ Bytes() (used, limit int64) }); ok {
+			used, limit := b.Bytes()
+			metrics.QueueBytes.Set(float64(used))
+			metrics.QueueMaxBytes.Set(float64(limit))
 		}
 		for sink, v := range st.Stats() {
 			metrics.QueueDepth.WithLabelValues(sink).Set(float64(v[0]))

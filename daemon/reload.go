@@ -188,7 +188,15 @@ func diff(old, next *Snapshot) Changes {
 	if of.Admin.Listen != nf.Admin.Listen {
 		ch.NeedRestart = append(ch.NeedRestart, "admin.listen")
 	}
-	if of.Queue != nf.Queue {
+	oq, nq := of.Queue, nf.Queue
+	if oq.Driver != nq.Driver {
+		ch.NeedRestart = append(ch.NeedRestart, "queue.driver")
+	}
+	if oq.NATS != nq.NATS {
+		ch.NeedRestart = append(ch.NeedRestart, "queue.nats")
+	}
+	oq.Driver, oq.NATS = nq.Driver, nq.NATS
+	if oq != nq {
 		ch.NeedRestart = append(ch.NeedRestart, "queue")
 	}
 	for _, l := range [][]string{ch.SinksAdded, ch.SinksRemoved, ch.SinksChanged, ch.SourcesAdded, ch.SourcesRemoved, ch.SourcesChanged} {

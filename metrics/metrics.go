@@ -82,6 +82,24 @@ var (
 		Help: "Dead letters kept, by sink.",
 	}, []string{"sink"})
 
+	// DeadLettersDropped counts dead letters dropped by the dead-letter
+	// limits (queue.dead_letter_max_age, queue.dead_letter_max_bytes).
+	DeadLettersDropped = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "switchboard_dead_letters_dropped_total",
+		Help: "Dead letters dropped, oldest first, past queue.dead_letter_max_age or queue.dead_letter_max_bytes, by sink.",
+	}, []string{"sink"})
+
+	// QueueBytes and QueueMaxBytes are the bytes of pending deliveries
+	// stored and their limit, queue.max_bytes (0: none).
+	QueueBytes = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "switchboard_queue_bytes",
+		Help: "Bytes of pending deliveries stored in the queue (dead letters not included).",
+	})
+	QueueMaxBytes = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "switchboard_queue_max_bytes",
+		Help: "queue.max_bytes: past it sources answer 503 (0: no limit).",
+	})
+
 	// ReloadSuccessful is 1 when the last config (re)load was applied, 0
 	// when it was refused and the previous config still runs.
 	ReloadSuccessful = prometheus.NewGauge(prometheus.GaugeOpts{
@@ -107,7 +125,7 @@ func init() {
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		EventsReceived, EventsUnmatched, RuleMatches, RuleErrors, Throttled, Deliveries,
-		DeliveryLatency, QueueDepth, OldestPending, DeadLetters, ReloadSuccessful, ReloadSuccessTime, BuildInfo,
+		DeliveryLatency, QueueDepth, OldestPending, DeadLetters, DeadLettersDropped, QueueBytes, QueueMaxBytes, ReloadSuccessful, ReloadSuccessTime, BuildInfo,
 	)
 }
 

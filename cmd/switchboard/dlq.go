@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"strings"
@@ -15,7 +16,6 @@ import (
 	"switchboard/config"
 	"switchboard/daemon"
 	"switchboard/router"
-	"switchboard/router/boltqueue"
 )
 
 const dlqHelp = `Inspects and re-queues dead letters: deliveries that failed for good (a
@@ -30,8 +30,9 @@ and last error.
 
 While the daemon runs, dlq talks to its admin API (admin.listen in the
 config), with the admin token from --token-file, $SWITCHBOARD_ADMIN_TOKEN or
-the config's admin.auth. When the daemon is stopped, dlq opens the queue in
-queue.dir itself.
+the config's admin.auth. When the daemon is stopped, dlq opens the queue
+itself: queue.dir, or with queue.driver nats the NATS streams every replica
+shares.
 `
 
 func cmdDLQ(args []string, stdout, stderr io.Writer) int {
@@ -151,9 +152,9 @@ func dlqClient(f *config.File) (*dlqBackend, func(), error) {
 		conn.Close()
 		return &dlqBackend{base: "http://" + host}, func() {}, nil
 	}
-	q, err := boltqueue.Open(boltqueue.Options{Dir: f.Queue.Dir})
+	q, err := openQueue(f.Queue, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
-		return nil, nil, fmt.Errorf("the daemon's admin API at %s does not answer, and the queue cannot be opened directly: %w", host, err)
+		return nil, nil, fmt.Errorf("the daemon's admin API at %s does not answer, and %s cannot be opened directly: %w", host, queueWhere(f.Queue), err)
 	}
 	known := func(sink string) bool { _, ok := f.Sinks[sink]; return ok }
 	return &dlqBackend{store: q, known: known}, func() { q.Close() }, nil

@@ -170,9 +170,7 @@ between them. Prints every problem, one a line, each with where it is
 	if !ok {
 		return exitFail
 	}
-	for _, w := range snap.File.Warnings() {
-		fmt.Fprintln(stdout, "warning: "+w.Error())
-	}
+	printWarnings(stdout, snap.File)
 	fmt.Fprintf(stdout, "%s: OK (%d sources, %d sinks, %d rules)\n", *path, len(snap.Sources), len(snap.Sinks), len(snap.File.Rules))
 	return exitOK
 }
