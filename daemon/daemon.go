@@ -36,6 +36,8 @@ type Daemon struct {
 	// ConfigPath, when set before Start, is watched and reloaded on
 	// change; Reload reads it too.
 	ConfigPath string
+	// Version, when set before Start, is logged at start.
+	Version string
 
 	// swap is held shared by every accept (route + enqueue) and taken
 	// exclusively by a reload to publish a new snapshot, so that once a
