@@ -91,9 +91,9 @@ Flags go before or after arguments. -c FILE (--config) defaults to
   switchboard test -c config.example.yaml examples/config.example.tests.yaml
   switchboard run -c config.example.yaml
   switchboard completion bash`,
-		Version:           versionString(readBuildInfo()),
-		SilenceErrors:     true,
-		SilenceUsage:      true,
+		Version:       versionString(readBuildInfo()),
+		SilenceErrors: true,
+		SilenceUsage:  true,
 	}
 	root.SetVersionTemplate("{{.Version}}\n")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return err })
