@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"syscall"
 )
 
 // WritableDir reports whether switchboard could create files in dir,
@@ -27,7 +28,7 @@ func WritableDir(dir string) error {
 			return fmt.Errorf("%s cannot be created: %s is a file, not a directory", dir, probe)
 		case err == nil:
 			return probeWrite(probe, dir)
-		case !errors.Is(err, os.ErrNotExist):
+		case !errors.Is(err, os.ErrNotExist) && !errors.Is(err, syscall.ENOTDIR):
 			return fmt.Errorf("%s cannot be used: %v", dir, unwrapPath(err))
 		}
 		parent := filepath.Dir(probe)

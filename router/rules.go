@@ -184,6 +184,9 @@ func compileExpr(src string, vars map[string]bool, asBool bool) (*vm.Program, er
 		opts = append(opts, expr.AsBool())
 	}
 	prog, err := expr.Compile(src, opts...)
+	if hint := whenHint(src, err); hint != "" {
+		return nil, errors.New(hint)
+	}
 	if err != nil {
 		return nil, exprError(err)
 	}
