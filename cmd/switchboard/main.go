@@ -59,6 +59,7 @@ func realMain(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	root.SetIn(stdin)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
+	addCompletion(root)
 	cmd, err := root.ExecuteC()
 	var code exitCode
 	switch {
@@ -99,6 +100,26 @@ Flags go before or after arguments. -c FILE (--config) defaults to
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return err })
 	root.AddCommand(commands()...)
 	return root
+}
+
+// addCompletion adds cobra's `completion bash|zsh|fish|powershell`. Its
+// scripts go to the writer set with SetOut before the call.
+func addCompletion(root *cobra.Command) {
+	root.InitDefaultCompletionCmd()
+	for _, c := range root.Commands() {
+		if c.Name() != "completion" {
+			continue
+		}
+		c.Example = "  switchboard completion bash\n  switchboard completion zsh\n  switchboard completion fish"
+		// Without a known shell: a usage error, not help and exit 0.
+		c.Args = cobra.ArbitraryArgs
+		c.RunE = func(cmd *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return fmt.Errorf("name a shell: bash, zsh, fish or powershell")
+			}
+			return fmt.Errorf("invalid argument %q: use bash, zsh, fish or powershell", args[0])
+		}
+	}
 }
 
 // exitCode ends a command with a status once the command has said why.

@@ -28,7 +28,7 @@ The config file is watched: an edit is applied within a second if it passes
 everything 'check' checks; otherwise the running config stays and every
 problem is logged. SIGHUP and POST /-/reload on the admin listener reload too.`,
 		Example: `  switchboard run -c config.example.yaml
-  switchboard run --config /etc/switchboard/switchboard.yaml`,
+  switchboard run --config examples/bird/switchboard.yaml`,
 		Args: noArgs("give the config with -c FILE"),
 	}
 	path := configFlag(cmd, false)
