@@ -43,6 +43,8 @@ COPY --from=binary --chown=65532:65532 /out/state /var/lib/switchboard
 # A numeric user needs no /etc/passwd; 65532 is the "nonroot" of distroless
 # images, so volumes prepared for those fit.
 USER 65532:65532
+# So that `docker exec CONTAINER switchboard dlq list` finds the binary.
+ENV PATH=/usr/local/bin
 VOLUME /var/lib/switchboard
 # 8080: webhooks (server.listen). 9090: admin (/healthz, /readyz, /metrics),
 # on loopback in the default config: see the README's Kubernetes section.
