@@ -89,6 +89,7 @@ func TestUsageMistakesExit2WithAMessage(t *testing.T) {
 		{[]string{"test", "-c", p}, "needs exactly one TESTS_FILE"},
 		{[]string{"version", "extra"}, "takes no arguments"},
 		{[]string{"completion", "tcsh"}, `invalid argument "tcsh"`},
+		{[]string{"help", "nosuch"}, `no help for "nosuch": not a command`},
 	} {
 		code, _, errb := run(t, "", tc.args...)
 		if code != 2 || !strings.Contains(errb, tc.want) {
