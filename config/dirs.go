@@ -9,10 +9,12 @@ import (
 )
 
 // WritableDir reports whether switchboard could create files in dir,
-// creating dir first if it is missing, as `run` will. It leaves nothing
-// behind: a missing dir is not created (its nearest existing parent is
-// tried instead) and the probe file is removed. The error is a sentence
-// that names the directory and what is wrong with it.
+// creating dir first if it is missing, as `run` will. It changes nothing:
+// a missing dir is judged by its nearest existing parent, and permissions
+// are asked of the kernel (access(2), which also knows a read-only file
+// system) rather than tried with a file that a queue directory's reader
+// could mistake for its own. The error is a sentence that names the
+// directory and what is wrong with it.
 func WritableDir(dir string) error {
 	if dir == "" {
 		dir = "."
@@ -27,7 +29,7 @@ func WritableDir(dir string) error {
 			}
 			return fmt.Errorf("%s cannot be created: %s is a file, not a directory", dir, probe)
 		case err == nil:
-			return probeWrite(probe, dir)
+			return canWrite(probe, dir)
 		case !errors.Is(err, os.ErrNotExist) && !errors.Is(err, syscall.ENOTDIR):
 			return fmt.Errorf("%s cannot be used: %v", dir, unwrapPath(err))
 		}
@@ -39,19 +41,17 @@ func WritableDir(dir string) error {
 	}
 }
 
-// probeWrite creates and removes a file in existing, the directory dir is
-// (or would be created) in.
-func probeWrite(existing, dir string) error {
-	f, err := os.CreateTemp(existing, ".switchboard-check-*")
-	if err != nil {
+// canWrite asks whether files can be created in existing, the directory
+// dir is (or would be created) in.
+func canWrite(existing, dir string) error {
+	const wx = 0x2 | 0x1 // W_OK | X_OK
+	if err := syscall.Access(existing, wx); err != nil {
 		if existing == filepath.Clean(dir) {
-			return fmt.Errorf("cannot write in %s: %v", dir, unwrapPath(err))
+			return fmt.Errorf("cannot write in %s: %v", dir, err)
 		}
-		return fmt.Errorf("%s cannot be created: cannot write in %s: %v", dir, existing, unwrapPath(err))
+		return fmt.Errorf("%s cannot be created: cannot write in %s: %v", dir, existing, err)
 	}
-	name := f.Name()
-	f.Close()
-	return os.Remove(name)
+	return nil
 }
 
 // unwrapPath drops the operation and path of a *PathError, which the

@@ -53,3 +53,14 @@ func TestWritableDirRefusesAReadOnlyDirectory(t *testing.T) {
 		t.Errorf("error %v, want %q", err, want)
 	}
 }
+
+// What the kernel refuses even to root: /proc/sys takes no new files.
+func TestWritableDirAsksTheKernel(t *testing.T) {
+	if _, err := os.Stat("/proc/sys"); err != nil {
+		t.Skip("no /proc/sys here")
+	}
+	want := "/proc/sys/switchboard cannot be created: cannot write in /proc/sys: permission denied"
+	if err := WritableDir("/proc/sys/switchboard"); err == nil || err.Error() != want {
+		t.Errorf("error %v, want %q", err, want)
+	}
+}
