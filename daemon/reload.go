@@ -55,17 +55,7 @@ func (d *Daemon) Reload(trigger string) (Changes, error) {
 		d.recovered(trigger)
 		return Changes{Unchanged: true}, nil
 	}
-	f, err := config.Parse(raw)
-	var next *Snapshot
-	if err == nil {
-		next, err = Build(f)
-	}
-	if err == nil {
-		if ps := Preflight(next); len(ps) > 0 {
-			closeSinks(d, next)
-			err = ps
-		}
-	}
+	next, err := d.build(raw)
 	if err != nil {
 		return Changes{}, d.reloadFailed(trigger, err)
 	}
@@ -132,6 +122,23 @@ func (d *Daemon) Reload(trigger string) (Changes, error) {
 		"sinks_added", ch.SinksAdded, "sinks_removed", ch.SinksRemoved, "sinks_changed", ch.SinksChanged,
 		"sources_added", ch.SourcesAdded, "sources_removed", ch.SourcesRemoved, "sources_changed", ch.SourcesChanged)
 	return ch, nil
+}
+
+// build does everything `check` does to a new file, and builds it.
+func (d *Daemon) build(raw []byte) (*Snapshot, error) {
+	f, err := config.Parse(raw)
+	if err != nil {
+		return nil, err
+	}
+	next, err := Build(f)
+	if err != nil {
+		return nil, err
+	}
+	if ps := Preflight(next); len(ps) > 0 {
+		closeSinks(d, next)
+		return nil, ps
+	}
+	return next, nil
 }
 
 // recovered is a reload of the very file that runs: after a refused
