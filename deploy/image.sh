@@ -6,8 +6,9 @@
 #
 #   deploy/image.sh [TAG]        (default TAG: localhost/switchboard:dev)
 #
-# Exit status: 0 built and checked, 1 failed, 77 cannot run here (no
-# container engine); the reason is printed either way.
+# Exit status: 0 built and checked, 1 failed, 77 cannot check here (no
+# container engine, or one whose runtime cannot start containers on this
+# machine); the reason is printed either way.
 #
 # Where the Go base image cannot be pulled (no registry access), the binary
 # is built here with the local Go toolchain (static, CGO_ENABLED=0) and the
@@ -69,9 +70,22 @@ fi
 size=$($engine image inspect --format '{{.Size}}' "$TAG")
 echo "image: built $TAG ($((size / 1024 / 1024)) MiB)"
 
+# cannot_run ends the check when the container runtime itself refuses to
+# start a container (the image is built; the machine cannot run it): a
+# skip, saying why. Anything else is the image's fault.
+cannot_run() {
+  case "$1" in
+    *"OCI runtime"*|*"OCI permission denied"*|*crun:*|*runc:*|*netavark*|*slirp4netns*|*cgroup*)
+      echo "image: SKIP: $TAG is built, but this machine cannot start containers: $1"
+      exit $SKIP ;;
+  esac
+  echo "image: FAIL: the container does not run: $1"
+  exit 1
+}
+
 # Run: with the engine's defaults, or with the workaround this machine needs.
 runflags=()
-if ! out=$($engine run --rm "$TAG" version 2>&1); then
+if ! out=$($engine run --rm --network none "$TAG" version 2>&1); then
   echo "image: '$engine run' with defaults failed: $out"
   if [ "$engine" = podman ] && command -v runc >/dev/null 2>&1; then
     # Limits no higher than this shell's: raising one needs CAP_SYS_RESOURCE.
@@ -81,13 +95,11 @@ if ! out=$($engine run --rm "$TAG" version 2>&1); then
     nproc=$(( nproc < 4096 ? nproc : 4096 ))
     runflags=(--runtime runc --ulimit "nofile=$nofile:$nofile" --ulimit "nproc=$nproc:$nproc")
     echo "image: retrying with ${runflags[*]}"
-    if ! out=$($engine "${runflags[@]:0:2}" run --rm "${runflags[@]:2}" "$TAG" version 2>&1); then
-      echo "image: FAIL: the container cannot start here: $out"
-      exit 1
+    if ! out=$($engine "${runflags[@]:0:2}" run --rm --network none "${runflags[@]:2}" "$TAG" version 2>&1); then
+      cannot_run "$out"
     fi
   else
-    echo "image: FAIL: the container cannot start here, and no fallback (podman with runc) is available"
-    exit 1
+    cannot_run "$out"
   fi
 fi
 echo "image: $out"
@@ -101,7 +113,11 @@ engine_run() {
 }
 
 # The default config must pass check inside the image, as the image's user.
-engine_run --rm "$TAG" check -c /etc/switchboard/switchboard.yaml
+if ! out=$(engine_run --rm --network none "$TAG" check -c /etc/switchboard/switchboard.yaml 2>&1); then
+  echo "image: FAIL: the default config does not pass check in the image: $out"
+  exit 1
+fi
+echo "image: $out"
 
 # Start it on free loopback ports of the host network (no port mapping to
 # depend on) and wait for /readyz.
