@@ -97,7 +97,6 @@ Flags go before or after arguments. -c FILE (--config) defaults to
 		SilenceUsage:  true,
 	}
 	root.SetVersionTemplate("{{.Version}}\n")
-	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return err })
 	root.AddCommand(commands()...)
 	// cobra's own help command answers an unknown topic with exit 0.
 	root.SetHelpCommand(&cobra.Command{
