@@ -9,6 +9,7 @@
 package config
 
 import (
+	"bytes"
 	"fmt"
 	"maps"
 	"net"
@@ -271,15 +272,23 @@ func LoadPartial(path string) (*File, Problems) {
 func parsePartial(b []byte, lookup func(string) (string, bool)) (*File, Problems) {
 	k := koanf.New(".")
 	if err := k.Load(rawbytes.Provider(b), yaml.Parser()); err != nil {
-		return nil, Problems{{Msg: fmt.Sprintf("not valid YAML: %v", err)}}
+		return nil, Problems{{Msg: "not valid YAML: " + yamlHint(b, err)}}
 	}
 	raw := k.Raw()
 	var ps Problems
+	if len(raw) == 0 {
+		// A file truncated by a failed copy or an editor must never be
+		// applied: it would unload every source.
+		ps.Add("", "the file is empty (no settings, or only comments); a config needs sources and sinks, e.g. those of config.example.yaml")
+		f := Defaults()
+		return &f, ps
+	}
 	var uses []envUse
 	expandEnv(raw, "", lookup, &ps, &uses)
 	f := Defaults()
 	f.env = uses
 	ps = append(ps, Decode(raw, &f, "")...)
+	required(raw, &ps)
 	f.defaults()
 	f.check(&ps)
 	ps.Sort()
@@ -300,6 +309,40 @@ func (f *File) Scrub(ps Problems, secrets []string) Problems {
 		ps[i].Msg = r.String(ps[i].Msg)
 	}
 	return ps
+}
+
+// yamlHint turns the YAML parser's error into what to do about it where the
+// parser's own words mislead: a tab in the indentation is "found character
+// that cannot start any token", often on another line than the tab's.
+func yamlHint(b []byte, err error) string {
+	msg := err.Error()
+	if !strings.Contains(msg, "tab") && !strings.Contains(msg, "cannot start any token") {
+		return msg
+	}
+	for i, line := range bytes.Split(b, []byte("\n")) {
+		indent := line[:len(line)-len(bytes.TrimLeft(line, " \t"))]
+		if bytes.IndexByte(indent, '\t') >= 0 {
+			return fmt.Sprintf("YAML does not allow tabs for indentation; use spaces (line %d)", i+1)
+		}
+	}
+	return msg
+}
+
+// required reports a config without sources or without sinks: it could
+// never deliver anything, and applied on reload it would unload every
+// source. (A section of the wrong type is Decode's to report.)
+func required(raw map[string]any, ps *Problems) {
+	for _, r := range []struct{ key, msg string }{
+		{"sources", "none defined; a config needs at least one source to receive events, e.g. sources: {events: {type: generic}}"},
+		{"sinks", "none defined; a config needs at least one sink to deliver to, e.g. sinks: {archive: {type: file, path: ./data/events.jsonl}}"},
+	} {
+		v := raw[r.key]
+		m, isMap := v.(map[string]any)
+		l, isList := v.([]any)
+		if v == nil || (isMap && len(m) == 0) || (isList && len(l) == 0) {
+			ps.Add(r.key, "%s", r.msg)
+		}
+	}
 }
 
 // defaults fills what depends on other values: a source's path, a sink's

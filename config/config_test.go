@@ -137,6 +137,18 @@ var badConfigs = []struct {
 	{file: "bad-not-yaml.yaml", want: []string{
 		`not valid YAML: yaml: line 2: did not find expected key`,
 	}},
+	{file: "bad-tab-indent.yaml", want: []string{
+		`not valid YAML: YAML does not allow tabs for indentation; use spaces (line 4)`,
+	}},
+	{file: "bad-empty.yaml", want: []string{
+		`the file is empty (no settings, or only comments); a config needs sources and sinks, e.g. those of config.example.yaml`,
+	}},
+	{file: "bad-no-sources.yaml", want: []string{
+		`sources: none defined; a config needs at least one source to receive events, e.g. sources: {events: {type: generic}}`,
+	}},
+	{file: "bad-no-sinks.yaml", want: []string{
+		`sinks: none defined; a config needs at least one sink to deliver to, e.g. sinks: {archive: {type: file, path: ./data/events.jsonl}}`,
+	}},
 	{file: "bad-several.yaml", want: []string{
 		`log.format: "pretty" is not a format; use text (human, coloured on a terminal) or json`,
 		`log.level: "loud" is not a level; use debug, info, warn or error`,
@@ -259,16 +271,29 @@ func TestDefaultsApplied(t *testing.T) {
 	}
 }
 
-func TestEmptyFileIsAllDefaults(t *testing.T) {
-	for _, doc := range []string{"", "\n", "# nothing yet\n", "{}\n"} {
-		f, err := parse([]byte(doc), env(nil))
-		if err != nil {
-			t.Fatalf("%q: %v", doc, err)
+func TestEmptyFileIsRefused(t *testing.T) {
+	for _, doc := range []string{"", "\n", "# nothing yet\n", "{}\n", "---\n"} {
+		_, err := parse([]byte(doc), env(nil))
+		if err == nil {
+			t.Fatalf("%q: parsed", doc)
 		}
-		if !reflect.DeepEqual(*f, Defaults()) {
-			t.Errorf("%q: got %+v, want the defaults", doc, *f)
+		want := []string{"the file is empty (no settings, or only comments); a config needs sources and sinks, e.g. those of config.example.yaml"}
+		if got := problemLines(t, err); !reflect.DeepEqual(got, want) {
+			t.Errorf("%q: problems %q, want %q", doc, got, want)
 		}
 	}
+}
+
+// withRequired adds a source and a sink to a document that lacks them, so
+// that a test of one setting is not refused for want of them.
+func withRequired(doc string) string {
+	if !strings.Contains(doc, "sources:") {
+		doc += "\nsources: {zz-events: {type: generic}}"
+	}
+	if !strings.Contains(doc, "sinks:") {
+		doc += "\nsinks: {zz-log: {type: log}}"
+	}
+	return doc + "\n"
 }
 
 func TestFullConfigDecodes(t *testing.T) {
@@ -315,7 +340,7 @@ func TestFullConfigDecodes(t *testing.T) {
 }
 
 func TestSinkRetryDefaultsFillOnlyWhatIsUnset(t *testing.T) {
-	f, err := parse([]byte("sinks:\n  crm: {type: http, retry: {max_attempts: 3, max_interval: 1h}}\n"), env(nil))
+	f, err := parse([]byte(withRequired("sinks:\n  crm: {type: http, retry: {max_attempts: 3, max_interval: 1h}}\n")), env(nil))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -342,7 +367,7 @@ func TestSizesInConfig(t *testing.T) {
 		{"2 MiB", 2 << 20},
 	} {
 		t.Run(tc.value, func(t *testing.T) {
-			f, err := parse([]byte("server: {max_body_bytes: "+tc.value+"}\n"), env(nil))
+			f, err := parse([]byte(withRequired("server: {max_body_bytes: "+tc.value+"}\n")), env(nil))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -423,7 +448,7 @@ func TestEnvExpansion(t *testing.T) {
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			f, err := parse([]byte(tc.doc), env(vars))
+			f, err := parse([]byte(withRequired(tc.doc)), env(vars))
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -12,7 +12,7 @@ func TestNATSQueueSettings(t *testing.T) {
 	if err := os.WriteFile(creds, []byte("creds"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	f, err := Parse([]byte(`
+	f, err := Parse([]byte(withRequired(`
 queue:
   driver: nats
   max_bytes: 2GiB
@@ -20,7 +20,7 @@ queue:
     url: nats://nats-0:4222, nats-1:4222 ,tls://nats-2.example.com:4222
     replicas: 3
     credentials_file: ` + creds + `
-`))
+`)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -46,7 +46,7 @@ func TestQueueWarnings(t *testing.T) {
 			"queue.nats.replicas: is 1: one NATS server keeps the queue, and an acknowledged event is lost with its disk (and on power loss unless that server syncs always); use 3 in production"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			f, err := Parse([]byte(tc.yaml))
+			f, err := Parse([]byte(withRequired(tc.yaml)))
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -107,7 +107,7 @@ func TestSecretsFindsEveryCredential(t *testing.T) {
 	if !reflect.DeepEqual(got, []string{"a", "b", "c"}) {
 		t.Errorf("got %q", got)
 	}
-	f, err := parse([]byte("admin: {auth: {bearer_token: t0ken-t0ken-t0ken}}\n"), env(nil))
+	f, err := parse([]byte(withRequired("admin: {auth: {bearer_token: t0ken-t0ken-t0ken}}")), env(nil))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -129,7 +129,7 @@ func TestSecretsAsksSecretHolders(t *testing.T) {
 
 func TestAdminTokenFromFile(t *testing.T) {
 	doc := "admin:\n  listen: \":9090\"\n  auth:\n    bearer_token_file: " + writeFile(t, "from-a-mounted-secret-0123\n") + "\n"
-	f, err := parse([]byte(doc), env(nil))
+	f, err := parse([]byte(withRequired(doc)), env(nil))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -156,7 +156,7 @@ func TestAdminWarnings(t *testing.T) {
 		{"admin: {auth: {protect_metrics: true}}", []string{"admin.auth.protect_metrics: has no effect without admin.auth.bearer_token"}},
 	}
 	for _, tt := range tests {
-		f, err := parse([]byte(tt.doc), env(nil))
+		f, err := parse([]byte(withRequired(tt.doc)), env(nil))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -304,18 +304,18 @@ func (o ruleObserver) Throttled(owner string, e *router.Event) {
 	o.log.Debug("held back by storm control", "throttle", owner, "event_id", e.ID, "source", e.Source, "event", e.Event)
 }
 
-type deliveryObserver struct{ log *slog.Logger }
+type deliveryObserver struct {
+	log      *slog.Logger
+	failures *failureLog
+}
 
 func (o deliveryObserver) Delivered(d *router.Delivery, outcome string, took time.Duration, err error) {
 	metrics.Deliveries.WithLabelValues(d.Sink, outcome).Inc()
-	attrs := []any{"event_id", d.Event.ID, "source", d.Event.Source, "sink", d.Sink, "attempt", d.Attempts, "took", took}
 	switch outcome {
 	case "success":
 		metrics.DeliveryLatency.WithLabelValues(d.Sink).Observe(time.Since(d.Event.ReceivedAt).Seconds())
-		o.log.Debug("delivered", attrs...)
-	case "retry":
-		o.log.Warn("delivery failed; will retry", append(attrs, "next_attempt", d.NotBefore.Format(time.RFC3339), "err", err)...)
-	case "dead":
-		o.log.Error("delivery failed for good; moved to the dead-letter queue", append(attrs, "err", d.LastError)...)
+		o.log.Debug("delivered", "event_id", d.Event.ID, "source", d.Event.Source, "sink", d.Sink, "attempt", d.Attempts, "took", took)
+	case "retry", "dead":
+		o.failures.record(d, outcome, err)
 	}
 }

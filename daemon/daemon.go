@@ -33,9 +33,14 @@ type Daemon struct {
 	// ConfigPath, when set before Start, is watched and reloaded on
 	// change; Reload reads it too.
 	ConfigPath string
+	// Version, when set before Start, is logged at start.
+	Version string
 
 	reloadMu sync.Mutex // one reload at a time
 	lastHash [32]byte   // of the config bytes last applied
+	failed   bool       // the last reload was refused; under reloadMu
+
+	failures *failureLog // delivery failures, summed up per sink
 
 	mu      sync.Mutex
 	workers map[string]*router.Worker
@@ -49,7 +54,8 @@ type Daemon struct {
 // into, which must not be nil: the durable queue (router/boltqueue), which
 // tests open in a temporary directory.
 func New(snap *Snapshot, queue router.Queue, log *slog.Logger) *Daemon {
-	d := &Daemon{log: log, queue: queue, workers: map[string]*router.Worker{}, streams: map[string]stream{}}
+	d := &Daemon{log: log, queue: queue, workers: map[string]*router.Worker{}, streams: map[string]stream{},
+		failures: newFailureLog(log)}
 	d.ctx, d.cancel = context.WithCancel(context.Background())
 	d.snap.Store(snap)
 	return d
@@ -99,6 +105,7 @@ func (d *Daemon) Start() error {
 			d.log.Warn("queued deliveries to sinks no longer configured moved to the dead-letter queue", "count", n, "reason", "sink removed")
 		}
 	}
+	publishSeries(nil, snap)
 	for name, s := range snap.Sinks {
 		d.startWorker(name, s)
 	}
@@ -110,17 +117,47 @@ func (d *Daemon) Start() error {
 			d.log.Warn("config file changes will not be picked up; reload with SIGHUP or POST /-/reload", "err", err)
 		}
 	}
-	d.wg.Add(2)
+	d.wg.Add(3)
 	go d.reportQueue(d.ctx)
 	go d.throttleSummaries(d.ctx)
+	go d.flushFailures(d.ctx)
 	d.serve(d.webhook, webhookListener(d.webhookLn, f.Server.MaxConnections, d.log), "webhook")
 	d.serve(d.admin, d.adminLn, "admin")
 	metrics.ReloadSuccessful.Set(1)
 	metrics.ReloadSuccessTime.SetToCurrentTime()
 	logConfigWarnings(d.log, f)
-	d.log.Info("switchboard started", "listen", d.webhookLn.Addr().String(), "admin", d.adminLn.Addr().String(),
-		"sources", len(snap.Sources), "sinks", len(snap.Sinks), "rules", len(f.Rules))
+	d.logStart(snap)
 	return nil
+}
+
+// logStart says what runs: one line per source with where it listens, one
+// per sink with a backlog taken over from the last run, then one line with
+// the version, the files and the addresses.
+func (d *Daemon) logStart(snap *Snapshot) {
+	for _, name := range sortedKeys(snap.Sources) {
+		src := snap.Sources[name]
+		if src.HTTP != nil {
+			d.log.Info("source ready", "source", name, "type", src.Type, "path", src.Path, "methods", src.Methods)
+		} else {
+			d.log.Info("source ready", "source", name, "type", src.Type, "stream", true)
+		}
+	}
+	pending, dead := 0, 0
+	if st, ok := d.queue.(interface{ Stats() map[string][2]int }); ok {
+		stats := st.Stats()
+		for _, sink := range sortedKeys(stats) {
+			v := stats[sink]
+			pending += v[0]
+			dead += v[1]
+			if v[0] > 0 {
+				d.log.Info("backlog resumed", "sink", sink, "pending", v[0])
+			}
+		}
+	}
+	d.log.Info("switchboard started", "version", d.Version, "config", d.ConfigPath, "queue_dir", snap.File.Queue.Dir,
+		"listen", d.webhookLn.Addr().String(), "admin", d.adminLn.Addr().String(),
+		"sources", len(snap.Sources), "sinks", len(snap.Sinks), "rules", len(snap.File.Rules),
+		"pending", pending, "dead_letters", dead)
 }
 
 func (d *Daemon) serve(srv *http.Server, ln net.Listener, name string) {
@@ -171,7 +208,7 @@ func (d *Daemon) startWorker(name string, s *Sink) {
 	}
 	w := &router.Worker{
 		Name: name, Sink: s.Sink, Retry: s.Retry, Concurrency: s.Concurrency,
-		Queue: d.queue, Observer: deliveryObserver{d.log}, Log: d.log,
+		Queue: d.queue, Observer: deliveryObserver{d.log, d.failures}, Log: d.log,
 	}
 	w.Start(context.Background())
 	d.mu.Lock()
@@ -218,6 +255,7 @@ func (d *Daemon) Shutdown(ctx context.Context) error {
 		w.Stop()
 	}
 	d.mu.Unlock()
+	d.failures.flush(true) // what the workers failed during the drain
 	for _, s := range d.snap.Load().Sinks {
 		if c, ok := s.Sink.(sinks.Closer); ok {
 			if cerr := c.Close(); cerr != nil {
@@ -272,7 +310,8 @@ func (d *Daemon) queueSummaries(batch []router.Routed, why string) {
 	}
 }
 
-// reportQueue keeps the queue gauges current.
+// reportQueue keeps the queue gauges current. A sink no longer configured
+// keeps only its dead-letter gauge, and only while it has dead letters.
 func (d *Daemon) reportQueue(ctx context.Context) {
 	defer d.wg.Done()
 	st, ok := d.queue.(interface{ Stats() map[string][2]int })
@@ -294,7 +333,16 @@ func (d *Daemon) reportQueue(ctx context.Context) {
 			metrics.QueueBytes.Set(float64(used))
 			metrics.QueueMaxBytes.Set(float64(limit))
 		}
+		configured := d.snap.Load().Sinks
 		for sink, v := range st.Stats() {
+			if configured[sink] == nil {
+				if v[1] > 0 {
+					metrics.DeadLetters.WithLabelValues(sink).Set(float64(v[1]))
+				} else {
+					metrics.DeadLetters.DeleteLabelValues(sink)
+				}
+				continue
+			}
 			metrics.QueueDepth.WithLabelValues(sink).Set(float64(v[0]))
 			metrics.DeadLetters.WithLabelValues(sink).Set(float64(v[1]))
 			metrics.OldestPending.WithLabelValues(sink).Set(ages[sink].Seconds())

@@ -27,6 +27,10 @@ type Changes struct {
 	SourcesRemoved []string `json:"sources_removed,omitempty"`
 	SourcesChanged []string `json:"sources_changed,omitempty"`
 	Rules          int      `json:"rules"`
+	RulesAdded     []string `json:"rules_added,omitempty"`
+	RulesRemoved   []string `json:"rules_removed,omitempty"`
+	// RulesChanged are rules whose settings changed, or that moved.
+	RulesChanged []string `json:"rules_changed,omitempty"`
 	// NeedRestart lists changed settings that only a restart applies.
 	NeedRestart []string `json:"need_restart,omitempty"`
 	// Unchanged is set when the file is byte for byte what is running.
@@ -50,16 +54,13 @@ func (d *Daemon) Reload(trigger string) (Changes, error) {
 	hash := sha256.Sum256(raw)
 	if hash == d.lastHash {
 		// The running config, as it is: keep everything, including storm
-		// control's windows, and clear a failed reload's state.
-		metrics.ReloadSuccessful.Set(1)
-		d.log.Info("config unchanged; nothing to reload", "trigger", trigger)
+		// control's windows, and clear a refused reload's state.
+		if !d.recovered(trigger) {
+			d.log.Info("config unchanged; nothing to reload", "trigger", trigger)
+		}
 		return Changes{Unchanged: true, Rules: len(d.snap.Load().File.Rules)}, nil
 	}
-	f, err := config.Parse(raw)
-	var next *Snapshot
-	if err == nil {
-		next, err = Build(f)
-	}
+	next, err := d.build(raw)
 	if err != nil {
 		return Changes{}, d.reloadFailed(trigger, err)
 	}
@@ -123,19 +124,60 @@ func (d *Daemon) Reload(trigger string) (Changes, error) {
 	for _, name := range append(slices.Clone(ch.SourcesAdded), ch.SourcesChanged...) {
 		d.startStream(next.Sources[name])
 	}
+	publishSeries(old, next)
 	d.lastHash = hash
+	d.failed = false
 	metrics.ReloadSuccessful.Set(1)
 	metrics.ReloadSuccessTime.SetToCurrentTime()
 	for _, key := range ch.NeedRestart {
 		d.log.Warn("setting changed but only applies after a restart; the old value stays in use", "setting", key)
 	}
-	d.log.Info("config reloaded", "trigger", trigger, "rules", ch.Rules,
+	d.log.Info("config reloaded", "trigger", trigger, "path", d.ConfigPath, "rules", ch.Rules,
+		"rules_added", ch.RulesAdded, "rules_removed", ch.RulesRemoved, "rules_changed", ch.RulesChanged,
 		"sinks_added", ch.SinksAdded, "sinks_removed", ch.SinksRemoved, "sinks_changed", ch.SinksChanged,
 		"sources_added", ch.SourcesAdded, "sources_removed", ch.SourcesRemoved, "sources_changed", ch.SourcesChanged)
 	return ch, nil
 }
 
+// build does everything `check` does to a new file, and builds it.
+func (d *Daemon) build(raw []byte) (*Snapshot, error) {
+	f, err := config.Parse(raw)
+	if err != nil {
+		return nil, err
+	}
+	next, err := Build(f)
+	if err != nil {
+		return nil, err
+	}
+	if ps := Preflight(next); len(ps) > 0 {
+		closeSinks(d, next)
+		return nil, ps
+	}
+	return next, nil
+}
+
+// recovered is a reload of the very file that runs: after a refused
+// reload, the file is back to what runs, so the refusal no longer stands.
+func (d *Daemon) recovered(trigger string) bool {
+	if !d.failed {
+		return false
+	}
+	d.failed = false
+	metrics.ReloadSuccessful.Set(1)
+	d.log.Info("config file is back to the running config; the earlier refused reload no longer applies",
+		"trigger", trigger, "path", d.ConfigPath)
+	return true
+}
+
+// closeSinks releases the sinks of a snapshot that will not be used.
+func closeSinks(d *Daemon, s *Snapshot) {
+	for _, sk := range s.Sinks {
+		closeSink(d, sk)
+	}
+}
+
 func (d *Daemon) reloadFailed(trigger string, err error) error {
+	d.failed = true
 	metrics.ReloadSuccessful.Set(0)
 	var ps config.Problems
 	if errors.As(err, &ps) {
@@ -152,6 +194,7 @@ func (d *Daemon) reloadFailed(trigger string, err error) error {
 // diff compares two snapshots by their settings (after ${VAR} expansion).
 func diff(old, next *Snapshot) Changes {
 	ch := Changes{Rules: len(next.File.Rules)}
+	ch.RulesAdded, ch.RulesRemoved, ch.RulesChanged = diffRules(old.File.Rules, next.File.Rules)
 	for name, s := range next.Sinks {
 		switch o := old.Sinks[name]; {
 		case o == nil:
@@ -203,6 +246,32 @@ func diff(old, next *Snapshot) Changes {
 		slices.Sort(l)
 	}
 	return ch
+}
+
+// diffRules names the rules added, removed and changed, by name; a rule
+// that moved in the order changed, since order decides what stop skips.
+func diffRules(old, next []config.Rule) (added, removed, changed []string) {
+	at := make(map[string]int, len(old))
+	for i, r := range old {
+		at[r.Name] = i
+	}
+	seen := map[string]bool{}
+	for i, r := range next {
+		seen[r.Name] = true
+		j, ok := at[r.Name]
+		switch {
+		case !ok:
+			added = append(added, r.Name)
+		case i != j || !reflect.DeepEqual(old[j], r):
+			changed = append(changed, r.Name)
+		}
+	}
+	for _, r := range old {
+		if !seen[r.Name] {
+			removed = append(removed, r.Name)
+		}
+	}
+	return added, removed, changed
 }
 
 func closeSink(d *Daemon, s *Sink) {

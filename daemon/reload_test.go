@@ -25,6 +25,34 @@ type reloadRig struct {
 	dir, path string
 	d         *daemon.Daemon
 	rcv       *daemontest.Receiver
+	logs      *syncBuffer // the daemon's log, JSON lines
+}
+
+// syncBuffer collects a log written from several goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+// lines returns the log lines whose msg is msg, decoded.
+func (s *syncBuffer) lines(msg string) []map[string]any {
+	s.mu.Lock()
+	text := s.b.String()
+	s.mu.Unlock()
+	var out []map[string]any
+	for _, l := range strings.Split(text, "\n") {
+		var m map[string]any
+		if json.Unmarshal([]byte(l), &m) == nil && m["msg"] == msg {
+			out = append(out, m)
+		}
+	}
+	return out
 }
 
 func reloadConfig(dir, url, rule string) string {
@@ -71,7 +99,8 @@ func (r *reloadRig) start(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r.d = daemon.New(snap, q, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	r.logs = &syncBuffer{}
+	r.d = daemon.New(snap, q, slog.New(slog.NewJSONHandler(r.logs, nil)))
 	r.d.ConfigPath = r.path
 	if err := r.d.Start(); err != nil {
 		q.Close()

@@ -133,3 +133,72 @@ func init() {
 func SetBuildInfo(version, commit string) {
 	BuildInfo.WithLabelValues(version, commit, runtime.Version()).Set(1)
 }
+
+// The outcomes every configured source and sink has a series for from the
+// first scrape, so that alerts on them (`outcome="dead"`) work before the
+// first such event.
+var (
+	EventOutcomes    = []string{"accepted", "filtered", "duplicate"}
+	DeliveryOutcomes = []string{"success", "retry", "dead"}
+)
+
+// InitSource creates a source's series at 0: each outcome, and a
+// rejection for each of rejectReasons.
+func InitSource(name string, rejectReasons []string) {
+	for _, o := range EventOutcomes {
+		EventsReceived.WithLabelValues(name, o, "")
+	}
+	for _, r := range rejectReasons {
+		EventsReceived.WithLabelValues(name, "rejected", r)
+	}
+	EventsUnmatched.WithLabelValues(name)
+}
+
+// DeleteSource removes every series of a source that is no longer
+// configured.
+func DeleteSource(name string) {
+	EventsReceived.DeletePartialMatch(prometheus.Labels{"source": name})
+	EventsUnmatched.DeleteLabelValues(name)
+}
+
+// InitRule creates a rule's series at 0.
+func InitRule(name string) {
+	RuleMatches.WithLabelValues(name)
+	RuleErrors.WithLabelValues(name)
+}
+
+// DeleteRule removes the series of a rule that is no longer configured.
+func DeleteRule(name string) {
+	RuleMatches.DeleteLabelValues(name)
+	RuleErrors.DeleteLabelValues(name)
+}
+
+// InitSink creates a sink's series at 0.
+func InitSink(name string) {
+	for _, o := range DeliveryOutcomes {
+		Deliveries.WithLabelValues(name, o)
+	}
+	DeliveryLatency.WithLabelValues(name)
+	QueueDepth.WithLabelValues(name)
+	OldestPending.WithLabelValues(name)
+	DeadLetters.WithLabelValues(name)
+}
+
+// DeleteSink removes the series of a sink that is no longer configured.
+// Its dead letters, if any are left, are reported again by whoever keeps
+// the queue gauges: they are still there to replay or purge.
+func DeleteSink(name string) {
+	Deliveries.DeletePartialMatch(prometheus.Labels{"sink": name})
+	DeliveryLatency.DeleteLabelValues(name)
+	QueueDepth.DeleteLabelValues(name)
+	OldestPending.DeleteLabelValues(name)
+	DeadLetters.DeleteLabelValues(name)
+}
+
+// InitThrottle creates a storm control's series at 0; owner is "rule x"
+// or "sink y".
+func InitThrottle(owner string) { Throttled.WithLabelValues(owner) }
+
+// DeleteThrottle removes the series of a storm control no longer
+// configured.
+func DeleteThrottle(owner string) { Throttled.DeleteLabelValues(owner) }

@@ -225,7 +225,11 @@ func compileExpr(src string, vars map[string]bool, asBool bool) (*vm.Program, er
 	}
 	// Type errors are found without the numberCompare patch: once an
 	// operand is inside a patched call, expr no longer reports them.
-	if _, err := expr.Compile(src, opts...); err != nil {
+	_, err := expr.Compile(src, opts...)
+	if hint := whenHint(src, err); hint != "" {
+		return nil, errors.New(hint)
+	}
+	if err != nil {
 		return nil, exprError(err)
 	}
 	prog, err := expr.Compile(src, append(opts, expr.Patch(numberCompare{}))...)

@@ -557,9 +557,9 @@ func TestCompileProblems(t *testing.T) {
 			want:  []string{"rules[0] (r).when: invalid operation: + (mismatched types string and int) (column 8)"},
 		},
 		{
-			name:  "type error: comparing a builtin",
+			name:  "a builtin where a payload field was meant",
 			rules: []config.Rule{{Name: "r", When: `type == "sms"`, To: []string{"crm"}}},
-			want:  []string{"rules[0] (r).when: invalid operation: == (mismatched types func(interface {}) string and string) (column 6)"},
+			want:  []string{`rules[0] (r).when: "type" is expr's type() function here, not a payload field; reach the field as payload.type (column 1)`},
 		},
 		{
 			name:  "bad regexp",

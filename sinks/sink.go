@@ -66,3 +66,13 @@ func Types() []string { return types.Types() }
 type Previewer interface {
 	Preview(e *router.Event) ([]byte, error)
 }
+
+// Preflighter is optionally implemented by a sink that needs something of
+// the machine before it can send, such as a directory it can write in.
+// `check`, `run` at start and every reload ask it, so that a sink that
+// could never deliver is refused before any event waits for it. Preflight
+// must leave nothing behind.
+type Preflighter interface {
+	// Preflight returns config.Problems naming the setting at fault.
+	Preflight() error
+}

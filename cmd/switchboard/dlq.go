@@ -13,6 +13,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/spf13/cobra"
+
 	"switchboard/config"
 	"switchboard/daemon"
 	"switchboard/router"
@@ -22,80 +24,115 @@ const dlqHelp = `Inspects and re-queues dead letters: deliveries that failed for
 permanent error, or retries exhausted), kept with their event, sink, attempts
 and last error.
 
-  dlq list              one line per dead letter: id, sink, event id, attempts, last error
-  dlq show ID           one dead letter with its event, as JSON
-  dlq replay ID...      put dead letters back in their sinks' queues, attempts reset
-  dlq replay --all      all of them
-  dlq purge ID...       delete dead letters; purge --all deletes all
-
 While the daemon runs, dlq talks to its admin API (admin.listen in the
 config), with the admin token from --token-file, $SWITCHBOARD_ADMIN_TOKEN or
 the config's admin.auth. When the daemon is stopped, dlq opens the queue
 itself: queue.dir, or with queue.driver nats the NATS streams every replica
-shares.
-`
+shares.`
 
-func cmdDLQ(args []string, stdout, stderr io.Writer) int {
-	fs := newFlags("dlq", "list | show ID | replay (ID... | --all) | purge (ID... | --all) [-c FILE]", dlqHelp, stderr)
-	path := configFlag(fs)
-	all := fs.Bool("all", false, "replay or purge every dead letter")
-	asJSON := fs.Bool("json", false, "list: print JSON")
-	tokenFile := fs.String("token-file", "", "file holding the admin API's bearer token (default $SWITCHBOARD_ADMIN_TOKEN)")
-	// Flags may stand anywhere: dlq -c x.yaml list, dlq replay 42 -c x.yaml.
-	var positional []string
-	for {
-		if code, ok := parseFlags(fs, args); !ok {
-			return code
-		}
-		if fs.NArg() == 0 {
-			break
-		}
-		positional = append(positional, fs.Arg(0))
-		args = fs.Args()[1:]
+// newDLQCmd is dlq and its subcommands; -c goes before or after the
+// subcommand.
+func newDLQCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "dlq",
+		Short: "List, show, replay and purge dead letters",
+		Long:  dlqHelp,
+		Example: `  switchboard dlq list -c config.example.yaml
+  switchboard dlq show 42 -c config.example.yaml
+  switchboard dlq replay --all -c config.example.yaml`,
+		Args: cobra.ArbitraryArgs,
+		// Without a known subcommand: a usage error, not help and exit 0.
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				fmt.Fprint(cmd.ErrOrStderr(), cmd.UsageString())
+				return exitCode(exitUsage)
+			}
+			return fmt.Errorf("unknown subcommand %q; use list, show, replay or purge", args[0])
+		},
 	}
-	var sub string
-	var ids []string
-	if len(positional) > 0 {
-		sub, ids = positional[0], positional[1:]
+	path := configFlag(cmd, true)
+	tokenFile := cmd.PersistentFlags().String("token-file", "", "file holding the admin API's bearer token (default $"+AdminTokenEnv+")")
+	var asJSON bool
+	list := &cobra.Command{
+		Use:     "list",
+		Short:   "One line per dead letter: id, sink, event id, attempts, time of death, last error",
+		Example: `  switchboard dlq list -c config.example.yaml --json`,
+		Args:    noArgs("list shows every dead letter"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return status(runDLQ(*path, dlqAction{verb: "list", json: asJSON, tokenFile: *tokenFile}, cmd.OutOrStdout(), cmd.ErrOrStderr()))
+		},
 	}
-	switch {
-	case sub == "":
-		fs.Usage()
-		return exitUsage
-	case sub == "list" && len(ids) > 0, sub == "show" && len(ids) != 1:
-		fmt.Fprintf(stderr, "dlq %s: wrong number of arguments\n", sub)
-		return exitUsage
-	case (sub == "replay" || sub == "purge") && (len(ids) == 0) == !*all:
-		fmt.Fprintf(stderr, "dlq %s: give dead-letter ids or --all (not both)\n", sub)
-		return exitUsage
-	case sub != "list" && sub != "show" && sub != "replay" && sub != "purge":
-		fmt.Fprintf(stderr, "dlq: unknown subcommand %q\n", sub)
-		fs.Usage()
-		return exitUsage
+	list.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	show := &cobra.Command{
+		Use:     "show ID",
+		Short:   "One dead letter with its event, as JSON",
+		Example: `  switchboard dlq show 42 -c config.example.yaml`,
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return status(runDLQ(*path, dlqAction{verb: "show", ids: args, tokenFile: *tokenFile}, cmd.OutOrStdout(), cmd.ErrOrStderr()))
+		},
 	}
-	f, err := config.Load(*path)
+	cmd.AddCommand(list, show, dlqBulkCmd("replay", "Put dead letters back in their sinks' queues, attempts reset", path, tokenFile),
+		dlqBulkCmd("purge", "Delete dead letters", path, tokenFile))
+	return cmd
+}
+
+// dlqBulkCmd is replay or purge: of the ids given, or of --all.
+func dlqBulkCmd(verb, short string, path, tokenFile *string) *cobra.Command {
+	var all bool
+	cmd := &cobra.Command{
+		Use:   verb + " (ID... | --all)",
+		Short: short,
+		Example: fmt.Sprintf(`  switchboard dlq %s 42 43 -c config.example.yaml
+  switchboard dlq %s --all -c config.example.yaml`, verb, verb),
+		Args: func(cmd *cobra.Command, args []string) error {
+			if (len(args) == 0) == !all {
+				return fmt.Errorf("give dead-letter ids or --all (not both)")
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return status(runDLQ(*path, dlqAction{verb: verb, ids: args, all: all, tokenFile: *tokenFile}, cmd.OutOrStdout(), cmd.ErrOrStderr()))
+		},
+	}
+	cmd.Flags().BoolVar(&all, "all", false, verb+" every dead letter")
+	return cmd
+}
+
+// dlqAction is one dlq subcommand with its arguments.
+type dlqAction struct {
+	verb string // list, show, replay, purge
+	ids  []string
+	all  bool
+	json bool
+	// tokenFile holds the admin API's token (--token-file).
+	tokenFile string
+}
+
+func runDLQ(path string, a dlqAction, stdout, stderr io.Writer) int {
+	f, err := config.Load(path)
 	if err != nil {
-		fmt.Fprintf(stderr, "%s: %v\n", *path, err)
+		fmt.Fprintf(stderr, "%s: %v\n", path, err)
 		return exitFail
 	}
 	c, closeFn, err := dlqClient(f)
 	if err == nil && c.base != "" {
-		c.token, err = adminToken(*tokenFile, f)
+		c.token, err = adminToken(a.tokenFile, f)
 	}
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return exitFail
 	}
 	defer closeFn()
-	req := daemon.DLQRequest{IDs: ids, All: *all}
-	switch sub {
+	req := daemon.DLQRequest{IDs: a.ids, All: a.all}
+	switch a.verb {
 	case "list":
 		list, err := c.list()
 		if err != nil {
 			fmt.Fprintln(stderr, err)
 			return exitFail
 		}
-		if *asJSON {
+		if a.json {
 			return printJSON(stdout, list)
 		}
 		if len(list) == 0 {
@@ -110,14 +147,14 @@ func cmdDLQ(args []string, stdout, stderr io.Writer) int {
 		}
 		tw.Flush()
 	case "show":
-		dl, err := c.show(ids[0])
+		dl, err := c.show(a.ids[0])
 		if err != nil {
 			fmt.Fprintln(stderr, err)
 			return exitFail
 		}
 		return printJSON(stdout, dl)
 	case "replay", "purge":
-		res, err := c.act(sub, req)
+		res, err := c.act(a.verb, req)
 		for _, s := range res.Skipped {
 			fmt.Fprintf(stderr, "not replayed %s: sink %q %s\n", s.ID, s.Sink, s.Reason)
 		}
@@ -125,7 +162,7 @@ func cmdDLQ(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintln(stderr, err)
 			return exitFail
 		}
-		if sub == "replay" {
+		if a.verb == "replay" {
 			fmt.Fprintf(stdout, "replayed %d dead letter%s\n", res.Replayed, plural(res.Replayed))
 		} else {
 			fmt.Fprintf(stdout, "purged %d dead letter%s\n", res.Purged, plural(res.Purged))

@@ -2,54 +2,26 @@
 // streams), routes them by YAML rules and delivers them to sinks.
 //
 // Run `switchboard --help` for the commands.
+//
+// Each command lives in its own file: a constructor newXxxCmd that declares
+// its flags and arguments (github.com/spf13/cobra), and a plain function
+// holding its logic, which takes the parsed options and the standard
+// streams and returns an exit status. A new command is one such file plus
+// one line in commands below.
 package main
 
 import (
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
-	"runtime"
-	"runtime/debug"
 	"strings"
 
-	"switchboard/config"
-	"switchboard/daemon"
+	"github.com/spf13/cobra"
+
 	_ "switchboard/sinks/all"
 	_ "switchboard/sources/all"
 )
-
-// Set at build time: -ldflags "-X main.version=v1.2.3 -X main.commit=abc".
-var (
-	version = "dev"
-	commit  = ""
-)
-
-const usage = `switchboard routes telecom and messaging provider events to where they are needed.
-
-It receives webhooks (Bird, MOBtexting, TeleCMI, any JSON) and event streams,
-normalizes each event, matches it against the rules of a YAML file and
-delivers it, at least once, to sinks: HTTP, Slack, email, files.
-
-Usage:
-  switchboard <command> [flags]
-
-Commands:
-  run       run the daemon
-  check     validate a config file and print every problem in it
-  route     dry-run one payload through a config: event, rule verdicts, sink bodies
-  test      run routing test cases (payload -> expected rules and sinks) against a config
-  dlq       list, show, replay and purge dead letters
-  version   print the version
-
-Run 'switchboard <command> --help' for a command's flags.
-
-Examples:
-  switchboard run -c config.example.yaml
-  switchboard check -c switchboard.yaml
-  switchboard route -c switchboard.yaml --source bird examples/bird/voice-failed.json
-`
 
 // exit codes
 const (
@@ -58,140 +30,163 @@ const (
 	exitUsage = 2
 )
 
+// commands are the subcommands of switchboard, in the order help lists them.
+func commands() []*cobra.Command {
+	return []*cobra.Command{
+		newRunCmd(),
+		newCheckCmd(),
+		newRouteCmd(),
+		newTestCmd(),
+		newDLQCmd(),
+		newVersionCmd(),
+	}
+}
+
 func main() {
 	os.Exit(realMain(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 }
 
+// realMain runs one command line and returns its exit status: 0 done, 1 the
+// command failed (it said why), 2 the command line is wrong.
 func realMain(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	root := newRoot()
 	if len(args) == 0 {
-		fmt.Fprint(stderr, usage)
+		// Without a command: the usage, on stderr, and a usage error.
+		fmt.Fprint(stderr, root.UsageString())
 		return exitUsage
 	}
-	cmd, rest := args[0], args[1:]
-	switch cmd {
-	case "run":
-		return cmdRun(rest, stdout, stderr)
-	case "check":
-		return cmdCheck(rest, stdout, stderr)
-	case "route":
-		return cmdRoute(rest, stdin, stdout, stderr)
-	case "dlq":
-		return cmdDLQ(rest, stdout, stderr)
-	case "test":
-		return cmdTest(rest, stdout, stderr)
-	case "version", "--version":
-		fmt.Fprintf(stdout, "switchboard %s (commit %s, %s, %s/%s)\n", version, buildCommit(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
+	root.SetArgs(goStyleFlags(root, append([]string{}, args...)))
+	root.SetIn(stdin)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	addCompletion(root)
+	cmd, err := root.ExecuteC()
+	var code exitCode
+	switch {
+	case err == nil:
 		return exitOK
-	case "help", "-h", "-help", "--help":
-		fmt.Fprint(stdout, usage)
-		return exitOK
+	case errors.As(err, &code):
+		return int(code)
 	}
-	fmt.Fprintf(stderr, "switchboard: unknown command %q\n\n%s", cmd, usage)
+	// Everything else cobra or a command reports is a mistake in the
+	// command line: flags, arguments, an unknown command.
+	fmt.Fprintf(stderr, "%s: %v\nRun '%s --help' for usage.\n", cmd.CommandPath(), err, cmd.CommandPath())
 	return exitUsage
 }
 
-// newFlags makes a command's flag set with a usage text that teaches.
-func newFlags(name, synopsis, help string, stderr io.Writer) *flag.FlagSet {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: switchboard %s %s\n\n%s\nFlags:\n", name, synopsis, help)
-		fs.PrintDefaults()
+func newRoot() *cobra.Command {
+	root := &cobra.Command{
+		Use:   "switchboard",
+		Short: "Route telecom and messaging provider events to where they are needed",
+		Long: `switchboard routes telecom and messaging provider events to where they are needed.
+
+It receives webhooks (Bird, MOBtexting, TeleCMI, any JSON) and event streams
+(Cisco Mobility Services), normalizes each event, matches it against the rules
+of a YAML file and delivers it, at least once, to sinks: HTTP, Slack, email,
+files, the log.
+
+Flags go before or after arguments. -c FILE (--config) defaults to
+./switchboard.yaml. Exit status: 0 done, 1 failed, 2 wrong command line.`,
+		Example: `  switchboard check -c config.example.yaml
+  switchboard route -c config.example.yaml --source bird examples/bird/voice-outbound-failed.json
+  switchboard test -c config.example.yaml examples/config.example.tests.yaml
+  switchboard run -c config.example.yaml
+  switchboard completion bash`,
+		Version:       versionString(readBuildInfo()),
+		SilenceErrors: true,
+		SilenceUsage:  true,
 	}
-	return fs
+	root.SetVersionTemplate("{{.Version}}\n")
+	root.AddCommand(commands()...)
+	// cobra's own help command answers an unknown topic with exit 0.
+	root.SetHelpCommand(&cobra.Command{
+		Use:   "help [command]",
+		Short: "Help about any command",
+		RunE: func(c *cobra.Command, args []string) error {
+			cmd, _, err := c.Root().Find(args)
+			if err != nil || cmd == nil {
+				return fmt.Errorf("no help for %q: not a command", strings.Join(args, " "))
+			}
+			return cmd.Help()
+		},
+	})
+	return root
 }
 
-// parseFlags parses and maps errors to exit codes: --help is 0, a bad flag 2.
-func parseFlags(fs *flag.FlagSet, args []string) (int, bool) {
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return exitOK, false
+// addCompletion adds cobra's `completion bash|zsh|fish|powershell`. Its
+// scripts go to the writer set with SetOut before the call.
+func addCompletion(root *cobra.Command) {
+	root.InitDefaultCompletionCmd()
+	for _, c := range root.Commands() {
+		if c.Name() != "completion" {
+			continue
 		}
-		return exitUsage, false
+		c.Example = "  switchboard completion bash\n  switchboard completion zsh\n  switchboard completion fish"
+		// Without a known shell: a usage error, not help and exit 0.
+		c.Args = cobra.ArbitraryArgs
+		c.RunE = func(cmd *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return fmt.Errorf("name a shell: bash, zsh, fish or powershell")
+			}
+			return fmt.Errorf("invalid argument %q: use bash, zsh, fish or powershell", args[0])
+		}
 	}
-	return 0, true
 }
 
-func configFlag(fs *flag.FlagSet) *string {
-	p := fs.String("c", "./switchboard.yaml", "config file `path`")
-	fs.StringVar(p, "config", "./switchboard.yaml", "config file `path` (same as -c)")
+// exitCode ends a command with a status once the command has said why.
+type exitCode int
+
+func (e exitCode) Error() string { return fmt.Sprintf("exit status %d", int(e)) }
+
+// status turns a command's exit status into what cobra's RunE returns.
+func status(code int) error {
+	if code == exitOK {
+		return nil
+	}
+	return exitCode(code)
+}
+
+// configFlag declares -c/--config on a command (persistent for a command
+// with subcommands, so that it goes before or after the subcommand).
+func configFlag(cmd *cobra.Command, persistent bool) *string {
+	fs := cmd.Flags()
+	if persistent {
+		fs = cmd.PersistentFlags()
+	}
+	p := fs.StringP("config", "c", "./switchboard.yaml", "`FILE` to read the config from")
+	_ = cmd.MarkFlagFilename("config", "yaml", "yml")
 	return p
 }
 
-// load reads and builds a config, printing every problem, one a line. The
-// sources, sinks and rules of a file with problems in its core settings are
-// built too, so that one run names everything to fix.
-func load(path string, out io.Writer) (*daemon.Snapshot, bool) {
-	f, ps := config.LoadPartial(path)
-	if f != nil {
-		snap, err := daemon.Build(f)
-		if err == nil && len(ps) == 0 {
-			return snap, true
+// noArgs is cobra.NoArgs with a message that says what to do instead.
+func noArgs(hint string) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if len(args) > 0 {
+			return fmt.Errorf("takes no arguments, got %q; %s", strings.Join(args, " "), hint)
 		}
-		var bps config.Problems
-		if errors.As(err, &bps) {
-			// A setting the file already got wrong (an unset ${VAR}) is
-			// not reported a second time by the plug-in reading it.
-			seen := map[string]bool{}
-			for _, p := range ps {
-				seen[p.Path] = true
-			}
-			for _, p := range bps {
-				if !seen[p.Path] {
-					ps = append(ps, p)
-				}
-			}
-		} else if err != nil {
-			ps.Add("", "%v", err)
-		}
+		return nil
 	}
-	for _, p := range ps {
-		fmt.Fprintln(out, p.Error())
-	}
-	fmt.Fprintf(out, "%s: %d problem%s\n", path, len(ps), plural(len(ps)))
-	return nil, false
 }
 
-func cmdCheck(args []string, stdout, stderr io.Writer) int {
-	fs := newFlags("check", "[-c FILE]", `Validates the whole config without starting anything: YAML syntax, unknown
-keys, environment variables, every source, sink and rule, and the references
-between them. Prints every problem, one a line, each with where it is
-(rules[2] (failed-calls).when: ...). Exit status 0 when valid, 1 when not.
-`, stderr)
-	path := configFlag(fs)
-	if code, ok := parseFlags(fs, args); !ok {
-		return code
+// goStyleFlags accepts the single-dash long flags of Go's flag package
+// (-config, -source, -json), which earlier versions of switchboard took:
+// each becomes its double-dash form when the command has that flag.
+func goStyleFlags(root *cobra.Command, args []string) []string {
+	cmd, _, err := root.Find(args)
+	if err != nil || cmd == nil {
+		return args
 	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "check takes no arguments, got %q\n", strings.Join(fs.Args(), " "))
-		return exitUsage
-	}
-	snap, ok := load(*path, stdout)
-	if !ok {
-		return exitFail
-	}
-	printWarnings(stdout, snap.File)
-	fmt.Fprintf(stdout, "%s: OK (%d sources, %d sinks, %d rules)\n", *path, len(snap.Sources), len(snap.Sinks), len(snap.File.Rules))
-	return exitOK
-}
-
-func buildCommit() string {
-	if commit != "" {
-		return commit
-	}
-	if bi, ok := debug.ReadBuildInfo(); ok {
-		for _, s := range bi.Settings {
-			if s.Key == "vcs.revision" && len(s.Value) >= 12 {
-				return s.Value[:12]
-			}
+	for i, a := range args {
+		if a == "--" {
+			break
+		}
+		if len(a) < 3 || a[0] != '-' || a[1] == '-' {
+			continue
+		}
+		name, _, _ := strings.Cut(a[1:], "=")
+		if len(name) > 1 && (cmd.Flags().Lookup(name) != nil || cmd.InheritedFlags().Lookup(name) != nil) {
+			args[i] = "-" + a
 		}
 	}
-	return "unknown"
-}
-
-func plural(n int) string {
-	if n == 1 {
-		return ""
-	}
-	return "s"
+	return args
 }

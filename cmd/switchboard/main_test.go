@@ -256,6 +256,8 @@ func TestCheckReportsCoreAndRuleProblemsTogether(t *testing.T) {
 	p := writeConfig(t, `
 sever: { listen: ":1" }
 log: { level: loud }
+sources:
+  app: { type: generic }
 sinks:
   a: { type: file, path: /tmp/x }
 rules:

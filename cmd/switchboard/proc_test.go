@@ -53,7 +53,9 @@ func binary(t *testing.T) string {
 		binPath = filepath.Join(binDir, "switchboard")
 		// Under go test -race the daemon runs with the race detector too:
 		// these tests are its only run under real concurrent load.
-		args := []string{"build", "-o", binPath}
+		// -buildvcs=auto: the commit in `version`, as a user's build has
+		// it, whatever GOFLAGS say.
+		args := []string{"build", "-buildvcs=auto", "-o", binPath}
 		if raceBuild {
 			args = append(args, "-race")
 		}

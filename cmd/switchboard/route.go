@@ -13,21 +13,30 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	"github.com/spf13/cobra"
+
 	"switchboard/daemon"
 	"switchboard/router"
 	"switchboard/sources"
 )
 
-type headerFlags []string
-
-func (h *headerFlags) String() string     { return strings.Join(*h, ", ") }
-func (h *headerFlags) Set(v string) error { *h = append(*h, v); return nil }
-
 // routeResult is what `route --json` prints: the pipeline's dry-run result.
 type routeResult = daemon.Trial
 
-func cmdRoute(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	fs := newFlags("route", "-c FILE --source NAME [--query 'k=v&...'] [--header 'K: V']... [--json] [PAYLOAD_FILE | -]", `Dry run: parses one payload as the named source would, then prints the
+// routeOptions are route's flags and argument.
+type routeOptions struct {
+	config, source, query, remote, path string
+	json                                bool
+	headers                             []string
+	payload                             string // file, - for standard input, "" for none
+}
+
+func newRouteCmd() *cobra.Command {
+	var o routeOptions
+	cmd := &cobra.Command{
+		Use:   "route --source NAME [PAYLOAD_FILE | -]",
+		Short: "Dry-run one payload through a config: event, rule verdicts, sink bodies",
+		Long: `Dry run: parses one payload as the named source would, then prints the
 normalized event, each rule's verdict (match, no match, error and why), the
 sinks that would receive it and, per sink, the body it would send.
 Nothing is delivered.
@@ -42,53 +51,63 @@ payload the request is a GET carrying only --query (for GET-style sources).
 For a stream source (cisco) the payload is one event as the provider's tools
 print it (grpcurl's JSON).
 
-Examples:
-  switchboard route -c switchboard.yaml --source bird examples/bird/voice-failed.json
-  switchboard route -c switchboard.yaml --source telecmi --query 'type=event&status=answered'
-  cat event.json | switchboard route -c switchboard.yaml --source app --json -
-  switchboard route -c new-rules.yaml --source app yesterday.jsonl
-`, stderr)
-	path := configFlag(fs)
-	source := fs.String("source", "", "source `name` from the config (required)")
-	query := fs.String("query", "", "query string of the request, `k=v&...`")
-	asJSON := fs.Bool("json", false, "print one JSON object instead of text")
-	remote := fs.String("remote-addr", "127.0.0.1:40000", "client `host:port` the request comes from (for sources with allow_ips)")
-	reqPath := fs.String("path", "", "request `path`, for sources that take a segment below their path (default: the source's path)")
-	var headers headerFlags
-	fs.Var(&headers, "header", "request header `'K: V'` (repeatable)")
-	if code, ok := parseFlags(fs, args); !ok {
-		return code
+Exit status 0 when the payload parsed, 1 when the source rejects it or the
+config is invalid.`,
+		Example: `  switchboard route -c config.example.yaml --source bird examples/bird/voice-outbound-failed.json
+  switchboard route -c examples/telecmi/switchboard.yaml --source telecmi --query 'type=event&status=answered&cmiuuid=c1&leg=a&appid=1'
+  switchboard route -c config.example.yaml --source bird --json - < examples/bird/voice-outbound-busy.json
+  switchboard route examples/bird/voice-outbound-failed.json --source bird -c examples/bird/switchboard.yaml`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) > 1 {
+				return fmt.Errorf("takes at most one payload file (or - for standard input), got %q", strings.Join(args, " "))
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 1 {
+				o.payload = args[0]
+			}
+			return status(runRoute(o, cmd.InOrStdin(), cmd.OutOrStdout(), cmd.ErrOrStderr()))
+		},
 	}
-	if *source == "" || fs.NArg() > 1 {
-		fmt.Fprintln(stderr, "route needs --source NAME and at most one payload file (or - for standard input)")
-		fs.Usage()
-		return exitUsage
-	}
-	snap, ok := load(*path, stderr)
-	if !ok {
-		return exitFail
-	}
-	var body []byte
-	var err error
-	switch {
-	case fs.NArg() == 0:
-	case fs.Arg(0) == "-":
-		body, err = io.ReadAll(stdin)
-	default:
-		body, err = os.ReadFile(fs.Arg(0))
-	}
-	if err != nil {
-		fmt.Fprintf(stderr, "cannot read the payload: %v\n", err)
-		return exitFail
-	}
+	cmd.Flags().StringVarP(&o.config, "config", "c", "./switchboard.yaml", "`FILE` to read the config from")
+	_ = cmd.MarkFlagFilename("config", "yaml", "yml")
+	cmd.Flags().StringVar(&o.source, "source", "", "source `NAME` from the config (required)")
+	_ = cmd.MarkFlagRequired("source")
+	cmd.Flags().StringVar(&o.query, "query", "", "query string of the request, `'k=v&...'`")
+	cmd.Flags().BoolVar(&o.json, "json", false, "print one JSON object per event instead of text")
+	cmd.Flags().StringVar(&o.remote, "remote-addr", "127.0.0.1:40000", "client `HOST:PORT` the request comes from (for sources with allow_ips)")
+	cmd.Flags().StringVar(&o.path, "path", "", "request `PATH`, for sources that take a segment below their path (default: the source's path)")
+	cmd.Flags().StringArrayVar(&o.headers, "header", nil, "request header `'K: V'` (repeatable)")
+	return cmd
+}
+
+func runRoute(o routeOptions, stdin io.Reader, stdout, stderr io.Writer) int {
 	hdrs := map[string]string{}
-	for _, h := range headers {
+	for _, h := range o.headers {
 		k, v, ok := strings.Cut(h, ":")
 		if !ok {
 			fmt.Fprintf(stderr, "--header %q is not 'Name: value'\n", h)
 			return exitUsage
 		}
 		hdrs[strings.TrimSpace(k)] = strings.TrimSpace(v)
+	}
+	snap, ok := load(o.config, stderr)
+	if !ok {
+		return exitFail
+	}
+	var body []byte
+	var err error
+	switch o.payload {
+	case "":
+	case "-":
+		body, err = io.ReadAll(stdin)
+	default:
+		body, err = os.ReadFile(o.payload)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "cannot read the payload: %v\n", err)
+		return exitFail
 	}
 	bodies := [][]byte{body}
 	if lines, ok := jsonLines(body); ok {
@@ -100,14 +119,14 @@ Examples:
 			// A line of a file sink's archive: already normalized, routed as is.
 			src := snap.Sources[ev.Source]
 			if src == nil {
-				src = snap.Sources[*source]
+				src = snap.Sources[o.source]
 			}
 			if src != nil {
 				all = append(all, snap.TryEvent(src, ev))
 				continue
 			}
 		}
-		results, reply, err := dryRun(snap, dryRequest{Source: *source, Path: *reqPath, Query: *query, Headers: hdrs, Body: b, RemoteAddr: *remote})
+		results, reply, err := dryRun(snap, dryRequest{Source: o.source, Path: o.path, Query: o.query, Headers: hdrs, Body: b, RemoteAddr: o.remote})
 		var ue usageError
 		switch {
 		case errors.As(err, &ue):
@@ -125,7 +144,7 @@ Examples:
 		}
 		all = append(all, results...)
 	}
-	if *asJSON {
+	if o.json {
 		enc := json.NewEncoder(stdout)
 		if len(bodies) == 1 {
 			enc.SetIndent("", "  ")

@@ -13,6 +13,7 @@ import (
 	"github.com/knadh/koanf/parsers/yaml"
 	"github.com/knadh/koanf/providers/rawbytes"
 	"github.com/knadh/koanf/v2"
+	"github.com/spf13/cobra"
 
 	"switchboard/config"
 	"switchboard/daemon"
@@ -63,24 +64,36 @@ type testCase struct {
 	} `koanf:"expect"`
 }
 
-func cmdTest(args []string, stdout, stderr io.Writer) int {
-	fs := newFlags("test", "-c FILE TESTS_FILE", testHelp, stderr)
-	path := configFlag(fs)
-	if code, ok := parseFlags(fs, args); !ok {
-		return code
+func newTestCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "test TESTS_FILE",
+		Short: "Run routing test cases (payload -> expected rules and sinks) against a config",
+		Long:  testHelp,
+		Example: `  switchboard test -c config.example.yaml examples/config.example.tests.yaml
+  switchboard test examples/config.example.tests.yaml --config config.example.yaml`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) != 1 {
+				return fmt.Errorf("needs exactly one TESTS_FILE, got %d arguments", len(args))
+			}
+			return nil
+		},
 	}
-	if fs.NArg() != 1 {
-		fmt.Fprintln(stderr, "test needs exactly one TESTS_FILE")
-		fs.Usage()
-		return exitUsage
+	path := configFlag(cmd, false)
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		return status(runTests(*path, args[0], cmd.OutOrStdout(), cmd.ErrOrStderr()))
 	}
-	snap, ok := load(*path, stderr)
+	return cmd
+}
+
+// runTests runs the cases of testsPath against the config at path.
+func runTests(path, testsPath string, stdout, stderr io.Writer) int {
+	snap, ok := load(path, stderr)
 	if !ok {
 		return exitFail
 	}
-	cases, err := readTests(fs.Arg(0))
+	cases, err := readTests(testsPath)
 	if err != nil {
-		fmt.Fprintf(stderr, "%s:\n%v\n", fs.Arg(0), err)
+		fmt.Fprintf(stderr, "%s:\n%v\n", testsPath, err)
 		return exitFail
 	}
 	passed, failed := 0, 0
@@ -89,7 +102,7 @@ func cmdTest(args []string, stdout, stderr io.Writer) int {
 		if name == "" {
 			name = fmt.Sprintf("tests[%d]", i)
 		}
-		if problems := runCase(snap, tc, filepath.Dir(fs.Arg(0))); len(problems) > 0 {
+		if problems := runCase(snap, tc, filepath.Dir(testsPath)); len(problems) > 0 {
 			failed++
 			fmt.Fprintf(stdout, "FAIL  %s\n", name)
 			for _, p := range problems {

@@ -163,6 +163,15 @@ func (s *Sink) Preview(e *router.Event) ([]byte, error) {
 	return line, nil
 }
 
+// Preflight checks that the file's directory exists or can be created,
+// and can be written, without creating either.
+func (s *Sink) Preflight() error {
+	if err := config.WritableDir(filepath.Dir(s.path)); err != nil {
+		return config.Problems{{Path: "path", Msg: err.Error() + "; make it writable by the user switchboard runs as, or choose another path"}}
+	}
+	return nil
+}
+
 // Close closes the file. Sends after Close fail.
 func (s *Sink) Close() error {
 	s.mu.Lock()
@@ -234,4 +243,5 @@ var (
 	_ router.Sink              = (*Sink)(nil)
 	_ sinks.Closer             = (*Sink)(nil)
 	_ sinks.Previewer          = (*Sink)(nil)
+	_ sinks.Preflighter        = (*Sink)(nil)
 )
