@@ -1,0 +1,170 @@
+package logqueue
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"time"
+)
+
+// Dedup remembers accepted (source, id) pairs, so that a provider's retry
+// of an event, or a captured request replayed within its signature's
+// validity window, is acknowledged and not routed again.
+//
+// A key is the first 128 bits of SHA-256(source NUL id): small, and two
+// different ids never collide in practice. Keys are kept in memory in
+// generations: for each horizon (how long a source's keys are kept), one
+// set per quarter horizon of acceptance time; a generation is dropped
+// whole once its newest key is past the horizon, so a key is remembered
+// between one and one and a quarter horizons and forgetting costs no scan.
+//
+// On disk a key first rides in its event's record (written and fsynced
+// with it), or, for an event with no deliveries, is only in memory; about
+// once a second the writer appends the keys accepted since the last time
+// to the dedup chunks (ddp-*.log), so that queue segments never have to be
+// kept for their keys. Chunks are deleted once every key in them is past
+// its horizon.
+type dedupKey [16]byte
+
+func keyOf(source, id string) dedupKey {
+	var stack [256]byte
+	b := stack[:0]
+	if len(source)+len(id)+1 > len(stack) {
+		b = make([]byte, 0, len(source)+len(id)+1)
+	}
+	b = append(b, source...)
+	b = append(b, 0)
+	b = append(b, id...)
+	sum := sha256.Sum256(b)
+	return dedupKey(sum[:16])
+}
+
+// dedupEntry is a key with when it may be forgotten.
+type dedupEntry struct {
+	key     dedupKey
+	expiry  int64 // unix seconds
+	horizon int64 // seconds
+}
+
+type generation struct {
+	last int64 // newest acceptance time this generation may hold, unix seconds
+	keys map[dedupKey]struct{}
+}
+
+// dedupSet holds the keys of one horizon.
+type dedupSet struct {
+	horizon int64
+	span    int64
+	gens    map[int64]*generation
+}
+
+type dedup struct {
+	sets map[int64]*dedupSet
+	n    int
+}
+
+func (d *dedup) contains(k dedupKey) bool {
+	for _, s := range d.sets {
+		for _, g := range s.gens {
+			if _, ok := g.keys[k]; ok {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// add remembers e unless it has already expired at now.
+func (d *dedup) add(e dedupEntry, now int64) {
+	if e.expiry <= now || e.horizon <= 0 {
+		return
+	}
+	if d.sets == nil {
+		d.sets = map[int64]*dedupSet{}
+	}
+	s := d.sets[e.horizon]
+	if s == nil {
+		s = &dedupSet{horizon: e.horizon, span: max(e.horizon/4, 1), gens: map[int64]*generation{}}
+		d.sets[e.horizon] = s
+	}
+	accepted := e.expiry - e.horizon
+	n := floorDiv(accepted, s.span)
+	g := s.gens[n]
+	if g == nil {
+		g = &generation{last: (n+1)*s.span - 1, keys: map[dedupKey]struct{}{}}
+		s.gens[n] = g
+	}
+	if _, ok := g.keys[e.key]; !ok {
+		g.keys[e.key] = struct{}{}
+		d.n++
+	}
+}
+
+// remove forgets a key accepted at the given time (a refused Enqueue).
+func (d *dedup) remove(e dedupEntry) {
+	s := d.sets[e.horizon]
+	if s == nil {
+		return
+	}
+	if g := s.gens[floorDiv(e.expiry-e.horizon, s.span)]; g != nil {
+		if _, ok := g.keys[e.key]; ok {
+			delete(g.keys, e.key)
+			d.n--
+		}
+	}
+}
+
+// sweep drops the generations whose every key is past its horizon.
+func (d *dedup) sweep(now int64) {
+	for h, s := range d.sets {
+		for n, g := range s.gens {
+			if g.last+s.horizon < now {
+				d.n -= len(g.keys)
+				delete(s.gens, n)
+			}
+		}
+		if len(s.gens) == 0 {
+			delete(d.sets, h)
+		}
+	}
+}
+
+func floorDiv(a, b int64) int64 {
+	q := a / b
+	if a%b != 0 && (a < 0) != (b < 0) {
+		q--
+	}
+	return q
+}
+
+// entryFor makes the dedup entry of an event accepted at now, kept for
+// horizon; ok is false when it is not to be remembered.
+func entryFor(source, id string, horizon time.Duration, now time.Time) (dedupEntry, bool) {
+	h := int64(horizon / time.Second)
+	if id == "" || h <= 0 {
+		return dedupEntry{}, false
+	}
+	return dedupEntry{key: keyOf(source, id), expiry: now.Unix() + h, horizon: h}, true
+}
+
+// appendDedupRecord frames keys as one dedup record.
+func appendDedupRecord(b []byte, keys []dedupEntry) []byte {
+	b, start := beginFrame(b, recDedup)
+	b = binary.AppendUvarint(b, uint64(len(keys)))
+	for _, e := range keys {
+		b = append(b, e.key[:]...)
+		b = binary.AppendVarint(b, e.expiry)
+		b = binary.AppendUvarint(b, uint64(e.horizon))
+	}
+	return endFrame(b, start)
+}
+
+func (r *reader) dedupEntries(fn func(dedupEntry)) {
+	n := r.count(18)
+	for range n {
+		e := dedupEntry{key: r.key(), expiry: r.varint(), horizon: int64(min(r.uvarint(), 1<<40))}
+		if r.err != nil {
+			return
+		}
+		fn(e)
+	}
+}

@@ -1,0 +1,329 @@
+package logqueue
+
+import (
+	"fmt"
+	"slices"
+	"time"
+)
+
+// Rebuilding memory from the log: every record is applied in order, as the
+// writer applied it when it was written. A record about a delivery that is
+// not there (its event's segment was deleted) is ignored: every record that
+// kills something is newer than what it kills.
+
+// replay applies one record of segment n at off.
+func (q *Queue) replay(r *replayState, n uint64, off int64, frame int, typ byte, body []byte) error {
+	l := loc{uint32(n), uint32(off)}
+	rd := reader{b: body}
+	switch typ {
+	case recEvent:
+		q.replayEvent(r, l, uint32(frame), body)
+		return nil
+	case recState, recDead:
+		id := rd.uvarint()
+		det := rd.detail()
+		if rd.err != nil {
+			return rd.err
+		}
+		r.maxID = max(r.maxID, id)
+		di, ds := q.replayPending(id)
+		if ds == nil {
+			return nil
+		}
+		if typ == recState {
+			q.setDetail(ds, q.st.events.at(ds.ev), l, detailEstimate)
+			r.due[di] = det.at.UnixNano()
+			return nil
+		}
+		q.bury(ds, l, detailEstimate, det.at.UnixNano())
+	case recDone:
+		for _, id := range rd.ids(nil) {
+			if di, ds := q.replayPending(id); ds != nil {
+				q.freeDelivery(di, ds)
+			}
+		}
+	case recReplay:
+		at := rd.time()
+		for _, id := range rd.ids(nil) {
+			if di, ds := q.replayDead(id); ds != nil {
+				q.reviveState(ds, at.UnixNano())
+				r.due[di] = 0
+			}
+		}
+	case recPurge, recDrop:
+		for _, id := range rd.ids(nil) {
+			if di, ds := q.replayDead(id); ds != nil {
+				q.freeDelivery(di, ds)
+				q.forgetDead()
+			}
+		}
+	case recRaw:
+		id := rd.uvarint()
+		at := rd.time()
+		if rd.err != nil {
+			return rd.err
+		}
+		r.maxID = max(r.maxID, id)
+		q.rawDead(r, id, l, uint32(frame), at)
+	default:
+		return fmt.Errorf("record type %d is unknown (was the queue written by a newer switchboard?)", typ)
+	}
+	return rd.err
+}
+
+// replayPending finds a pending delivery by id during the replay.
+func (q *Queue) replayPending(id uint64) (uint32, *dslot) {
+	di, ok := q.st.ids.find(&q.st.dels, id)
+	if !ok {
+		return 0, nil
+	}
+	if ds := q.st.dels.at(di); ds.state == dReady {
+		return di, ds
+	}
+	return 0, nil
+}
+
+func (q *Queue) replayDead(id uint64) (uint32, *dslot) {
+	di, ok := q.st.ids.find(&q.st.dels, id)
+	if !ok {
+		return 0, nil
+	}
+	if ds := q.st.dels.at(di); ds.state == dDead {
+		return di, ds
+	}
+	return 0, nil
+}
+
+// replayEvent applies an event record: a new event, or a copy that moves
+// a live one forward with its deliveries' current state.
+func (q *Queue) replayEvent(r *replayState, l loc, n uint32, body []byte) {
+	st := &q.st
+	var h eventHead
+	rd := reader{b: body}
+	rd.eventHead(&h)
+	if rd.err != nil || len(h.deliveries) == 0 {
+		err := rd.err
+		if err == nil {
+			err = fmt.Errorf("event record lists no deliveries")
+		}
+		q.unreadableRecord(r, l, n, err)
+		return
+	}
+	evErr := validateEvent(rd.rest())
+	var ei uint32
+	found := false
+	for _, d := range h.deliveries {
+		if di, ok := st.ids.find(&st.dels, d.id); ok {
+			ei, found = st.dels.at(di).ev, true
+			break
+		}
+	}
+	var es *eslot
+	if found {
+		es = st.events.at(ei)
+		if sf := q.seg.files[uint64(es.seg)]; sf != nil {
+			sf.liveRecs--
+			sf.liveBytes -= int64(es.n)
+		}
+	} else {
+		ei = st.events.alloc()
+		es = st.events.at(ei)
+	}
+	p0, d0 := es.pending, es.dead
+	old := es.loc
+	for _, d := range h.deliveries {
+		r.maxID = max(r.maxID, d.id)
+		di, ok := st.ids.find(&st.dels, d.id)
+		var ds *dslot
+		if ok {
+			ds = st.dels.at(di)
+			if ds.ev != ei {
+				q.freeDelivery(di, ds) // an id reused by another event: the newer record wins
+				ok = false
+			} else {
+				es.loc = old
+				q.retireDetail(ds, es)
+				if ds.state == dDead {
+					es.dead--
+					st.sinks[ds.sink].dead--
+					q.forgetDead()
+				} else {
+					es.pending--
+				}
+			}
+		}
+		if !ok {
+			di = st.dels.alloc()
+			ds = st.dels.at(di)
+			ds.id = d.id
+			st.ids.insert(&st.dels, di)
+		}
+		for int(di) >= len(r.due) {
+			r.due = append(r.due, make([]int64, 1<<chunkBits)...)
+		}
+		ds.ev, ds.sink, ds.raw = ei, q.sink(d.sink), false
+		ds.detail, ds.at, r.due[di] = loc{}, d.queued.UnixNano(), 0
+		switch d.state {
+		case stFresh:
+			ds.state = dReady
+			es.pending++
+		case stTried:
+			ds.state, ds.detail = dReady, l
+			r.due[di] = d.detail.at.UnixNano()
+			es.pending++
+		case stDead:
+			ds.state, ds.detail = dDead, l
+			es.dead++
+			st.sinks[ds.sink].dead++
+			st.dead.add(ds, d.detail.at.UnixNano())
+		}
+	}
+	es.loc, es.n = l, n
+	if sf := q.seg.files[uint64(l.seg)]; sf != nil {
+		sf.liveRecs++
+		sf.liveBytes += int64(n)
+	}
+	q.account(es, p0, d0)
+	if es.pending == 0 && es.dead == 0 {
+		q.freeEvent(ei, es)
+	}
+	if h.dedup {
+		e := dedupEntry{key: h.key, expiry: h.expiry, horizon: h.horizon}
+		st.dedup.add(e, r.now.Unix())
+		if uint64(l.seg) > r.dedupSeg || uint64(l.seg) == r.dedupSeg && int64(l.off) >= r.dedupOff {
+			st.fresh = append(st.fresh, e) // not yet in the dedup chunks
+		}
+	}
+	if evErr != nil && es.pending > 0 {
+		for _, d := range h.deliveries {
+			if d.state != stDead {
+				r.unreadable = append(r.unreadable, unreadableDelivery{d.id, evErr})
+			}
+		}
+	}
+}
+
+// unknownSink is the sink of a dead letter whose record cannot be read far
+// enough to know its sinks.
+const unknownSink = "(unreadable)"
+
+// unreadableRecord keeps an event record whose head cannot be decoded as a
+// dead letter of its own: never skipped, visible with its raw bytes.
+func (q *Queue) unreadableRecord(r *replayState, l loc, n uint32, err error) {
+	id := 1<<63 | uint64(l.seg)<<32 | uint64(l.off)
+	q.log.Error("queue record is unreadable; kept as a dead letter with its raw bytes",
+		"file", q.seg.name(uint64(l.seg)), "offset", l.off, "dead_letter", id, "err", err)
+	if m := q.opts.Metrics; m != nil && m.Unreadable != nil {
+		m.Unreadable.Inc()
+	}
+	q.rawDead(r, id, l, n, r.now)
+}
+
+// rawDead adds a dead letter standing for an unreadable record at l.
+func (q *Queue) rawDead(r *replayState, id uint64, l loc, n uint32, at time.Time) {
+	st := &q.st
+	if di, ok := st.ids.find(&st.dels, id); ok {
+		ds := st.dels.at(di)
+		es := st.events.at(ds.ev)
+		if sf := q.seg.files[uint64(es.seg)]; sf != nil {
+			sf.liveRecs--
+			sf.liveBytes -= int64(es.n)
+		}
+		es.loc, es.n = l, n
+		if sf := q.seg.files[uint64(l.seg)]; sf != nil {
+			sf.liveRecs++
+			sf.liveBytes += int64(n)
+		}
+		return
+	}
+	ei := st.events.alloc()
+	es := st.events.at(ei)
+	es.loc, es.n, es.dead = l, n, 1
+	if sf := q.seg.files[uint64(l.seg)]; sf != nil {
+		sf.liveRecs++
+		sf.liveBytes += int64(n)
+	}
+	q.account(es, 0, 0)
+	di := st.dels.alloc()
+	ds := st.dels.at(di)
+	ds.id, ds.ev, ds.sink, ds.state, ds.raw = id, ei, q.sink(unknownSink), dDead, true
+	st.ids.insert(&st.dels, di)
+	st.sinks[ds.sink].dead++
+	st.dead.add(ds, at.UnixNano())
+}
+
+// replayDedup applies a record of a dedup chunk.
+func (q *Queue) replayDedup(r *replayState, n uint64, off int64, frame int, typ byte, body []byte) error {
+	if typ != recDedup {
+		return fmt.Errorf("record type %d does not belong in a dedup file", typ)
+	}
+	rd := reader{b: body}
+	now := r.now.Unix()
+	rd.dedupEntries(func(e dedupEntry) {
+		q.st.dedup.add(e, now)
+		q.w.ddpExpiry[n] = max(q.w.ddpExpiry[n], e.expiry)
+	})
+	return rd.err
+}
+
+// finishReplay builds the sinks' schedules from the deliveries found, in
+// the order they were queued.
+func (q *Queue) finishReplay(r *replayState, cp checkpoint) {
+	st := &q.st
+	type pending struct {
+		id   uint64
+		slot uint32
+	}
+	var list []pending
+	for c := range st.dels.chunks {
+		for i := range st.dels.chunks[c] {
+			if ds := &st.dels.chunks[c][i]; ds.state == dReady {
+				list = append(list, pending{ds.id, uint32(c<<chunkBits + i)})
+			}
+		}
+	}
+	slices.SortFunc(list, func(a, b pending) int { return cmpInt(int64(a.id), int64(b.id)) })
+	now := r.now.UnixNano()
+	for _, p := range list {
+		ds := st.dels.at(p.slot)
+		s := st.sinks[ds.sink]
+		if due := r.due[p.slot]; due > now {
+			ds.state = dDelayed
+			s.delayed.push(delayed{at: due, slot: p.slot})
+		} else {
+			s.ready.push(p.slot)
+		}
+	}
+	q.sortDead()
+	st.nextID = max(cp.nextID, r.maxID+1) - 1
+	for _, s := range st.sinks {
+		s.gauges()
+	}
+	q.w.touched = q.w.touched[:0]
+	q.publish()
+}
+
+// buryUnreadable dead-letters a pending delivery found unreadable at start.
+func (q *Queue) buryUnreadable(id uint64, err error) {
+	q.mu.Lock()
+	di, ok := q.st.ids.find(&q.st.dels, id)
+	var t *taken
+	if ok {
+		ds := q.st.dels.at(di)
+		if ds.state == dReady || ds.state == dDelayed {
+			s := q.st.sinks[ds.sink]
+			if ds.state == dReady {
+				s.ready.filter(func(v uint32) bool { return v != di })
+			} else {
+				s.delayed.filter(func(d delayed) bool { return d.slot != di })
+			}
+			ds.state = dInFlight
+			s.inFlight++
+			t = &taken{id: id, sink: s.name}
+		}
+	}
+	q.mu.Unlock()
+	if t != nil {
+		q.unreadable(t, err)
+	}
+}
