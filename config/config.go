@@ -57,8 +57,9 @@ type Log struct {
 // Queue is where accepted deliveries wait.
 type Queue struct {
 	Dir string `koanf:"dir"`
-	// MaxBytes bounds the events stored for pending deliveries and dead
-	// letters; past it sources answer 503 and the provider retries.
+	// MaxBytes bounds the events stored for pending deliveries; past it
+	// sources answer 503 and the provider retries. Dead letters do not
+	// count: they have bounds of their own.
 	MaxBytes Size `koanf:"max_bytes"`
 	// MaxPendingPerSink bounds one sink's backlog; past it new deliveries
 	// to that sink become dead letters, so that one sink down for hours
@@ -68,6 +69,11 @@ type Queue struct {
 	// remembered, so that a provider's retry is answered but not routed
 	// again. 0 turns deduplication off.
 	DedupWindow time.Duration `koanf:"dedup_window"`
+	// DeadLetterMaxAge and DeadLetterMaxBytes bound the dead letters: past
+	// either, the oldest are dropped, each logged at error and counted.
+	// 0 means no bound.
+	DeadLetterMaxAge   time.Duration `koanf:"dead_letter_max_age"`
+	DeadLetterMaxBytes Size          `koanf:"dead_letter_max_bytes"`
 }
 
 // Filter is one {key, value} condition with the providers' subscription
@@ -151,7 +157,8 @@ func Defaults() File {
 		},
 		Admin: Admin{Listen: "127.0.0.1:9090"},
 		Log:   Log{Level: "info", Format: "text"},
-		Queue: Queue{Dir: "./data", MaxBytes: 1 << 30, MaxPendingPerSink: 100_000, DedupWindow: time.Hour},
+		Queue: Queue{Dir: "./data", MaxBytes: 1 << 30, MaxPendingPerSink: 100_000, DedupWindow: time.Hour,
+			DeadLetterMaxAge: 30 * 24 * time.Hour, DeadLetterMaxBytes: 1 << 30},
 	}
 }
 
@@ -274,6 +281,12 @@ func (f *File) check(ps *Problems) {
 	}
 	if f.Queue.DedupWindow < 0 {
 		ps.Add("queue.dedup_window", "must be 0 (off) or a duration such as 1h")
+	}
+	if f.Queue.DeadLetterMaxAge < 0 {
+		ps.Add("queue.dead_letter_max_age", "must be 0 (keep until replayed or purged) or a duration such as 720h (30 days)")
+	}
+	if f.Queue.DeadLetterMaxBytes < 0 {
+		ps.Add("queue.dead_letter_max_bytes", "must be 0 (no bound) or a size such as 1GiB")
 	}
 	paths := map[string]string{}
 	// In name order, so that the same file always names the same duplicate.

@@ -127,7 +127,7 @@ func (d *Daemon) accept(ctx context.Context, src *Source, events []*router.Event
 			continue
 		}
 		idx = snap.Table.Route(ev, idx[:0], obs, nil)
-		batch = append(batch, router.Routed{Event: ev, Sinks: snap.Table.SinkNames(idx)})
+		batch = append(batch, router.Routed{Event: ev, Sinks: snap.Table.SinkNames(idx), Remember: src.Remember})
 		at = append(at, i)
 		obs.event++
 	}

@@ -9,7 +9,6 @@ import (
 	"testing"
 
 	"switchboard/config"
-	"switchboard/router/boltqueue"
 	_ "switchboard/sinks/all"
 	_ "switchboard/sources/all"
 )
@@ -36,8 +35,8 @@ rules:
 		b.Fatal(err)
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	q, err := boltqueue.Open(boltqueue.Options{Dir: b.TempDir(), MaxBytes: int64(f.Queue.MaxBytes),
-		MaxPendingPerSink: f.Queue.MaxPendingPerSink, DedupWindow: f.Queue.DedupWindow, Log: log})
+	f.Queue.Dir = b.TempDir()
+	q, err := OpenQueue(f, log)
 	if err != nil {
 		b.Fatal(err)
 	}

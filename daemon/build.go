@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -40,7 +41,10 @@ type Source struct {
 	Events  []string
 	Filters router.Filters
 	Conf    config.Source
-	subpath bool
+	// Remember is how long the queue remembers the source's accepted ids:
+	// queue.dedup_window, or the source's replay window when longer.
+	Remember time.Duration
+	subpath  bool
 	// counters are the source's outcome counters, looked up once.
 	counters map[string]prometheus.Counter
 }
@@ -121,6 +125,10 @@ func Build(f *config.File) (*Snapshot, error) {
 		if err != nil {
 			ps.Merge(at, err)
 			continue
+		}
+		src.Remember = f.Queue.DedupWindow
+		if rw, ok := built.(sources.ReplayWindow); ok {
+			src.Remember = max(src.Remember, rw.ReplayWindow())
 		}
 		switch v := built.(type) {
 		case sources.HTTPSource:

@@ -54,8 +54,8 @@ type Daemon struct {
 }
 
 // New prepares a daemon for a built snapshot and the queue it accepts
-// into, which must not be nil: the durable queue (router/boltqueue), which
-// tests open in a temporary directory.
+// into, which must not be nil: the durable queue (OpenQueue), which tests
+// open in a temporary directory.
 func New(snap *Snapshot, queue router.Queue, log *slog.Logger) *Daemon {
 	d := &Daemon{log: log, queue: queue, workers: map[string]*router.Worker{}, streams: map[string]stream{}}
 	d.ctx, d.cancel = context.WithCancel(context.Background())
@@ -261,26 +261,22 @@ func (d *Daemon) throttleSummaries(ctx context.Context) {
 	}
 }
 
-// reportQueue keeps the queue gauges current.
+// reportQueue keeps the age of each sink's oldest pending delivery
+// current; the queue updates its other gauges itself as it changes.
 func (d *Daemon) reportQueue(ctx context.Context) {
 	defer d.wg.Done()
 	st, ok := d.queue.(interface{ Stats() map[string][2]int })
-	if !ok {
+	oldest, ok2 := d.queue.(interface {
+		OldestPending(time.Time) map[string]time.Duration
+	})
+	if !ok || !ok2 {
 		return
 	}
 	t := time.NewTicker(2 * time.Second)
 	defer t.Stop()
-	oldest, _ := d.queue.(interface {
-		OldestPending(time.Time) map[string]time.Duration
-	})
 	for {
-		var ages map[string]time.Duration
-		if oldest != nil {
-			ages = oldest.OldestPending(time.Now())
-		}
-		for sink, v := range st.Stats() {
-			metrics.QueueDepth.WithLabelValues(sink).Set(float64(v[0]))
-			metrics.DeadLetters.WithLabelValues(sink).Set(float64(v[1]))
+		ages := oldest.OldestPending(time.Now())
+		for sink := range st.Stats() {
 			metrics.OldestPending.WithLabelValues(sink).Set(ages[sink].Seconds())
 		}
 		select {
@@ -312,6 +308,13 @@ func (d *Daemon) adminHandler() http.Handler {
 			slices.Sort(down)
 			writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "stream not connected", "sources": down})
 			return
+		}
+		// A queue that cannot write (a full disk) refuses every event.
+		if r, ok := d.queue.(interface{ Ready() error }); ok {
+			if err := r.Ready(); err != nil {
+				writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "queue cannot store events", "error": err.Error()})
+				return
+			}
 		}
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
 	})

@@ -6,8 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -15,14 +19,14 @@ import (
 	"switchboard/config"
 	"switchboard/daemon"
 	"switchboard/router"
-	"switchboard/router/boltqueue"
 )
 
 const dlqHelp = `Inspects and re-queues dead letters: deliveries that failed for good (a
 permanent error, or retries exhausted), kept with their event, sink, attempts
 and last error.
 
-  dlq list              one line per dead letter: id, sink, event id, attempts, last error
+  dlq list              one line per dead letter, oldest first: id, sink, event id,
+                        attempts, last error (--sink S and --q TEXT narrow it)
   dlq show ID           one dead letter with its event, as JSON
   dlq replay ID...      put dead letters back in their sinks' queues, attempts reset
   dlq replay --all      all of them
@@ -37,6 +41,8 @@ func cmdDLQ(args []string, stdout, stderr io.Writer) int {
 	path := configFlag(fs)
 	all := fs.Bool("all", false, "replay or purge every dead letter")
 	asJSON := fs.Bool("json", false, "list: print JSON")
+	sink := fs.String("sink", "", "list, replay --all, purge --all: only the dead letters of this `sink`")
+	text := fs.String("q", "", "list, replay --all, purge --all: only dead letters whose last error contains this `text`")
 	// Flags may stand anywhere: dlq -c x.yaml list, dlq replay 42 -c x.yaml.
 	var positional []string
 	for {
@@ -80,10 +86,10 @@ func cmdDLQ(args []string, stdout, stderr io.Writer) int {
 		return exitFail
 	}
 	defer closeFn()
-	req := daemon.DLQRequest{IDs: ids, All: *all}
+	req := daemon.DLQRequest{IDs: ids, All: *all, Sink: *sink, Q: *text}
 	switch sub {
 	case "list":
-		list, err := c.list()
+		list, err := c.list(router.DeadQuery{Sink: *sink, Text: *text})
 		if err != nil {
 			fmt.Fprintln(stderr, err)
 			return exitFail
@@ -144,7 +150,7 @@ func dlqClient(f *config.File) (*dlqBackend, func(), error) {
 		conn.Close()
 		return &dlqBackend{base: "http://" + host}, func() {}, nil
 	}
-	q, err := boltqueue.Open(boltqueue.Options{Dir: f.Queue.Dir})
+	q, err := daemon.OpenQueue(f, slog.New(slog.DiscardHandler))
 	if err != nil {
 		return nil, nil, fmt.Errorf("the daemon's admin API at %s does not answer, and the queue cannot be opened directly: %w", host, err)
 	}
@@ -152,12 +158,28 @@ func dlqClient(f *config.File) (*dlqBackend, func(), error) {
 	return &dlqBackend{store: q, known: known}, func() { q.Close() }, nil
 }
 
-func (c *dlqBackend) list() ([]router.DeadLetter, error) {
-	if c.store != nil {
-		return c.store.ListDead()
-	}
+// list returns every dead letter matching query, oldest first, paging
+// through the API (or the queue) newest first.
+func (c *dlqBackend) list(query router.DeadQuery) ([]router.DeadLetter, error) {
 	var out []router.DeadLetter
-	return out, c.call(http.MethodGet, "/api/dlq", nil, &out)
+	var err error
+	if c.store != nil {
+		err = daemon.EachDead(c.store, query, func(dl router.DeadLetter) { out = append(out, dl) })
+	} else {
+		for cursor := ""; ; {
+			v := url.Values{"limit": {strconv.Itoa(daemon.MaxDLQPage)}, "cursor": {cursor}, "sink": {query.Sink}, "q": {query.Text}}
+			var page daemon.DLQPage
+			if err = c.call(http.MethodGet, "/api/dlq?"+v.Encode(), nil, &page); err != nil {
+				break
+			}
+			out = append(out, page.Items...)
+			if cursor = page.NextCursor; cursor == "" {
+				break
+			}
+		}
+	}
+	slices.Reverse(out)
+	return out, err
 }
 
 func (c *dlqBackend) show(id string) (*router.DeadLetter, error) {
@@ -177,11 +199,7 @@ func (c *dlqBackend) act(verb string, req daemon.DLQRequest) (daemon.DLQResult, 
 		if verb == "replay" {
 			return daemon.Replay(c.store, req, c.known)
 		}
-		var ids []string
-		if !req.All {
-			ids = req.IDs
-		}
-		n, err := c.store.Purge(ids)
+		n, err := daemon.Purge(c.store, req)
 		return daemon.DLQResult{Purged: n}, err
 	}
 	var out daemon.DLQResult

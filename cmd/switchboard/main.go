@@ -41,6 +41,7 @@ Commands:
   route     dry-run one payload through a config: event, rule verdicts, sink bodies
   test      run routing test cases (payload -> expected rules and sinks) against a config
   dlq       list, show, replay and purge dead letters
+  queue     check, salvage or compact a stopped daemon's queue
   version   print the version
 
 Run 'switchboard <command> --help' for a command's flags.
@@ -79,6 +80,8 @@ func realMain(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return cmdDLQ(rest, stdout, stderr)
 	case "test":
 		return cmdTest(rest, stdout, stderr)
+	case "queue":
+		return cmdQueue(rest, stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintf(stdout, "switchboard %s (commit %s, %s, %s/%s)\n", version, buildCommit(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
 		return exitOK

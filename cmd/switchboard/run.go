@@ -11,7 +11,6 @@ import (
 
 	"switchboard/daemon"
 	"switchboard/metrics"
-	"switchboard/router/boltqueue"
 )
 
 func cmdRun(args []string, stdout, stderr io.Writer) int {
@@ -39,10 +38,9 @@ problem is logged. SIGHUP and POST /-/reload on the admin listener reload too.
 	log := newLogger(snap.File.Log, stderr)
 	slog.SetDefault(log) // the log sink and libraries log through it too
 	metrics.SetBuildInfo(version, buildCommit())
-	q, err := boltqueue.Open(boltqueue.Options{Dir: snap.File.Queue.Dir, MaxBytes: int64(snap.File.Queue.MaxBytes),
-		MaxPendingPerSink: snap.File.Queue.MaxPendingPerSink, DedupWindow: snap.File.Queue.DedupWindow, Log: log})
+	q, err := daemon.OpenQueue(snap.File, log)
 	if err != nil {
-		log.Error("cannot open the queue", "err", err)
+		log.Error("cannot open the queue: "+err.Error(), "dir", snap.File.Queue.Dir)
 		return exitFail
 	}
 	d := daemon.New(snap, q, log)

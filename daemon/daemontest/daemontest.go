@@ -20,7 +20,6 @@ import (
 
 	"switchboard/config"
 	"switchboard/daemon"
-	"switchboard/router/boltqueue"
 )
 
 // Start runs a daemon for the config yaml until the test ends. Give the
@@ -40,8 +39,7 @@ func Start(t testing.TB, yaml string) *daemon.Daemon {
 	if testing.Verbose() {
 		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
-	q, err := boltqueue.Open(boltqueue.Options{Dir: f.Queue.Dir, MaxBytes: int64(f.Queue.MaxBytes),
-		MaxPendingPerSink: f.Queue.MaxPendingPerSink, DedupWindow: f.Queue.DedupWindow, Log: log})
+	q, err := daemon.OpenQueue(f, log)
 	if err != nil {
 		t.Fatalf("queue: %v", err)
 	}

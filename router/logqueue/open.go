@@ -150,6 +150,9 @@ func (q *Queue) load() (*replayState, error) {
 	if d.old {
 		return nil, q.oldQueue()
 	}
+	if q.readOnly {
+		q.report.Segments, q.report.DedupFiles = len(d.segs), len(d.ddps)
+	}
 	cp, err := readCheckpoint(q.fs, q.dir)
 	if errors.Is(err, fs.ErrNotExist) {
 		if len(d.segs) == 0 && len(d.ddps) == 0 {
@@ -171,6 +174,9 @@ func (q *Queue) load() (*replayState, error) {
 	q.finishReplay(r, cp)
 	q.w.dedupSeg, q.w.dedupOff = cp.dedupSeg, cp.dedupOff
 	q.w.ddpStarted = r.now
+	if q.readOnly {
+		return r, nil
+	}
 	for _, name := range r.stale {
 		q.log.Info("deleting a queue file the last run no longer needed", "file", name)
 		q.fs.Remove(name)
@@ -226,7 +232,11 @@ func (q *Queue) openLane(l *lane, present []uint64, first, last uint64, synced i
 	var buf []byte
 	for n := first; n <= end; n++ {
 		name := l.name(n)
-		f, err := q.fs.OpenFile(name, os.O_RDWR, 0)
+		mode := os.O_RDWR
+		if q.readOnly {
+			mode = os.O_RDONLY
+		}
+		f, err := q.fs.OpenFile(name, mode, 0)
 		if err != nil {
 			return q.damage(name, "it cannot be opened: %v", err)
 		}
@@ -305,6 +315,10 @@ func (q *Queue) openLane(l *lane, present []uint64, first, last uint64, synced i
 // tornTail cuts off what a crash left half-written past the synced length,
 // saying how much went and whether anything intact followed it.
 func (q *Queue) tornTail(name string, f File, sc *scanner, off, size int64) {
+	if q.readOnly {
+		q.report.TornBytes += size - off
+		return
+	}
 	intact := nextIntactFrame(f, off+1, size)
 	if err := f.Truncate(off); err != nil {
 		q.log.Error("could not cut off a torn write at the end of a queue file; it is ignored", "file", name, "err", err)

@@ -100,6 +100,11 @@ type Queue struct {
 	seg lane
 
 	w writerState // the writer goroutine's alone
+
+	// readOnly is set by the offline tools: the files are read, never
+	// changed; what a start would change goes into report.
+	readOnly bool
+	report   *Report
 }
 
 // state is the in-memory index, guarded by Queue.mu.

@@ -138,6 +138,16 @@ type Source struct {
 	maxAge         time.Duration
 }
 
+// ReplayWindow implements sources.ReplayWindow: a signed request is valid
+// for max_age, so its event is remembered at least that long. Unsigned
+// requests prove nothing, and have no window.
+func (s *Source) ReplayWindow() time.Duration {
+	if len(s.key) == 0 {
+		return 0
+	}
+	return s.maxAge
+}
+
 // Methods implements sources.Methods: Bird only POSTs.
 func (s *Source) Methods() []string { return []string{http.MethodPost} }
 
@@ -270,8 +280,9 @@ func rfc3339(v any) (time.Time, bool) {
 }
 
 var (
-	_ sources.Builder    = (*Options)(nil)
-	_ sources.Catalog    = (*Options)(nil)
-	_ sources.HTTPSource = (*Source)(nil)
-	_ sources.Methods    = (*Source)(nil)
+	_ sources.Builder      = (*Options)(nil)
+	_ sources.Catalog      = (*Options)(nil)
+	_ sources.HTTPSource   = (*Source)(nil)
+	_ sources.Methods      = (*Source)(nil)
+	_ sources.ReplayWindow = (*Source)(nil)
 )
