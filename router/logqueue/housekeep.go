@@ -34,6 +34,8 @@ func (q *Queue) housekeeping(closing bool) {
 	if q.w.dirty {
 		if err := q.checkpoint(); err != nil {
 			q.writeFailed(err)
+		} else if q.w.failures > 0 {
+			q.writeOK()
 		}
 	}
 }

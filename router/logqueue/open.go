@@ -227,50 +227,41 @@ func (q *Queue) openLane(l *lane, present []uint64, first, last uint64, synced i
 		}
 	}
 	l.first, l.last = first, end
-	var prevLen int64
+	files, err := q.openFiles(l, first, end)
+	if err != nil {
+		return err
+	}
+	ok := false
+	defer func() {
+		// The queue's segments stay open for reads; of the dedup chunks,
+		// only the head, for appends. closeAll closes what was kept.
+		for i, lf := range files {
+			n := first + uint64(i)
+			if kept := l.files != nil && l.files[n] != nil || l.files == nil && ok && n == end; !kept {
+				lf.f.Close()
+			}
+		}
+	}()
 	var prevCRC uint32
 	var buf []byte
 	for n := first; n <= end; n++ {
-		name := l.name(n)
-		mode := os.O_RDWR
-		if q.readOnly {
-			mode = os.O_RDONLY
-		}
-		f, err := q.fs.OpenFile(name, mode, 0)
-		if err != nil {
-			return q.damage(name, "it cannot be opened: %v", err)
-		}
+		name, lf := l.name(n), files[n-first]
+		f, size, h := lf.f, lf.size, lf.h
 		sf := &segFile{f: f}
 		if l.files != nil {
 			l.files[n] = sf
-		} else if n < end {
-			defer f.Close()
 		}
-		size, err := f.Size()
-		if err != nil {
-			return q.damage(name, "its size cannot be read: %v", err)
-		}
-		if size == 0 {
-			return q.damage(name, "it is empty (0 bytes), but it should hold queue records")
-		}
-		hdr := make([]byte, min(size, headerSize))
-		if _, err := f.ReadAt(hdr, 0); err != nil && !errors.Is(err, io.EOF) {
-			return q.damage(name, "it cannot be read: %v", err)
-		}
-		h, err := decodeHeader(hdr, l.kind)
-		if err != nil {
-			return q.damage(name, "%v", err)
-		}
-		if h.number != n {
-			return q.damage(name, "its header says it is file number %d: files were renamed, copied or swapped", h.number)
-		}
-		if n > first && (int64(h.prevLen) != prevLen || h.prevCRC != prevCRC) {
-			prev := l.name(n - 1)
-			if int64(h.prevLen) != prevLen {
-				return q.damage(prev, "it is %d bytes long, but it was %d bytes when it was sealed (%s says so): it was truncated or appended to", prevLen, h.prevLen, name)
+		if n < end {
+			// The next file's header says how long this one was sealed.
+			if sealed := int64(files[n+1-first].h.prevLen); size != sealed {
+				return q.damage(name, "it is %d bytes long, but it was %d bytes when it was sealed (%s says so): it was truncated or appended to",
+					size, sealed, l.name(n+1))
 			}
-			return q.damage(prev, "its content no longer matches the checksum taken when it was sealed (recorded in %s)", name)
 		}
+		if n > first && h.prevCRC != prevCRC {
+			return q.damage(l.name(n-1), "its content no longer matches the checksum taken when it was sealed (recorded in %s)", name)
+		}
+		hdr := lf.hdr
 		// Past what is known to be on disk, a bad record is a crash's torn
 		// write; before it, damage.
 		mustHave := size
@@ -303,13 +294,66 @@ func (q *Queue) openLane(l *lane, present []uint64, first, last uint64, synced i
 			}
 		}
 		buf = sc.buf
-		prevLen, prevCRC = sc.pos, sc.crc
+		prevCRC = sc.crc
 		sf.size = size
 		if n == end {
 			l.head, l.size, l.crc, l.synced = f, size, sc.crc, size
 		}
 	}
+	ok = true
 	return nil
+}
+
+// laneFile is a lane file opened and its header read.
+type laneFile struct {
+	f    File
+	size int64
+	h    fileHeader
+	hdr  []byte
+}
+
+// openFiles opens a lane's files and checks their headers, so that each
+// file's sealed length is known before it is read.
+func (q *Queue) openFiles(l *lane, first, end uint64) ([]laneFile, error) {
+	mode := os.O_RDWR
+	if q.readOnly {
+		mode = os.O_RDONLY
+	}
+	var out []laneFile
+	fail := func(err error) ([]laneFile, error) {
+		for _, lf := range out {
+			lf.f.Close()
+		}
+		return nil, err
+	}
+	for n := first; n <= end; n++ {
+		name := l.name(n)
+		f, err := q.fs.OpenFile(name, mode, 0)
+		if err != nil {
+			return fail(q.damage(name, "it cannot be opened: %v", err))
+		}
+		out = append(out, laneFile{f: f})
+		size, err := f.Size()
+		if err != nil {
+			return fail(q.damage(name, "its size cannot be read: %v", err))
+		}
+		if size == 0 {
+			return fail(q.damage(name, "it is empty (0 bytes), but it should hold queue records"))
+		}
+		hdr := make([]byte, min(size, headerSize))
+		if _, err := f.ReadAt(hdr, 0); err != nil && !errors.Is(err, io.EOF) {
+			return fail(q.damage(name, "it cannot be read: %v", err))
+		}
+		h, err := decodeHeader(hdr, l.kind)
+		if err != nil {
+			return fail(q.damage(name, "%v", err))
+		}
+		if h.number != n {
+			return fail(q.damage(name, "its header says it is file number %d: files were renamed, copied or swapped", h.number))
+		}
+		out[len(out)-1] = laneFile{f: f, size: size, h: h, hdr: hdr}
+	}
+	return out, nil
 }
 
 // tornTail cuts off what a crash left half-written past the synced length,

@@ -115,6 +115,8 @@ func (q *Queue) run() {
 			retry = nil
 			if len(q.w.held) > 0 {
 				q.commitGroup(nil)
+			} else {
+				q.probe()
 			}
 		case <-q.closing:
 			q.drain()
@@ -125,7 +127,7 @@ func (q *Queue) run() {
 		} else if first != nil {
 			q.group(first)
 		}
-		if len(q.w.held) > 0 && retry == nil {
+		if q.w.failures > 0 && retry == nil {
 			retry = time.NewTimer(time.Until(q.retryAt()))
 		}
 		if q.w.compSeg != 0 && len(q.ops) == 0 {
@@ -299,18 +301,33 @@ func (q *Queue) write(buf []byte, sync bool) (uint32, int64, error) {
 		return 0, 0, q.writeFailed(err)
 	}
 	q.w.dirty = true
-	q.writeOK()
+	if sync {
+		// Only a write that reached the disk proves the disk works again.
+		q.writeOK()
+	}
 	return uint32(q.seg.last), off, nil
+}
+
+// probe tries, while writes fail and nothing waits to be written, whether
+// the disk takes writes again: by saving the checkpoint.
+func (q *Queue) probe() {
+	q.w.dirty = true
+	if err := q.checkpoint(); err != nil {
+		q.writeFailed(err)
+		return
+	}
+	q.writeOK()
 }
 
 // rollSegment seals the head and starts the next segment.
 func (q *Queue) rollSegment() error {
+	sealed := q.seg.size
 	if err := q.seg.roll(); err != nil {
 		return err
 	}
 	q.mu.Lock()
 	if sf := q.seg.files[q.seg.last-1]; sf != nil {
-		sf.size = q.seg.size // sealed: roll synced it
+		sf.size = sealed
 	}
 	q.seg.files[q.seg.last] = &segFile{f: q.seg.head}
 	q.mu.Unlock()
