@@ -3,9 +3,9 @@ package logqueue_test
 import (
 	"context"
 	"encoding/binary"
-	"hash/crc32"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"log/slog"
 	"os"
@@ -259,10 +259,12 @@ func TestDamageStopsTheStartWithOneClearError(t *testing.T) {
 			says:   "it is 50 bytes long",
 		},
 		{
-			name:   "garbage in the checkpoint",
-			damage: func(t *testing.T, dir string, s []string) { overwrite(t, filepath.Join(dir, "queue.state"), 30, garbage(8)) },
-			file:   func(dir string, s []string) string { return filepath.Join(dir, "queue.state") },
-			says:   "fails its checksum",
+			name: "garbage in the checkpoint",
+			damage: func(t *testing.T, dir string, s []string) {
+				overwrite(t, filepath.Join(dir, "queue.state"), 30, garbage(8))
+			},
+			file: func(dir string, s []string) string { return filepath.Join(dir, "queue.state") },
+			says: "fails its checksum",
 		},
 		{
 			name:   "the dedup file deleted",
