@@ -118,6 +118,9 @@ func (q *Queue) compactStep() error {
 			q.log.Warn("a compacted queue segment still holds live records; it is kept", "file", q.seg.name(seg), "records", left)
 		}
 		q.reclaim()
+		if q.seg.first > seg && q.wantsCompaction() {
+			q.w.compSeg, q.w.compOff = q.seg.first, 0 // the next oldest
+		}
 	}
 	return nil
 }
@@ -355,7 +358,13 @@ func (q *Queue) Compact() (before, after int64, err error) {
 				return err
 			}
 		}
-		for seg := q.seg.first; seg < q.seg.last; seg++ {
+		// Every key is saved in the dedup chunks first, so that no old
+		// segment is kept for its keys.
+		if err := q.flushDedup(q.now()); err != nil {
+			return err
+		}
+		end := q.seg.last // the copies go after it
+		for seg := q.seg.first; seg < end; seg++ {
 			q.w.compSeg, q.w.compOff = seg, 0
 			for q.w.compSeg == seg {
 				if err := q.compactStep(); err != nil {
