@@ -235,6 +235,16 @@ func (q *Queue) account(es *eslot, pending, dead uint16) {
 	}
 }
 
+// resize changes an event's stored length (a copy's head differs from the
+// original's), keeping the totals true.
+func (q *Queue) resize(es *eslot, n uint32) {
+	p, d := es.pending, es.dead
+	es.pending, es.dead = 0, 0
+	q.account(es, p, d)
+	es.n, es.pending, es.dead = n, p, d
+	q.account(es, 0, 0)
+}
+
 func (q *Queue) touch(si uint16) {
 	if !slices.Contains(q.w.touched, si) {
 		q.w.touched = append(q.w.touched, si)

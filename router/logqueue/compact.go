@@ -285,7 +285,8 @@ func (q *Queue) applyMoves(moves []move, seg uint32, base int64) {
 			sf.liveRecs--
 			sf.liveBytes -= int64(es.n)
 		}
-		es.loc, es.n = nl, uint32(mv.n)
+		es.loc = nl
+		q.resize(es, uint32(mv.n))
 		if sf := q.seg.files[uint64(seg)]; sf != nil {
 			sf.liveRecs++
 			sf.liveBytes += int64(mv.n)

@@ -67,6 +67,9 @@ func runModel(t *testing.T, seed uint64, steps int) {
 			m.restart()
 		}
 		m.checkCounts(step)
+		if err := m.q.checkInvariants(); err != nil {
+			t.Fatalf("step %d: %v", step, err)
+		}
 	}
 	t.Logf("seed %d: segments %d..%d, %d events, %d pending, %d dead, compaction stuck at %d",
 		seed, m.q.seg.first, m.q.seg.last, m.n, len(m.pending), len(m.dead), m.q.w.compBroken)
@@ -295,4 +298,47 @@ func (m *model) checkCounts(step int) {
 			m.t.Fatalf("step %d: sink %s: queue says %v (queued, dead), model %v", step, s, got[s], want[s])
 		}
 	}
+}
+
+// checkInvariants recomputes from the tables what the queue keeps as
+// running totals: bytes by kind, and each segment's live records.
+func (q *Queue) checkInvariants() error {
+	// Let the writer apply what is submitted first.
+	q.barrierOp(func() error { return nil })
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	var pending, dead int64
+	recs := map[uint32]int64{}
+	for c := range q.st.events.chunks {
+		for _, e := range q.st.events.chunks[c] {
+			switch {
+			case e.pending > 0:
+				pending += int64(e.n)
+			case e.dead > 0:
+				dead += int64(e.n)
+			default:
+				continue
+			}
+			recs[e.seg]++
+		}
+	}
+	for c := range q.st.dels.chunks {
+		for _, d := range q.st.dels.chunks[c] {
+			if d.state == dFree || d.detail == (loc{}) {
+				continue
+			}
+			if e := q.st.events.at(d.ev); d.detail != e.loc {
+				recs[d.detail.seg]++
+			}
+		}
+	}
+	if pending != q.st.bytes || dead != q.st.deadBytes {
+		return fmt.Errorf("totals say %d pending and %d dead bytes; the tables %d and %d", q.st.bytes, q.st.deadBytes, pending, dead)
+	}
+	for n, sf := range q.seg.files {
+		if sf.liveRecs != recs[uint32(n)] {
+			return fmt.Errorf("segment %d counts %d live records; the tables %d", n, sf.liveRecs, recs[uint32(n)])
+		}
+	}
+	return nil
 }

@@ -125,11 +125,15 @@ func (q *Queue) replayEvent(r *replayState, l loc, n uint32, body []byte) {
 			sf.liveRecs--
 			sf.liveBytes -= int64(es.n)
 		}
+		// Out of the totals at its old length; back in at the new one.
+		p, d := es.pending, es.dead
+		es.pending, es.dead = 0, 0
+		q.account(es, p, d)
+		es.pending, es.dead = p, d
 	} else {
 		ei = st.events.alloc()
 		es = st.events.at(ei)
 	}
-	p0, d0 := es.pending, es.dead
 	old := es.loc
 	for _, d := range h.deliveries {
 		r.maxID = max(r.maxID, d.id)
@@ -183,7 +187,7 @@ func (q *Queue) replayEvent(r *replayState, l loc, n uint32, body []byte) {
 		sf.liveRecs++
 		sf.liveBytes += int64(n)
 	}
-	q.account(es, p0, d0)
+	q.account(es, 0, 0)
 	if es.pending == 0 && es.dead == 0 {
 		q.freeEvent(ei, es)
 	}
@@ -229,7 +233,8 @@ func (q *Queue) rawDead(r *replayState, id uint64, l loc, n uint32, at time.Time
 			sf.liveRecs--
 			sf.liveBytes -= int64(es.n)
 		}
-		es.loc, es.n = l, n
+		es.loc = l
+		q.resize(es, n)
 		if sf := q.seg.files[uint64(l.seg)]; sf != nil {
 			sf.liveRecs++
 			sf.liveBytes += int64(n)
