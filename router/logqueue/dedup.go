@@ -3,6 +3,7 @@ package logqueue
 import (
 	"crypto/sha256"
 	"encoding/binary"
+	"slices"
 	"time"
 )
 
@@ -46,20 +47,41 @@ type dedupEntry struct {
 }
 
 type generation struct {
-	last int64 // newest acceptance time this generation may hold, unix seconds
+	n    int64 // its number: acceptance time / span
+	last int64 // newest acceptance time it may hold, unix seconds
 	keys map[dedupKey]struct{}
 }
 
-// dedupSet holds the keys of one horizon.
+// dedupSet holds the keys of one horizon, a handful of generations.
 type dedupSet struct {
 	horizon int64
 	span    int64
-	gens    map[int64]*generation
+	gens    []*generation
 }
 
+func (s *dedupSet) gen(n int64) *generation {
+	for _, g := range s.gens {
+		if g.n == n {
+			return g
+		}
+	}
+	return nil
+}
+
+// dedup is every horizon's set: usually one or two (dedup_window, and a
+// signed source's validity window).
 type dedup struct {
-	sets map[int64]*dedupSet
+	sets []*dedupSet
 	n    int
+}
+
+func (d *dedup) set(horizon int64) *dedupSet {
+	for _, s := range d.sets {
+		if s.horizon == horizon {
+			return s
+		}
+	}
+	return nil
 }
 
 func (d *dedup) contains(k dedupKey) bool {
@@ -78,20 +100,17 @@ func (d *dedup) add(e dedupEntry, now int64) {
 	if e.expiry <= now || e.horizon <= 0 {
 		return
 	}
-	if d.sets == nil {
-		d.sets = map[int64]*dedupSet{}
-	}
-	s := d.sets[e.horizon]
+	s := d.set(e.horizon)
 	if s == nil {
-		s = &dedupSet{horizon: e.horizon, span: max(e.horizon/4, 1), gens: map[int64]*generation{}}
-		d.sets[e.horizon] = s
+		s = &dedupSet{horizon: e.horizon, span: max(e.horizon/4, 1)}
+		d.sets = append(d.sets, s)
 	}
 	accepted := e.expiry - e.horizon
 	n := floorDiv(accepted, s.span)
-	g := s.gens[n]
+	g := s.gen(n)
 	if g == nil {
-		g = &generation{last: (n+1)*s.span - 1, keys: map[dedupKey]struct{}{}}
-		s.gens[n] = g
+		g = &generation{n: n, last: (n+1)*s.span - 1, keys: map[dedupKey]struct{}{}}
+		s.gens = append(s.gens, g)
 	}
 	if _, ok := g.keys[e.key]; !ok {
 		g.keys[e.key] = struct{}{}
@@ -101,11 +120,11 @@ func (d *dedup) add(e dedupEntry, now int64) {
 
 // remove forgets a key accepted at the given time (a refused Enqueue).
 func (d *dedup) remove(e dedupEntry) {
-	s := d.sets[e.horizon]
+	s := d.set(e.horizon)
 	if s == nil {
 		return
 	}
-	if g := s.gens[floorDiv(e.expiry-e.horizon, s.span)]; g != nil {
+	if g := s.gen(floorDiv(e.expiry-e.horizon, s.span)); g != nil {
 		if _, ok := g.keys[e.key]; ok {
 			delete(g.keys, e.key)
 			d.n--
@@ -115,17 +134,16 @@ func (d *dedup) remove(e dedupEntry) {
 
 // sweep drops the generations whose every key is past its horizon.
 func (d *dedup) sweep(now int64) {
-	for h, s := range d.sets {
-		for n, g := range s.gens {
+	for _, s := range d.sets {
+		s.gens = slices.DeleteFunc(s.gens, func(g *generation) bool {
 			if g.last+s.horizon < now {
 				d.n -= len(g.keys)
-				delete(s.gens, n)
+				return true
 			}
-		}
-		if len(s.gens) == 0 {
-			delete(d.sets, h)
-		}
+			return false
+		})
 	}
+	d.sets = slices.DeleteFunc(d.sets, func(s *dedupSet) bool { return len(s.gens) == 0 })
 }
 
 func floorDiv(a, b int64) int64 {

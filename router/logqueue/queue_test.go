@@ -950,32 +950,6 @@ func TestCloseUnblocksNext(t *testing.T) {
 	}
 }
 
-func BenchmarkEnqueue(b *testing.B) {
-	q := open(b, Options{DedupWindow: time.Hour})
-	sinks := []string{"crm"}
-	e := event("app", "template")
-	var n atomic.Int64
-	// Many requests at once, as 32 connections on a small machine: what
-	// group commit is for.
-	b.SetParallelism(16)
-	b.ReportAllocs()
-	b.ResetTimer()
-	b.RunParallel(func(pb *testing.PB) {
-		batch := make([]router.Routed, 1)
-		for pb.Next() {
-			// A distinct id per event, as a source hands over: the
-			// parsed payload is shared, the event is new.
-			ev := &router.Event{ID: strconv.FormatInt(n.Add(1), 10), Source: e.Source, Event: e.Event, Status: e.Status,
-				Time: e.Time, ReceivedAt: e.ReceivedAt, Payload: e.Payload, RawPayload: e.RawPayload, Headers: e.Headers, Body: e.Body}
-			batch[0] = router.Routed{Event: ev, Sinks: sinks}
-			if err := q.Enqueue(context.Background(), batch); err != nil {
-				b.Error(err)
-				return
-			}
-		}
-	})
-}
-
 // A sink that is down for hours must not fill the queue for the others:
 // past its backlog bound, its new deliveries become dead letters (the
 // event kept) while other sinks' deliveries queue as usual.
