@@ -70,6 +70,10 @@ var errTruncated = errors.New("record ends in the middle of a field")
 type reader struct {
 	b   []byte
 	err error
+	// intern, when set, makes sink names into strings without allocating,
+	// and last errors are skipped: the start reads millions of records
+	// and keeps neither.
+	intern func([]byte) string
 }
 
 func (r *reader) fail(err error) {
@@ -182,7 +186,11 @@ func (r *reader) detail() detail {
 	d.firstTry = r.time()
 	d.lastTry = r.time()
 	d.at = r.time()
-	d.lastError = r.string()
+	if r.intern != nil {
+		r.bytes()
+	} else {
+		d.lastError = r.string()
+	}
 	return d
 }
 
@@ -253,7 +261,11 @@ func (r *reader) eventHead(h *eventHead) {
 	for range n {
 		var d delivery
 		d.id = r.uvarint()
-		d.sink = r.string()
+		if r.intern != nil {
+			d.sink = r.intern(r.bytes())
+		} else {
+			d.sink = r.string()
+		}
 		d.state = r.byte()
 		d.queued = r.time()
 		switch d.state {

@@ -82,6 +82,7 @@ func newQueue(opts Options) *Queue {
 	q := &Queue{opts: opts, log: opts.Log, fs: opts.FS, dir: opts.Dir, now: opts.Now,
 		ops: make(chan *op, 4096), closing: make(chan struct{}), writerDone: make(chan struct{})}
 	q.st.sinkIdx = map[string]uint16{}
+	q.intern = q.internSink
 	q.st.hot = map[uint32]*router.Event{}
 	q.st.pendingKeys = map[dedupKey]*op{}
 	q.seg = lane{fs: q.fs, dir: q.dir, prefix: "seg", kind: kindQueue, files: map[uint64]*segFile{}}
@@ -96,6 +97,7 @@ func newQueue(opts Options) *Queue {
 
 // replayState is what the start collects while it reads the log.
 type replayState struct {
+	head       eventHead // reused for every event record
 	now        time.Time
 	due        []int64 // per delivery slot: when a retried delivery is due
 	maxID      uint64

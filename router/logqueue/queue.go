@@ -105,6 +105,7 @@ type Queue struct {
 	// changed; what a start would change goes into report.
 	readOnly bool
 	report   *Report
+	intern   func([]byte) string // q.internSink, made once
 }
 
 // state is the in-memory index, guarded by Queue.mu.

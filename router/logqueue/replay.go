@@ -1,6 +1,7 @@
 package logqueue
 
 import (
+	"cmp"
 	"fmt"
 	"slices"
 	"time"
@@ -14,7 +15,7 @@ import (
 // replay applies one record of segment n at off.
 func (q *Queue) replay(r *replayState, n uint64, off int64, frame int, typ byte, body []byte) error {
 	l := loc{uint32(n), uint32(off)}
-	rd := reader{b: body}
+	rd := reader{b: body, intern: q.intern}
 	switch typ {
 	case recEvent:
 		q.replayEvent(r, l, uint32(frame), body)
@@ -32,7 +33,7 @@ func (q *Queue) replay(r *replayState, n uint64, off int64, frame int, typ byte,
 		}
 		if typ == recState {
 			q.setDetail(ds, q.st.events.at(ds.ev), l, detailEstimate)
-			r.due[di] = det.at.UnixNano()
+			r.setDue(di, det.at.UnixNano())
 			return nil
 		}
 		q.bury(ds, l, detailEstimate, det.at.UnixNano())
@@ -47,7 +48,7 @@ func (q *Queue) replay(r *replayState, n uint64, off int64, frame int, typ byte,
 		for _, id := range rd.ids(nil) {
 			if di, ds := q.replayDead(id); ds != nil {
 				q.reviveState(ds, at.UnixNano())
-				r.due[di] = 0
+				r.setDue(di, 0)
 			}
 		}
 	case recPurge, recDrop:
@@ -69,6 +70,33 @@ func (q *Queue) replay(r *replayState, n uint64, off int64, frame int, typ byte,
 		return fmt.Errorf("record type %d is unknown (was the queue written by a newer switchboard?)", typ)
 	}
 	return rd.err
+}
+
+// internSink returns a known sink's name without allocating.
+func (q *Queue) internSink(b []byte) string {
+	if i, ok := q.st.sinkIdx[string(b)]; ok {
+		return q.st.sinks[i].name
+	}
+	return string(b)
+}
+
+// setDue notes when a retried delivery is due; most restarts have few, so
+// the table grows only when one is found.
+func (r *replayState) setDue(di uint32, at int64) {
+	if at == 0 && int(di) >= len(r.due) {
+		return
+	}
+	for int(di) >= len(r.due) {
+		r.due = append(r.due, make([]int64, 1<<chunkBits)...)
+	}
+	r.due[di] = at
+}
+
+func (r *replayState) dueOf(di uint32) int64 {
+	if int(di) < len(r.due) {
+		return r.due[di]
+	}
+	return 0
 }
 
 // replayPending finds a pending delivery by id during the replay.
@@ -98,9 +126,9 @@ func (q *Queue) replayDead(id uint64) (uint32, *dslot) {
 // a live one forward with its deliveries' current state.
 func (q *Queue) replayEvent(r *replayState, l loc, n uint32, body []byte) {
 	st := &q.st
-	var h eventHead
-	rd := reader{b: body}
-	rd.eventHead(&h)
+	h := &r.head
+	rd := reader{b: body, intern: q.intern}
+	rd.eventHead(h)
 	if rd.err != nil || len(h.deliveries) == 0 {
 		err := rd.err
 		if err == nil {
@@ -112,7 +140,12 @@ func (q *Queue) replayEvent(r *replayState, l loc, n uint32, body []byte) {
 	evErr := validateEvent(rd.rest())
 	var ei uint32
 	found := false
+	// An accepted event's delivery ids are new (ids are never reused:
+	// the checkpoint keeps the next one); only a copy's are known.
 	for _, d := range h.deliveries {
+		if !h.copy {
+			break
+		}
 		if di, ok := st.ids.find(&st.dels, d.id); ok {
 			ei, found = st.dels.at(di).ev, true
 			break
@@ -137,7 +170,11 @@ func (q *Queue) replayEvent(r *replayState, l loc, n uint32, body []byte) {
 	old := es.loc
 	for _, d := range h.deliveries {
 		r.maxID = max(r.maxID, d.id)
-		di, ok := st.ids.find(&st.dels, d.id)
+		var di uint32
+		var ok bool
+		if h.copy {
+			di, ok = st.ids.find(&st.dels, d.id)
+		}
 		var ds *dslot
 		if ok {
 			ds = st.dels.at(di)
@@ -162,18 +199,16 @@ func (q *Queue) replayEvent(r *replayState, l loc, n uint32, body []byte) {
 			ds.id = d.id
 			st.ids.insert(&st.dels, di)
 		}
-		for int(di) >= len(r.due) {
-			r.due = append(r.due, make([]int64, 1<<chunkBits)...)
-		}
 		ds.ev, ds.sink, ds.raw = ei, q.sink(d.sink), false
-		ds.detail, ds.at, r.due[di] = loc{}, d.queued.UnixNano(), 0
+		ds.detail, ds.at = loc{}, d.queued.UnixNano()
+		r.setDue(di, 0)
 		switch d.state {
 		case stFresh:
 			ds.state = dReady
 			es.pending++
 		case stTried:
 			ds.state, ds.detail = dReady, l
-			r.due[di] = d.detail.at.UnixNano()
+			r.setDue(di, d.detail.at.UnixNano())
 			es.pending++
 		case stDead:
 			ds.state, ds.detail = dDead, l
@@ -275,28 +310,26 @@ func (q *Queue) replayDedup(r *replayState, n uint64, off int64, frame int, typ 
 // the order they were queued.
 func (q *Queue) finishReplay(r *replayState, cp checkpoint) {
 	st := &q.st
-	type pending struct {
-		id   uint64
-		slot uint32
-	}
-	var list []pending
+	var list []uint32
 	for c := range st.dels.chunks {
 		for i := range st.dels.chunks[c] {
 			if ds := &st.dels.chunks[c][i]; ds.state == dReady {
-				list = append(list, pending{ds.id, uint32(c<<chunkBits + i)})
+				list = append(list, uint32(c<<chunkBits+i))
 			}
 		}
 	}
-	slices.SortFunc(list, func(a, b pending) int { return cmpInt(int64(a.id), int64(b.id)) })
+	// Mostly in order already: slots are handed out in id order until
+	// some are reused.
+	slices.SortFunc(list, func(a, b uint32) int { return cmp.Compare(st.dels.at(a).id, st.dels.at(b).id) })
 	now := r.now.UnixNano()
-	for _, p := range list {
-		ds := st.dels.at(p.slot)
+	for _, slot := range list {
+		ds := st.dels.at(slot)
 		s := st.sinks[ds.sink]
-		if due := r.due[p.slot]; due > now {
+		if due := r.dueOf(slot); due > now {
 			ds.state = dDelayed
-			s.delayed.push(delayed{at: due, slot: p.slot})
+			s.delayed.push(delayed{at: due, slot: slot})
 		} else {
-			s.ready.push(p.slot)
+			s.ready.push(slot)
 		}
 	}
 	q.sortDead()

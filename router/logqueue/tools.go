@@ -305,9 +305,9 @@ func (q *Queue) exportKeys(to *Queue) error {
 	var keys []dedupEntry
 	for _, s := range q.st.dedup.sets {
 		for _, g := range s.gens {
-			for k := range g.keys {
+			g.keys.each(func(k dedupKey) {
 				keys = append(keys, dedupEntry{key: k, expiry: g.last + s.horizon, horizon: s.horizon})
-			}
+			})
 		}
 	}
 	to.mu.Lock()
