@@ -16,9 +16,9 @@ import (
 
 type dlqPage struct {
 	Items []struct {
-		ID        string `json:"id"`
-		Sink      string `json:"sink"`
-		EventID   string `json:"event_id"`
+		ID        string    `json:"id"`
+		Sink      string    `json:"sink"`
+		EventID   string    `json:"event_id"`
 		LastError string    `json:"last_error"`
 		DeadAt    time.Time `json:"dead_at"`
 	} `json:"items"`
