@@ -644,28 +644,31 @@ func (q *Queue) Bytes() (pending, dead int64) {
 }
 
 // OldestPending returns, per sink with deliveries queued, how long the
-// oldest of them has been waiting.
+// oldest of them has been waiting. It walks the deliveries a chunk at a
+// time, so that a big backlog never holds the lock for long.
 func (q *Queue) OldestPending(now time.Time) map[string]time.Duration {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	oldest := make([]int64, len(q.st.sinks))
-	if q.st.dels.n > 0 {
-		for c := range q.st.dels.chunks {
-			for _, d := range q.st.dels.chunks[c] {
-				switch d.state {
-				case dReady, dDelayed, dInFlight:
-					if o := &oldest[d.sink]; *o == 0 || d.at < *o {
-						*o = d.at
-					}
+	oldest := map[uint16]int64{}
+	for c := 0; ; c++ {
+		q.mu.Lock()
+		if c >= len(q.st.dels.chunks) {
+			q.mu.Unlock()
+			break
+		}
+		for _, d := range q.st.dels.chunks[c] {
+			switch d.state {
+			case dReady, dDelayed, dInFlight:
+				if o, ok := oldest[d.sink]; !ok || d.at < o {
+					oldest[d.sink] = d.at
 				}
 			}
 		}
+		q.mu.Unlock()
 	}
-	out := map[string]time.Duration{}
-	for i, at := range oldest {
-		if at != 0 {
-			out[q.st.sinks[i].name] = now.Sub(time.Unix(0, at))
-		}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	out := make(map[string]time.Duration, len(oldest))
+	for si, at := range oldest {
+		out[q.st.sinks[si].name] = now.Sub(time.Unix(0, at))
 	}
 	return out
 }
