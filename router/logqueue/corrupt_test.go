@@ -508,3 +508,39 @@ func newCounter() prometheus.Counter {
 }
 
 func counted(c prometheus.Collector) float64 { return testutil.ToFloat64(c) }
+
+// A queue.db of the previous version is not read, nor silently ignored:
+// the start says how to move on.
+func TestOldQueueFileIsRefused(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "queue.db"), garbage(4096), 0o640)
+	for name, open := range map[string]func() error{
+		"Open":  func() error { _, err := logqueue.Open(logqueue.Options{Dir: dir, Log: quietLog()}); return err },
+		"Check": func() error { _, err := logqueue.Check(logqueue.Options{Dir: dir, Log: quietLog()}); return err },
+	} {
+		err := open()
+		if err == nil || !strings.Contains(err.Error(), "queue.db, a queue of an earlier switchboard version") ||
+			!strings.Contains(err.Error(), "then move queue.db aside") {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+}
+
+// One daemon per directory: a second Open fails at once, naming why.
+func TestSecondOpenIsRefusedAtOnce(t *testing.T) {
+	dir := t.TempDir()
+	q, err := logqueue.Open(logqueue.Options{Dir: dir, Log: quietLog()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.Close()
+	for name, open := range map[string]func() error{
+		"Open":    func() error { _, err := logqueue.Open(logqueue.Options{Dir: dir, Log: quietLog()}); return err },
+		"Check":   func() error { _, err := logqueue.Check(logqueue.Options{Dir: dir, Log: quietLog()}); return err },
+		"Salvage": func() error { _, err := logqueue.Salvage(logqueue.Options{Dir: dir, Log: quietLog()}, t.TempDir()); return err },
+	} {
+		if err := open(); err == nil || !strings.Contains(err.Error(), "in use by") {
+			t.Errorf("%s beside an open queue: %v", name, err)
+		}
+	}
+}
