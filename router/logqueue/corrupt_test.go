@@ -535,9 +535,12 @@ func TestSecondOpenIsRefusedAtOnce(t *testing.T) {
 	}
 	defer q.Close()
 	for name, open := range map[string]func() error{
-		"Open":    func() error { _, err := logqueue.Open(logqueue.Options{Dir: dir, Log: quietLog()}); return err },
-		"Check":   func() error { _, err := logqueue.Check(logqueue.Options{Dir: dir, Log: quietLog()}); return err },
-		"Salvage": func() error { _, err := logqueue.Salvage(logqueue.Options{Dir: dir, Log: quietLog()}, t.TempDir()); return err },
+		"Open":  func() error { _, err := logqueue.Open(logqueue.Options{Dir: dir, Log: quietLog()}); return err },
+		"Check": func() error { _, err := logqueue.Check(logqueue.Options{Dir: dir, Log: quietLog()}); return err },
+		"Salvage": func() error {
+			_, err := logqueue.Salvage(logqueue.Options{Dir: dir, Log: quietLog()}, t.TempDir())
+			return err
+		},
 	} {
 		if err := open(); err == nil || !strings.Contains(err.Error(), "in use by") {
 			t.Errorf("%s beside an open queue: %v", name, err)
