@@ -17,7 +17,7 @@ import (
 // scenario without the network: generic source, one rule, the durable
 // queue in a temporary directory. Neither body matches the rule, so, like
 // the harness's unrouted events, none is written to the queue (the cost of
-// a write is measured in router/boltqueue).
+// a write is measured in router/logqueue).
 func BenchmarkWebhook(b *testing.B) {
 	f, err := config.Parse([]byte(`
 sources:
