@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -202,25 +203,13 @@ func (q *Queue) horizon(r *router.Routed) time.Duration {
 // batch are written and fsynced, or fails without storing any.
 func (q *Queue) Enqueue(ctx context.Context, batch []router.Routed) error {
 	now := q.now()
-	o := &op{kind: opEnqueue, fin: make(chan struct{})}
-	entries := make([]dedupEntry, len(batch))
-	remember := make([]bool, len(batch))
-	var evbuf []byte
-	evAt := make([]int, len(batch)+1)
-	for i := range batch {
-		r := &batch[i]
-		entries[i], remember[i] = entryFor(r.Event.Source, r.Event.ID, q.horizon(r), now)
-		evAt[i] = len(evbuf)
-		if len(r.Sinks) > 0 {
-			var err error
-			if evbuf, err = appendEvent(evbuf, r.Event); err != nil {
-				return fmt.Errorf("event %s cannot be stored: %w", r.Event.ID, err)
-			}
-		}
+	items, evbuf, err := q.prepare(batch, now)
+	if err != nil {
+		return err
 	}
-	evAt[len(batch)] = len(evbuf)
+	o := &op{kind: opEnqueue, fin: make(chan struct{}), now: now.UnixNano()}
 	for {
-		wait, err := q.reserve(o, batch, entries, remember, evAt, now)
+		wait, err := q.reserve(o, batch, items, now)
 		if err != nil {
 			return err
 		}
@@ -235,41 +224,77 @@ func (q *Queue) Enqueue(ctx context.Context, batch []router.Routed) error {
 			return ctx.Err()
 		}
 	}
-	if len(o.events) == 0 {
-		// Duplicates and events routed nowhere: nothing to write.
-		for i := range batch {
-			batch[i].Duplicate = o.dup[i]
+	if len(o.events) > 0 {
+		o.frames = frameEvents(o, items, evbuf)
+		if err := q.submit(o); err != nil {
+			q.unreserve(o)
+			return err
 		}
-		return nil
+		<-o.fin // the write happens whatever the caller does now
+		if o.err != nil {
+			return o.err
+		}
 	}
-	o.frames = make([]byte, 0, len(evbuf)+len(o.heads)+len(o.events)*frameHeader+1)
-	for i := range o.events {
-		e := &o.events[i]
-		b, start := beginFrame(o.frames, recEvent)
-		b = append(b, o.heads[e.head:e.headEnd]...)
-		b = append(b, evbuf[evAt[e.batch]:evAt[e.batch+1]]...)
-		o.frames = endFrame(b, start)
-		e.off, e.n = start, len(o.frames)-start
-	}
-	if err := q.submit(o); err != nil {
-		q.unreserve(o)
-		return err
-	}
-	<-o.fin
-	if o.err != nil {
-		return o.err
-	}
-	for i := range batch { // the writer is done with o
-		batch[i].Duplicate = o.dup[i]
+	for i := range batch {
+		batch[i].Duplicate = items[i].dup
 	}
 	return nil
+}
+
+// enqItem is what Enqueue works out for one routed event.
+type enqItem struct {
+	entry        dedupEntry
+	remember     bool
+	dup          bool
+	evAt, evEnd  int // the encoded event in evbuf
+	head, headAt int // its record head in op.heads
+}
+
+// prepare encodes the events with deliveries, outside any lock.
+func (q *Queue) prepare(batch []router.Routed, now time.Time) ([]enqItem, []byte, error) {
+	items := make([]enqItem, len(batch))
+	size := 0
+	for i := range batch {
+		if len(batch[i].Sinks) > 0 {
+			size += eventSize(batch[i].Event)
+		}
+	}
+	evbuf := make([]byte, 0, size)
+	for i := range batch {
+		r, it := &batch[i], &items[i]
+		it.entry, it.remember = entryFor(r.Event.Source, r.Event.ID, q.horizon(r), now)
+		it.evAt = len(evbuf)
+		if len(r.Sinks) > 0 {
+			var err error
+			if evbuf, err = appendEvent(evbuf, r.Event); err != nil {
+				return nil, nil, fmt.Errorf("event %s cannot be stored: %w", r.Event.ID, err)
+			}
+		}
+		it.evEnd = len(evbuf)
+	}
+	return items, evbuf, nil
+}
+
+// frameEvents makes the event records of an Enqueue: head and event,
+// checksummed.
+func frameEvents(o *op, items []enqItem, evbuf []byte) []byte {
+	frames := make([]byte, 0, len(evbuf)+len(o.heads)+len(o.events)*(frameHeader+1))
+	for i := range o.events {
+		e := &o.events[i]
+		it := &items[e.batch]
+		b, start := beginFrame(frames, recEvent)
+		b = append(b, o.heads[e.head:e.headEnd]...)
+		frames = endFrame(append(b, evbuf[it.evAt:it.evEnd]...), start)
+		e.off, e.n = start, len(frames)-start
+	}
+	return frames
 }
 
 // reserve decides, under the lock, what an Enqueue stores: duplicates,
 // delivery ids, deliveries past their sink's backlog bound, and the room
 // the records take. It returns an Enqueue to wait for when an event's id is
 // being written by another one.
-func (q *Queue) reserve(o *op, batch []router.Routed, entries []dedupEntry, remember []bool, evAt []int, now time.Time) (*op, error) {
+func (q *Queue) reserve(o *op, batch []router.Routed, items []enqItem, now time.Time) (*op, error) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	st := &q.st
@@ -279,62 +304,34 @@ func (q *Queue) reserve(o *op, batch []router.Routed, entries []dedupEntry, reme
 	if st.writeErr != nil && now.Before(st.retryAt) {
 		return nil, fmt.Errorf("queue cannot write to disk: %w", st.writeErr)
 	}
-	for i := range batch {
-		if remember[i] {
-			if w := st.pendingKeys[entries[i].key]; w != nil {
+	for i := range items {
+		if items[i].remember {
+			if w := st.pendingKeys[items[i].entry.key]; w != nil {
 				return w, nil
 			}
 		}
 	}
-	o.events, o.dels, o.heads, o.keys = o.events[:0], o.dels[:0], o.heads[:0], o.keys[:0]
-	o.dup = make([]bool, len(batch))
+	o.events = make([]enqEvent, 0, len(batch))
 	var need int64
-	var sinks []uint16
 	var unrouted []dedupEntry
 	for i := range batch {
-		r := &batch[i]
-		if remember[i] {
-			if st.dedup.contains(entries[i].key) || st.pendingKeys[entries[i].key] == o {
-				o.dup[i] = true
+		r, it := &batch[i], &items[i]
+		if it.remember {
+			if st.dedup.contains(it.entry.key) || st.pendingKeys[it.entry.key] == o {
+				it.dup = true
 				continue
 			}
 			if len(r.Sinks) == 0 {
-				unrouted = append(unrouted, entries[i])
+				unrouted = append(unrouted, it.entry)
 				continue
 			}
-			st.pendingKeys[entries[i].key] = o
-			o.keys = append(o.keys, entries[i])
+			st.pendingKeys[it.entry.key] = o
+			o.keys = append(o.keys, it.entry)
 		}
 		if len(r.Sinks) == 0 {
 			continue
 		}
-		h := eventHead{dedup: remember[i], key: entries[i].key, expiry: entries[i].expiry, horizon: entries[i].horizon}
-		ev := enqEvent{ev: r.Event, batch: i, first: len(o.dels)}
-		sinks = sinks[:0]
-		for _, name := range r.Sinks {
-			si := q.sink(name)
-			if containsSink(sinks, si) {
-				continue // a sink at most once per event
-			}
-			sinks = append(sinks, si)
-			s := st.sinks[si]
-			st.nextID++
-			d := delivery{id: st.nextID, sink: name, queued: now}
-			if limit := q.opts.MaxPendingPerSink; limit > 0 && s.pending()+s.reserved >= limit {
-				d.state = stDead
-				d.detail = detail{at: now, lastError: fmt.Sprintf(
-					"backlog full: %d deliveries were already queued for this sink (queue.max_pending_per_sink)", limit)}
-			} else {
-				s.reserved++
-				ev.pending++
-			}
-			h.deliveries = append(h.deliveries, d)
-			o.dels = append(o.dels, enqDelivery{id: d.id, sink: si, dead: d.state == stDead})
-		}
-		ev.head = len(o.heads)
-		o.heads = appendEventHead(o.heads, &h)
-		ev.headEnd = len(o.heads)
-		ev.size = int64(frameHeader + 1 + ev.headEnd - ev.head + evAt[i+1] - evAt[i])
+		ev := q.reserveEvent(o, r, it, i, now)
 		if ev.pending > 0 {
 			need += ev.size
 		}
@@ -355,13 +352,37 @@ func (q *Queue) reserve(o *op, batch []router.Routed, entries []dedupEntry, reme
 	return nil, nil
 }
 
-func containsSink(s []uint16, i uint16) bool {
-	for _, v := range s {
-		if v == i {
-			return true
+// reserveEvent gives one event's deliveries their ids, one per sink, and
+// encodes its record's head. q.mu held.
+func (q *Queue) reserveEvent(o *op, r *router.Routed, it *enqItem, i int, now time.Time) enqEvent {
+	st := &q.st
+	h := eventHead{dedup: it.remember, key: it.entry.key, expiry: it.entry.expiry, horizon: it.entry.horizon,
+		deliveries: make([]delivery, 0, len(r.Sinks))}
+	ev := enqEvent{ev: r.Event, batch: i, first: len(o.dels)}
+	for _, name := range r.Sinks {
+		si := q.sink(name)
+		if slices.ContainsFunc(o.dels[ev.first:], func(d enqDelivery) bool { return d.sink == si }) {
+			continue // a sink at most once per event
 		}
+		s := st.sinks[si]
+		st.nextID++
+		d := delivery{id: st.nextID, sink: name, queued: now}
+		if limit := q.opts.MaxPendingPerSink; limit > 0 && s.pending()+s.reserved >= limit {
+			d.state = stDead
+			d.detail = detail{at: now, lastError: fmt.Sprintf(
+				"backlog full: %d deliveries were already queued for this sink (queue.max_pending_per_sink)", limit)}
+		} else {
+			s.reserved++
+			ev.pending++
+		}
+		h.deliveries = append(h.deliveries, d)
+		o.dels = append(o.dels, enqDelivery{id: d.id, sink: si, dead: d.state == stDead})
 	}
-	return false
+	ev.head = len(o.heads)
+	o.heads = appendEventHead(o.heads, &h)
+	ev.headEnd = len(o.heads)
+	ev.size = int64(frameHeader + 1 + ev.headEnd - ev.head + it.evEnd - it.evAt)
+	return ev
 }
 
 // unreserve undoes reserve for an Enqueue that will not be written.

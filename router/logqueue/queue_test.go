@@ -971,6 +971,12 @@ func TestFullBacklogDeadLettersThatSinkOnly(t *testing.T) {
 		if dl.Sink != "down" || !strings.HasPrefix(dl.LastError, "backlog full: 2 deliveries were already queued") {
 			t.Errorf("dead letter = %+v", dl)
 		}
+		if time.Since(dl.DeadAt) > time.Minute || time.Since(dl.DeadAt) < 0 {
+			t.Errorf("dead letter died at %v, want now", dl.DeadAt)
+		}
+	}
+	if age := q.OldestPending(time.Now())["down"]; age <= 0 || age > time.Minute {
+		t.Errorf("oldest pending delivery of down is %v old, want a few milliseconds", age)
 	}
 	// The dead letters keep their events: a replay once the sink drains
 	// delivers them.

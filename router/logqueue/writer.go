@@ -33,7 +33,6 @@ type op struct {
 	dels   []enqDelivery
 	heads  []byte // encoded event record heads
 	keys   []dedupEntry
-	dup    []bool
 	need   int64
 	now    int64 // unix nanoseconds when queued
 
