@@ -84,7 +84,6 @@ type writerState struct {
 	compBroken uint64 // a segment compaction could not finish
 	scanBuf    []byte
 	touched    []uint16 // sinks whose gauges changed in this write
-	lastTick   time.Time
 }
 
 const (
@@ -373,21 +372,23 @@ func (q *Queue) writeOK() {
 // drain writes what was submitted before Close, then saves the checkpoint
 // and closes the files.
 func (q *Queue) drain() {
-	for {
+	var group []*op
+	for done := false; !done; {
 		select {
 		case o := <-q.ops:
 			if o.kind == opBarrier {
-				q.commitGroup(nil)
+				q.commitGroup(group)
+				group = nil
 				o.err = router.ErrQueueClosed
 				close(o.fin)
 				continue
 			}
-			q.commitGroup([]*op{o})
-			continue
+			group = append(group, o)
 		default:
+			done = true
 		}
-		break
 	}
+	q.commitGroup(group)
 	q.commitGroup(nil)
 	if n := len(q.w.held); n > 0 {
 		q.log.Error("queue closed with delivery outcomes it could not write; those deliveries are made again after restart",
