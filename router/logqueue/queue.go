@@ -271,6 +271,12 @@ func (q *Queue) prepare(batch []router.Routed, now time.Time) ([]enqItem, []byte
 			}
 		}
 		it.evEnd = len(evbuf)
+		// Room for the head, however many sinks: a record past this would
+		// not read back.
+		if it.evEnd-it.evAt > maxFrame-(1<<20) {
+			return nil, nil, fmt.Errorf("event %s cannot be stored: %d bytes is more than a queue record holds (1 GiB); lower server.max_body_bytes",
+				r.Event.ID, it.evEnd-it.evAt)
+		}
 	}
 	return items, evbuf, nil
 }
