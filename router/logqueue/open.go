@@ -202,31 +202,16 @@ func (q *Queue) create() error {
 	return q.checkpoint()
 }
 
+// applyFunc applies one record of file n at off during the start.
+type applyFunc func(r *replayState, n uint64, off int64, frame int, typ byte, body []byte) error
+
 // openLane checks a lane's files against the checkpoint and each other,
 // hands every record to apply in order, and leaves the last file open
 // for appending, a torn tail cut off.
-func (q *Queue) openLane(l *lane, present []uint64, first, last uint64, synced int64, r *replayState,
-	apply func(r *replayState, n uint64, off int64, frame int, typ byte, body []byte) error) error {
-	have := map[uint64]bool{}
-	for _, n := range present {
-		have[n] = true
-	}
-	for n := first; n <= last; n++ {
-		if !have[n] {
-			return q.damage(l.name(n), "it is missing; the checkpoint lists files %d to %d", first, last)
-		}
-	}
-	end := last
-	for have[end+1] {
-		end++ // started after the last checkpoint
-	}
-	for _, n := range present {
-		switch {
-		case n < first:
-			r.stale = append(r.stale, l.name(n))
-		case n > end:
-			return q.damage(l.name(end+1), "it is missing, but %s exists", l.name(n))
-		}
+func (q *Queue) openLane(l *lane, present []uint64, first, last uint64, synced int64, r *replayState, apply applyFunc) error {
+	end, err := q.laneRange(l, present, first, last, r)
+	if err != nil {
+		return err
 	}
 	l.first, l.last = first, end
 	files, err := q.openFiles(l, first, end)
@@ -247,63 +232,97 @@ func (q *Queue) openLane(l *lane, present []uint64, first, last uint64, synced i
 	var prevCRC uint32
 	var buf []byte
 	for n := first; n <= end; n++ {
-		name, lf := l.name(n), files[n-first]
-		f, size, h := lf.f, lf.size, lf.h
-		sf := &segFile{f: f}
-		if l.files != nil {
-			l.files[n] = sf
-		}
+		lf := &files[n-first]
 		if n < end {
 			// The next file's header says how long this one was sealed.
-			if sealed := int64(files[n+1-first].h.prevLen); size != sealed {
-				return q.damage(name, "it is %d bytes long, but it was %d bytes when it was sealed (%s says so): it was truncated or appended to",
-					size, sealed, l.name(n+1))
+			if sealed := int64(files[n+1-first].h.prevLen); lf.size != sealed {
+				return q.damage(l.name(n), "it is %d bytes long, but it was %d bytes when it was sealed (%s says so): it was truncated or appended to",
+					lf.size, sealed, l.name(n+1))
 			}
 		}
-		if n > first && h.prevCRC != prevCRC {
-			return q.damage(l.name(n-1), "its content no longer matches the checksum taken when it was sealed (recorded in %s)", name)
+		if n > first && lf.h.prevCRC != prevCRC {
+			return q.damage(l.name(n-1), "its content no longer matches the checksum taken when it was sealed (recorded in %s)", l.name(n))
 		}
-		hdr := lf.hdr
 		// Past what is known to be on disk, a bad record is a crash's torn
 		// write; before it, damage.
-		mustHave := size
+		mustHave := lf.size
 		if n == end {
 			mustHave = headerSize
 			if n == last {
 				mustHave = synced
 			}
-			if size < mustHave {
-				return q.damage(name, "it is %d bytes long, shorter than the %d bytes known to be on disk: it was truncated", size, mustHave)
-			}
 		}
-		sc := newScanner(f, size, hdr, buf)
-		for {
-			off, typ, body, err := sc.next()
-			if errors.Is(err, io.EOF) {
-				break
-			}
-			var fe *frameError
-			if errors.As(err, &fe) && off >= mustHave {
-				q.tornTail(name, f, sc, off, size)
-				size = off
-				break
-			}
-			if err != nil {
-				return q.damage(name, "%v", err)
-			}
-			if err := apply(r, n, off, int(sc.pos-off), typ, body); err != nil {
-				return q.damage(name, "record at offset %d: %v", off, err)
-			}
+		sf := &segFile{f: lf.f}
+		if l.files != nil {
+			l.files[n] = sf
 		}
-		buf = sc.buf
-		prevCRC = sc.crc
-		sf.size = size
+		sc, err := q.scanFile(l.name(n), lf, mustHave, buf, func(off int64, frame int, typ byte, body []byte) error {
+			return apply(r, n, off, frame, typ, body)
+		})
+		if err != nil {
+			return err
+		}
+		buf, prevCRC, sf.size = sc.buf, sc.crc, sc.pos
 		if n == end {
-			l.head, l.size, l.crc, l.synced = f, size, sc.crc, size
+			l.head, l.size, l.crc, l.synced = lf.f, sc.pos, sc.crc, sc.pos
 		}
 	}
 	ok = true
 	return nil
+}
+
+// laneRange checks that every file the checkpoint lists is there, finds
+// the files started after it, and notes the ones left from before it.
+func (q *Queue) laneRange(l *lane, present []uint64, first, last uint64, r *replayState) (uint64, error) {
+	have := map[uint64]bool{}
+	for _, n := range present {
+		have[n] = true
+	}
+	for n := first; n <= last; n++ {
+		if !have[n] {
+			return 0, q.damage(l.name(n), "it is missing; the checkpoint lists files %d to %d", first, last)
+		}
+	}
+	end := last
+	for have[end+1] {
+		end++ // started after the last checkpoint
+	}
+	for _, n := range present {
+		switch {
+		case n < first:
+			r.stale = append(r.stale, l.name(n))
+		case n > end:
+			return 0, q.damage(l.name(end+1), "it is missing, but %s exists", l.name(n))
+		}
+	}
+	return end, nil
+}
+
+// scanFile reads every record of a lane file, checking each. A bad record
+// at or past mustHave is a torn tail and is cut off; before it, damage.
+func (q *Queue) scanFile(name string, lf *laneFile, mustHave int64, buf []byte,
+	apply func(off int64, frame int, typ byte, body []byte) error) (*scanner, error) {
+	if lf.size < mustHave {
+		return nil, q.damage(name, "it is %d bytes long, shorter than the %d bytes known to be on disk: it was truncated", lf.size, mustHave)
+	}
+	sc := newScanner(lf.f, lf.size, lf.hdr, buf)
+	for {
+		off, typ, body, err := sc.next()
+		if errors.Is(err, io.EOF) {
+			return sc, nil
+		}
+		var fe *frameError
+		if errors.As(err, &fe) && off >= mustHave {
+			q.tornTail(name, lf.f, sc, off, lf.size)
+			return sc, nil
+		}
+		if err != nil {
+			return nil, q.damage(name, "%v", err)
+		}
+		if err := apply(off, int(sc.pos-off), typ, body); err != nil {
+			return nil, q.damage(name, "record at offset %d: %v", off, err)
+		}
+	}
 }
 
 // laneFile is a lane file opened and its header read.

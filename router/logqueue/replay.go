@@ -125,7 +125,6 @@ func (q *Queue) replayDead(id uint64) (uint32, *dslot) {
 // replayEvent applies an event record: a new event, or a copy that moves
 // a live one forward with its deliveries' current state.
 func (q *Queue) replayEvent(r *replayState, l loc, n uint32, body []byte) {
-	st := &q.st
 	h := &r.head
 	rd := reader{b: body, intern: q.intern}
 	rd.eventHead(h)
@@ -138,84 +137,9 @@ func (q *Queue) replayEvent(r *replayState, l loc, n uint32, body []byte) {
 		return
 	}
 	evErr := validateEvent(rd.rest())
-	var ei uint32
-	found := false
-	// An accepted event's delivery ids are new (ids are never reused:
-	// the checkpoint keeps the next one); only a copy's are known.
-	for _, d := range h.deliveries {
-		if !h.copy {
-			break
-		}
-		if di, ok := st.ids.find(&st.dels, d.id); ok {
-			ei, found = st.dels.at(di).ev, true
-			break
-		}
-	}
-	var es *eslot
-	if found {
-		es = st.events.at(ei)
-		if sf := q.seg.files[uint64(es.seg)]; sf != nil {
-			sf.liveRecs--
-			sf.liveBytes -= int64(es.n)
-		}
-		// Out of the totals at its old length; back in at the new one.
-		p, d := es.pending, es.dead
-		es.pending, es.dead = 0, 0
-		q.account(es, p, d)
-		es.pending, es.dead = p, d
-	} else {
-		ei = st.events.alloc()
-		es = st.events.at(ei)
-	}
-	old := es.loc
-	for _, d := range h.deliveries {
-		r.maxID = max(r.maxID, d.id)
-		var di uint32
-		var ok bool
-		if h.copy {
-			di, ok = st.ids.find(&st.dels, d.id)
-		}
-		var ds *dslot
-		if ok {
-			ds = st.dels.at(di)
-			if ds.ev != ei {
-				q.freeDelivery(di, ds) // an id reused by another event: the newer record wins
-				ok = false
-			} else {
-				es.loc = old
-				q.retireDetail(ds, es)
-				if ds.state == dDead {
-					es.dead--
-					st.sinks[ds.sink].dead--
-					q.forgetDead()
-				} else {
-					es.pending--
-				}
-			}
-		}
-		if !ok {
-			di = st.dels.alloc()
-			ds = st.dels.at(di)
-			ds.id = d.id
-			st.ids.insert(&st.dels, di)
-		}
-		ds.ev, ds.sink, ds.raw = ei, q.sink(d.sink), false
-		ds.detail, ds.at = loc{}, d.queued.UnixNano()
-		r.setDue(di, 0)
-		switch d.state {
-		case stFresh:
-			ds.state = dReady
-			es.pending++
-		case stTried:
-			ds.state, ds.detail = dReady, l
-			r.setDue(di, d.detail.at.UnixNano())
-			es.pending++
-		case stDead:
-			ds.state, ds.detail = dDead, l
-			es.dead++
-			st.sinks[ds.sink].dead++
-			st.dead.add(ds, d.detail.at.UnixNano())
-		}
+	ei, es := q.replayedEvent(h)
+	for i := range h.deliveries {
+		q.replayDelivery(r, ei, es, l, &h.deliveries[i], h.copy)
 	}
 	es.loc, es.n = l, n
 	if sf := q.seg.files[uint64(l.seg)]; sf != nil {
@@ -228,9 +152,9 @@ func (q *Queue) replayEvent(r *replayState, l loc, n uint32, body []byte) {
 	}
 	if h.dedup {
 		e := dedupEntry{key: h.key, expiry: h.expiry, horizon: h.horizon}
-		st.dedup.add(e, r.now.Unix())
+		q.st.dedup.add(e, r.now.Unix())
 		if uint64(l.seg) > r.dedupSeg || uint64(l.seg) == r.dedupSeg && int64(l.off) >= r.dedupOff {
-			st.fresh = append(st.fresh, e) // not yet in the dedup chunks
+			q.st.fresh = append(q.st.fresh, e) // not yet in the dedup chunks
 		}
 	}
 	if evErr != nil && es.pending > 0 {
@@ -239,6 +163,88 @@ func (q *Queue) replayEvent(r *replayState, l loc, n uint32, body []byte) {
 				r.unreadable = append(r.unreadable, unreadableDelivery{d.id, evErr})
 			}
 		}
+	}
+}
+
+// replayedEvent finds the event a copy moves, taken out of its segment and
+// of the totals (it goes back in at its new place and length), or starts a
+// new one. An accepted event's delivery ids are new (ids are never reused:
+// the checkpoint keeps the next one); only a copy's are known.
+func (q *Queue) replayedEvent(h *eventHead) (uint32, *eslot) {
+	st := &q.st
+	for _, d := range h.deliveries {
+		if !h.copy {
+			break
+		}
+		di, ok := st.ids.find(&st.dels, d.id)
+		if !ok {
+			continue
+		}
+		ei := st.dels.at(di).ev
+		es := st.events.at(ei)
+		if sf := q.seg.files[uint64(es.seg)]; sf != nil {
+			sf.liveRecs--
+			sf.liveBytes -= int64(es.n)
+		}
+		p, dead := es.pending, es.dead
+		es.pending, es.dead = 0, 0
+		q.account(es, p, dead)
+		es.pending, es.dead = p, dead
+		return ei, es
+	}
+	ei := st.events.alloc()
+	return ei, st.events.at(ei)
+}
+
+// replayDelivery sets one delivery of event ei as the record at l says;
+// known is set for a copy, whose deliveries may exist already.
+func (q *Queue) replayDelivery(r *replayState, ei uint32, es *eslot, l loc, d *delivery, known bool) {
+	st := &q.st
+	r.maxID = max(r.maxID, d.id)
+	var di uint32
+	var ok bool
+	if known {
+		di, ok = st.ids.find(&st.dels, d.id)
+	}
+	var ds *dslot
+	if ok {
+		ds = st.dels.at(di)
+		if ds.ev != ei {
+			q.freeDelivery(di, ds) // an id reused by another event: the newer record wins
+			ok = false
+		} else {
+			q.retireDetail(ds, es)
+			if ds.state == dDead {
+				es.dead--
+				st.sinks[ds.sink].dead--
+				q.forgetDead()
+			} else {
+				es.pending--
+			}
+		}
+	}
+	if !ok {
+		di = st.dels.alloc()
+		ds = st.dels.at(di)
+		ds.id = d.id
+		st.ids.insert(&st.dels, di)
+	}
+	ds.ev, ds.sink, ds.raw = ei, q.sink(d.sink), false
+	ds.detail, ds.at = loc{}, d.queued.UnixNano()
+	r.setDue(di, 0)
+	switch d.state {
+	case stFresh:
+		ds.state = dReady
+		es.pending++
+	case stTried:
+		ds.state, ds.detail = dReady, l
+		r.setDue(di, d.detail.at.UnixNano())
+		es.pending++
+	case stDead:
+		ds.state, ds.detail = dDead, l
+		es.dead++
+		st.sinks[ds.sink].dead++
+		st.dead.add(ds, d.detail.at.UnixNano())
 	}
 }
 

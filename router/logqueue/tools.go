@@ -154,8 +154,7 @@ func (q *Queue) filterOut(si uint16, di uint32) {
 
 // salvageLane reads every lane file present, in order, skipping what
 // cannot be read and noting it in the report.
-func (q *Queue) salvageLane(l *lane, present []uint64, rs *replayState,
-	apply func(r *replayState, n uint64, off int64, frame int, typ byte, body []byte) error) {
+func (q *Queue) salvageLane(l *lane, present []uint64, rs *replayState, apply applyFunc) {
 	r := q.report
 	if len(present) > 0 {
 		l.first, l.last = present[0], present[len(present)-1]
