@@ -46,7 +46,7 @@ func BenchmarkEnqueue(b *testing.B) {
 	for _, c := range []struct {
 		writers int
 		fs      FS
-	}{{1, nil}, {32, nil}, {32, noSync{OS}}} {
+	}{{1, nil}, {32, nil}, {1, noSync{OS}}, {32, noSync{OS}}} {
 		name := fmt.Sprintf("writers=%d", c.writers)
 		if c.fs != nil {
 			name += "/fsync=off"

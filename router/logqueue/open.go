@@ -57,9 +57,7 @@ func Open(opts Options) (*Queue, error) {
 		return nil, err
 	}
 	go q.run()
-	for _, u := range r.unreadable {
-		q.buryUnreadable(u.id, u.err)
-	}
+	q.buryUnreadable(r.unreadable)
 	return q, nil
 }
 

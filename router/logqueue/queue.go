@@ -427,6 +427,9 @@ func (q *Queue) Next(ctx context.Context, sink string) (*router.Delivery, error)
 				return d, nil
 			}
 			q.unreadable(t, err)
+			if err := ctx.Err(); err != nil {
+				return nil, err
+			}
 			continue
 		}
 		var timer *time.Timer

@@ -347,27 +347,37 @@ func (q *Queue) finishReplay(r *replayState, cp checkpoint) {
 	q.publish()
 }
 
-// buryUnreadable dead-letters a pending delivery found unreadable at start.
-func (q *Queue) buryUnreadable(id uint64, err error) {
+// buryUnreadable dead-letters the pending deliveries found unreadable at
+// start, taking them off their sinks' schedules in one pass.
+func (q *Queue) buryUnreadable(list []unreadableDelivery) {
 	q.mu.Lock()
-	di, ok := q.st.ids.find(&q.st.dels, id)
-	var t *taken
-	if ok {
+	gone := map[uint32]bool{}
+	var victims []*taken
+	var errs []error
+	for _, u := range list {
+		di, ok := q.st.ids.find(&q.st.dels, u.id)
+		if !ok {
+			continue
+		}
 		ds := q.st.dels.at(di)
-		if ds.state == dReady || ds.state == dDelayed {
-			s := q.st.sinks[ds.sink]
-			if ds.state == dReady {
-				s.ready.filter(func(v uint32) bool { return v != di })
-			} else {
-				s.delayed.filter(func(d delayed) bool { return d.slot != di })
-			}
-			ds.state = dInFlight
-			s.inFlight++
-			t = &taken{id: id, sink: s.name}
+		if ds.state != dReady && ds.state != dDelayed {
+			continue
+		}
+		s := q.st.sinks[ds.sink]
+		ds.state = dInFlight
+		s.inFlight++
+		gone[di] = true
+		victims = append(victims, &taken{id: u.id, sink: s.name})
+		errs = append(errs, u.err)
+	}
+	if len(gone) > 0 {
+		for _, s := range q.st.sinks {
+			s.ready.filter(func(v uint32) bool { return !gone[v] })
+			s.delayed.filter(func(d delayed) bool { return !gone[d.slot] })
 		}
 	}
 	q.mu.Unlock()
-	if t != nil {
-		q.unreadable(t, err)
+	for i, t := range victims {
+		q.unreadable(t, errs[i])
 	}
 }
