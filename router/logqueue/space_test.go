@@ -90,6 +90,11 @@ func TestDrainedBacklogGivesSpaceBack(t *testing.T) {
 		t.Fatalf("drained %d, want 2000", n)
 	}
 	eventually(t, "every ack to be written", func() bool { return liveBytes(q) == 0 })
+	q.mu.Lock()
+	if q.st.hotBytes != 0 || len(q.st.hot) != 0 {
+		t.Errorf("after draining, %d events (%d bytes) are still kept in memory", len(q.st.hot), q.st.hotBytes)
+	}
+	q.mu.Unlock()
 	tick(t, q)
 	tick(t, q) // the dedup keys are saved, then the segments go
 	if got := segmentBytes(t, dir); got > 2*headerSize+seg {
