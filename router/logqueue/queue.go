@@ -23,8 +23,10 @@ const (
 	// that deleting the oldest gives space back in useful steps.
 	DefaultSegmentSize = 32 << 20
 	// DefaultHotBytes bounds the accepted events kept in memory for
-	// delivery without a read.
-	DefaultHotBytes = 64 << 20
+	// delivery without a read, counted as stored: parsed, they take a few
+	// times that. Enough for the deliveries of several seconds of traffic;
+	// a backlog beyond it is read back from disk.
+	DefaultHotBytes = 16 << 20
 )
 
 // Options configure a queue.
