@@ -20,7 +20,6 @@ import (
 	"switchboard/config"
 	"switchboard/daemon"
 	"switchboard/daemon/daemontest"
-	"switchboard/router/boltqueue"
 )
 
 // A truncated file is refused, the sources keep answering, and putting the
@@ -224,7 +223,7 @@ func startLogged(t *testing.T, path string) (*daemon.Daemon, *syncBuffer) {
 	return d, logs
 }
 
-func start(t *testing.T, path string, log *slog.Logger) (*daemon.Daemon, *boltqueue.Queue) {
+func start(t *testing.T, path string, log *slog.Logger) (*daemon.Daemon, daemon.DurableQueue) {
 	t.Helper()
 	f, err := config.Load(path)
 	if err != nil {
@@ -234,7 +233,7 @@ func start(t *testing.T, path string, log *slog.Logger) (*daemon.Daemon, *boltqu
 	if err != nil {
 		t.Fatal(err)
 	}
-	q, err := boltqueue.Open(boltqueue.Options{Dir: f.Queue.Dir})
+	q, err := daemon.OpenQueue(f, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
