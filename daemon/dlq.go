@@ -90,6 +90,7 @@ func (d *Daemon) dlqRoutes(mux *http.ServeMux) {
 			return
 		}
 		res, err := Replay(store, req, func(sink string) bool { return d.snap.Load().Sinks[sink] != nil })
+		d.refreshQueueGauges()
 		dlqAnswer(w, res, err)
 		for _, s := range res.Skipped {
 			d.log.Warn("dead letter not replayed: its sink is not configured", "dead_letter", s.ID, "sink", s.Sink)
@@ -104,6 +105,7 @@ func (d *Daemon) dlqRoutes(mux *http.ServeMux) {
 			return
 		}
 		n, err := Purge(store, req)
+		d.refreshQueueGauges()
 		dlqAnswer(w, DLQResult{Purged: n}, err)
 		if n > 0 {
 			d.log.Info("dead letters purged", "count", n)
