@@ -489,7 +489,12 @@ func sameJSON(a, b any) bool {
 			return float64(x) == y
 		}
 		return false
-	case uint64, json.Number:
+	case uint64:
+		if y, ok := b.(float64); ok {
+			return sameJSON(y, x)
+		}
+		return a == b
+	case json.Number:
 		return a == b
 	case float64:
 		switch y := b.(type) {
@@ -497,6 +502,10 @@ func sameJSON(a, b any) bool {
 			return x == float64(y)
 		case float64:
 			return x == y
+		case uint64:
+			// 9.227e18 is written back as 9227000000000000000, which
+			// reads as a uint64: the same number, exactly.
+			return x >= 0 && x < 1<<64 && x == math.Trunc(x) && uint64(x) == y
 		}
 		return false
 	}
