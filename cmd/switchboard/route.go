@@ -312,4 +312,3 @@ func printRoute(w io.Writer, r routeResult) {
 func indent(s, prefix string) string {
 	return prefix + strings.ReplaceAll(strings.TrimRight(s, "\n"), "\n", "\n"+prefix)
 }
-
