@@ -21,6 +21,9 @@ func Render(f *File) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	if f.Queue.Driver != DriverNATS {
+		dropKey(n, "queue", "nats") // settings of a driver not in use
+	}
 	var b strings.Builder
 	enc := yaml.NewEncoder(&b)
 	enc.SetIndent(2)
@@ -132,4 +135,19 @@ func unset(v reflect.Value) bool {
 		return v.IsNil()
 	}
 	return false
+}
+
+// dropKey removes path from a mapping node.
+func dropKey(n *yaml.Node, path ...string) {
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if n.Content[i].Value != path[0] {
+			continue
+		}
+		if len(path) == 1 {
+			n.Content = append(n.Content[:i], n.Content[i+2:]...)
+			return
+		}
+		dropKey(n.Content[i+1], path[1:]...)
+		return
+	}
 }
