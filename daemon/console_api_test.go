@@ -78,7 +78,7 @@ type statusView struct {
 	Sinks []struct {
 		Name            string
 		Dead            int
-		FailedPerMinute int `json:"failed_per_minute"`
+		FailedPerMinute int                     `json:"failed_per_minute"`
 		LastError       *struct{ Error string } `json:"last_error"`
 	}
 }
