@@ -47,7 +47,7 @@ func tryExample(t *testing.T, c *cobra.Command, line string) {
 	if err != nil {
 		t.Fatalf("%v", err)
 	}
-	if p := cmd.CommandPath(); p == "switchboard run" || strings.HasPrefix(p, "switchboard dlq") {
+	if p := cmd.CommandPath(); p == "switchboard run" || p == "switchboard tap" || p == "switchboard history" || strings.HasPrefix(p, "switchboard dlq") {
 		if err := cmd.ParseFlags(rest); err != nil {
 			t.Fatalf("flags: %v", err)
 		}

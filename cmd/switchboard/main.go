@@ -38,6 +38,8 @@ func commands() []*cobra.Command {
 		newRouteCmd(),
 		newTestCmd(),
 		newDLQCmd(),
+		newTapCmd(),
+		newHistoryCmd(),
 		newVersionCmd(),
 	}
 }
