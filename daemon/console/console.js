@@ -195,7 +195,8 @@ function closeButton(panel) {
 function fillSelect(sel, names, first) {
   const keep = sel.value;
   sel.replaceChildren(...(first ? [h('option', {value: ''}, first)] : []), ...names.map((n) => h('option', {value: n}, n)));
-  if (names.includes(keep) || keep === '') sel.value = keep;
+  if (names.includes(keep) || (first && keep === '')) sel.value = keep;
+  else if (!first && names.length) sel.value = names[0];
 }
 
 // ---- overview -------------------------------------------------------
@@ -248,8 +249,8 @@ function cell(key, value, cls, shown) {
 
 function errorCell(le) {
   if (!le) return h('td', {class: 'muted'}, '–');
-  return h('td', {class: 'err'}, fmt.ago(le.at) + ': ' + le.error + ' ',
-    le.event_id ? h('a', {href: '#events?id=' + encodeURIComponent(le.event_id)}, 'event ' + le.event_id) : null);
+  return h('td', {class: 'err'}, h('div', {class: 'long'}, fmt.ago(le.at) + ': ' + le.error + ' ',
+    le.event_id ? h('a', {href: '#events?id=' + encodeURIComponent(le.event_id)}, 'event ' + le.event_id) : null));
 }
 
 function drawOverview(s) {
@@ -426,7 +427,7 @@ function addTapRow(m) {
     h('td', {class: 'mono'}, m.event_name || '–'),
     h('td', {}, m.status || ''),
     h('td', {class: 'id'}, m.id || ''),
-    h('td', {class: m.outcome === 'rejected' ? 'err' : ''}, tapSummary(m)));
+    h('td', {class: m.outcome === 'rejected' ? 'err' : ''}, h('div', {class: 'long'}, tapSummary(m))));
   clickable(tr, () => { select(tr); showTapDetail(m); });
   tbody.prepend(tr);
   $('#tap-empty').hidden = true;
@@ -562,7 +563,7 @@ function deliveryBlock(d) {
     h('td', {class: 'num'}, a.took_ms.toFixed(1) + ' ms'),
     h('td', {class: 'num'}, a.status ? String(a.status) : '–'),
     h('td', {}, badge(a.outcome === 'success' ? 'delivered' : a.outcome === 'retry' ? 'retrying' : 'dead')),
-    h('td', {class: 'err'}, a.error || '')));
+    h('td', {class: 'err'}, a.error ? h('div', {class: 'long'}, a.error) : '')));
   if (d.attempts_omitted) rows.splice(1, 0, h('tr', {}, h('td', {colspan: 6, class: 'muted'}, `… ${d.attempts_omitted} attempts not kept …`)));
   box.append(h('div', {class: 'scroll'}, h('table', {class: 'grid attempts'},
     h('thead', {}, h('tr', {}, h('th', {class: 'num'}, '#'), h('th', {}, 'Time'), h('th', {class: 'num'}, 'Took'),
@@ -640,7 +641,7 @@ function dlqRow(dl) {
     h('td', {}, dl.sink),
     h('td', {}, h('span', {class: 'mono'}, dl.event_name || ''), ' ', h('span', {class: 'muted id'}, dl.event_id)),
     h('td', {class: 'num'}, String(dl.attempts)),
-    h('td', {class: 'err'}, dl.last_error));
+    h('td', {class: 'err'}, h('div', {class: 'long'}, dl.last_error)));
   clickable(tr, () => { select(tr); showDead(dl.id); });
   return tr;
 }
@@ -775,7 +776,7 @@ function trialCard(t) {
     card.append(h('div', {class: 'scroll'}, h('table', {class: 'grid verdicts'},
       h('thead', {}, h('tr', {}, h('th', {}, 'Rule'), h('th', {}, 'Verdict'), h('th', {}, 'Why'))),
       h('tbody', {}, t.rules.length ? t.rules.map((v) => h('tr', {},
-        h('td', {}, h('strong', {}, v.name)), h('td', {}, badge(v.verdict)), h('td', {class: v.verdict === 'error' ? 'err' : 'muted'}, v.reason || ''))) :
+        h('td', {}, h('strong', {}, v.name)), h('td', {}, badge(v.verdict)), h('td', {class: v.verdict === 'error' ? 'err' : 'muted'}, h('div', {class: 'long'}, v.reason || '')))) :
         h('tr', {}, h('td', {colspan: 3, class: 'muted'}, 'no rules'))))));
     card.append(h('p', {}, h('strong', {}, 'Sinks: '), t.sinks.length ? t.sinks.join(', ') : 'none (no rule matched and no unmatched sinks)'));
     for (const s of t.sinks) {
