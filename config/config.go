@@ -92,8 +92,9 @@ type Queue struct {
 	Driver string `koanf:"driver"`
 	Dir    string `koanf:"dir"`
 	NATS   NATS   `koanf:"nats"`
-	// MaxBytes bounds the events stored for pending deliveries and dead
-	// letters; past it sources answer 503 and the provider retries.
+	// MaxBytes bounds the events stored for pending deliveries; past it
+	// sources answer 503 and the provider retries. Dead letters do not
+	// count: they have bounds of their own.
 	MaxBytes Size `koanf:"max_bytes"`
 	// MaxPendingPerSink bounds one sink's backlog; past it new deliveries
 	// to that sink become dead letters, so that one sink down for hours
@@ -103,8 +104,9 @@ type Queue struct {
 	// remembered, so that a provider's retry is answered but not routed
 	// again. 0 turns deduplication off.
 	DedupWindow time.Duration `koanf:"dedup_window"`
-	// DeadLetterMaxAge and DeadLetterMaxBytes bound the dead letters kept;
-	// past them the oldest are dropped, each one logged and counted.
+	// DeadLetterMaxAge and DeadLetterMaxBytes bound the dead letters: past
+	// either, the oldest are dropped, each logged at error and counted.
+	// 0 means no bound.
 	DeadLetterMaxAge   time.Duration `koanf:"dead_letter_max_age"`
 	DeadLetterMaxBytes Size          `koanf:"dead_letter_max_bytes"`
 }
@@ -425,7 +427,7 @@ func (f *File) check(ps *Problems) {
 		ps.Add("queue.dedup_window", "must be 0 (off) or a duration such as 1h")
 	}
 	if f.Queue.DeadLetterMaxAge < 0 {
-		ps.Add("queue.dead_letter_max_age", "must be 0 (no bound) or a duration such as 720h")
+		ps.Add("queue.dead_letter_max_age", "must be 0 (keep until replayed or purged) or a duration such as 720h (30 days)")
 	}
 	if f.Queue.DeadLetterMaxBytes < 0 {
 		ps.Add("queue.dead_letter_max_bytes", "must be 0 (no bound) or a size such as 1GiB")

@@ -138,6 +138,13 @@ var badConfigs = []struct {
 		`queue.nats.url: "http://b:80" has scheme http; use nats:// (or tls://, ws://, wss://)`,
 		`queue.nats.url: "nats://:4222" names no host; write it like nats://nats-0:4222`,
 	}},
+	{file: "bad-queue.yaml", want: []string{
+		`queue.dead_letter_max_age: must be 0 (keep until replayed or purged) or a duration such as 720h (30 days)`,
+		`queue.dead_letter_max_bytes: must be 0 (no bound) or a size such as 1GiB`,
+		`queue.dedup_window: must be 0 (off) or a duration such as 1h`,
+		`queue.max_bytes: must be 0 (no limit) or a size such as 1GiB`,
+		`queue.max_pending_per_sink: must be 0 (no bound) or a number of deliveries such as 100000`,
+	}},
 	{file: "bad-not-yaml.yaml", want: []string{
 		`not valid YAML: yaml: line 2: did not find expected key`,
 	}},
@@ -272,6 +279,9 @@ func TestDefaultsApplied(t *testing.T) {
 	}
 	if f.Admin.Listen != "127.0.0.1:9090" || f.Log != (Log{Level: "info", Format: "text"}) || f.Queue.Dir != "./data" {
 		t.Errorf("admin/log/queue defaults: %+v %+v %+v", f.Admin, f.Log, f.Queue)
+	}
+	if f.Queue.DeadLetterMaxAge != 30*24*time.Hour || f.Queue.DeadLetterMaxBytes != 1<<30 {
+		t.Errorf("dead-letter bounds default to %v and %d, want 30 days and 1GiB", f.Queue.DeadLetterMaxAge, f.Queue.DeadLetterMaxBytes)
 	}
 }
 

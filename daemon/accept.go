@@ -103,7 +103,7 @@ func (d *Daemon) accept(ctx context.Context, src *Source, events []*router.Event
 			outcomes[i] = outcomeFiltered
 			continue
 		}
-		batch = append(batch, router.Routed{Event: ev, Sinks: snap.Table.SinkNames(idx)})
+		batch = append(batch, router.Routed{Event: ev, Sinks: snap.Table.SinkNames(idx), Remember: src.Remember})
 		at = append(at, i)
 		obs.event++
 	}

@@ -14,7 +14,6 @@ import (
 
 	"switchboard/config"
 	"switchboard/router"
-	"switchboard/router/boltqueue"
 	_ "switchboard/sinks/all"
 	_ "switchboard/sources/all"
 )
@@ -39,8 +38,8 @@ func benchDaemon(b *testing.B, yaml string) (*Daemon, *Snapshot, router.Queue) {
 		b.Fatal(err)
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	q, err := boltqueue.Open(boltqueue.Options{Dir: b.TempDir(), MaxBytes: int64(f.Queue.MaxBytes),
-		MaxPendingPerSink: f.Queue.MaxPendingPerSink, DedupWindow: f.Queue.DedupWindow, Log: log})
+	f.Queue.Dir = b.TempDir()
+	q, err := OpenQueue(f, log)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -48,7 +49,10 @@ type Source struct {
 	Events  []string
 	Filters router.Filters
 	Conf    config.Source
-	subpath bool
+	// Remember is how long the queue remembers the source's accepted ids:
+	// queue.dedup_window, or the source's replay window when longer.
+	Remember time.Duration
+	subpath  bool
 	// KeepHeaders are the request headers stored with each event.
 	KeepHeaders []string
 	keep        []keptHeader
@@ -162,6 +166,10 @@ func Build(f *config.File) (*Snapshot, error) {
 		if err != nil {
 			ps.Merge(at, err)
 			continue
+		}
+		src.Remember = f.Queue.DedupWindow
+		if rw, ok := built.(sources.ReplayWindow); ok {
+			src.Remember = max(src.Remember, rw.ReplayWindow())
 		}
 		switch v := built.(type) {
 		case sources.HTTPSource:

@@ -59,8 +59,8 @@ type Daemon struct {
 }
 
 // New prepares a daemon for a built snapshot and the queue it accepts
-// into, which must not be nil: the durable queue (router/boltqueue), which
-// tests open in a temporary directory.
+// into, which must not be nil: the durable queue (OpenQueue), which tests
+// open in a temporary directory.
 func New(snap *Snapshot, queue router.Queue, log *slog.Logger) *Daemon {
 	d := &Daemon{log: log, queue: queue, workers: map[string]*router.Worker{}, streams: map[string]stream{},
 		failures: newFailureLog(log), started: time.Now().UTC(),
@@ -347,48 +347,54 @@ func (d *Daemon) sweepHistory(ctx context.Context) {
 	}
 }
 
-// reportQueue keeps the queue gauges current. A sink no longer configured
-// keeps only its dead-letter gauge, and only while it has dead letters.
+// reportQueue keeps the queue gauges current: every 2 s, and at once when
+// the dead-letter API changes the queue (refreshQueueGauges).
 func (d *Daemon) reportQueue(ctx context.Context) {
 	defer d.wg.Done()
-	st, ok := d.queue.(interface{ Stats() map[string][2]int })
-	if !ok {
-		return
-	}
 	t := time.NewTicker(2 * time.Second)
 	defer t.Stop()
-	oldest, _ := d.queue.(interface {
-		OldestPending(time.Time) map[string]time.Duration
-	})
 	for {
-		var ages map[string]time.Duration
-		if oldest != nil {
-			ages = oldest.OldestPending(time.Now())
-		}
-		if b, ok := d.queue.(interface{ Bytes() (used, limit int64) }); ok {
-			used, limit := b.Bytes()
-			metrics.QueueBytes.Set(float64(used))
-			metrics.QueueMaxBytes.Set(float64(limit))
-		}
-		configured := d.snap.Load().Sinks
-		for sink, v := range st.Stats() {
-			if configured[sink] == nil {
-				if v[1] > 0 {
-					metrics.DeadLetters.WithLabelValues(sink).Set(float64(v[1]))
-				} else {
-					metrics.DeadLetters.DeleteLabelValues(sink)
-				}
-				continue
-			}
-			metrics.QueueDepth.WithLabelValues(sink).Set(float64(v[0]))
-			metrics.DeadLetters.WithLabelValues(sink).Set(float64(v[1]))
-			metrics.OldestPending.WithLabelValues(sink).Set(ages[sink].Seconds())
-		}
+		d.refreshQueueGauges()
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
+	}
+}
+
+// refreshQueueGauges sets the queue gauges from the queue. A sink no longer
+// configured keeps only its dead-letter gauge, and only while it has dead
+// letters.
+func (d *Daemon) refreshQueueGauges() {
+	st, ok := d.queue.(interface{ Stats() map[string][2]int })
+	if !ok {
+		return
+	}
+	var ages map[string]time.Duration
+	if oldest, ok := d.queue.(interface {
+		OldestPending(time.Time) map[string]time.Duration
+	}); ok {
+		ages = oldest.OldestPending(time.Now())
+	}
+	if b, ok := d.queue.(interface{ Bytes() (used, limit int64) }); ok {
+		used, limit := b.Bytes()
+		metrics.QueueBytes.Set(float64(used))
+		metrics.QueueMaxBytes.Set(float64(limit))
+	}
+	configured := d.snap.Load().Sinks
+	for sink, v := range st.Stats() {
+		if configured[sink] == nil {
+			if v[1] > 0 {
+				metrics.DeadLetters.WithLabelValues(sink).Set(float64(v[1]))
+			} else {
+				metrics.DeadLetters.DeleteLabelValues(sink)
+			}
+			continue
+		}
+		metrics.QueueDepth.WithLabelValues(sink).Set(float64(v[0]))
+		metrics.DeadLetters.WithLabelValues(sink).Set(float64(v[1]))
+		metrics.OldestPending.WithLabelValues(sink).Set(ages[sink].Seconds())
 	}
 }
 

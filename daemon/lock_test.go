@@ -18,7 +18,6 @@ import (
 
 	"switchboard/config"
 	"switchboard/router"
-	"switchboard/router/boltqueue"
 )
 
 func startFromFile(t *testing.T, yaml string) (*Daemon, string) {
@@ -37,7 +36,7 @@ func startFromFile(t *testing.T, yaml string) (*Daemon, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	q, err := boltqueue.Open(boltqueue.Options{Dir: f.Queue.Dir})
+	q, err := OpenQueue(f, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}

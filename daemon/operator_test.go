@@ -6,6 +6,7 @@ package daemon_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -20,7 +21,6 @@ import (
 	"switchboard/config"
 	"switchboard/daemon"
 	"switchboard/daemon/daemontest"
-	"switchboard/router/boltqueue"
 )
 
 // A truncated file is refused, the sources keep answering, and putting the
@@ -224,7 +224,7 @@ func startLogged(t *testing.T, path string) (*daemon.Daemon, *syncBuffer) {
 	return d, logs
 }
 
-func start(t *testing.T, path string, log *slog.Logger) (*daemon.Daemon, *boltqueue.Queue) {
+func start(t *testing.T, path string, log *slog.Logger) (*daemon.Daemon, daemon.DurableQueue) {
 	t.Helper()
 	f, err := config.Load(path)
 	if err != nil {
@@ -234,7 +234,7 @@ func start(t *testing.T, path string, log *slog.Logger) (*daemon.Daemon, *boltqu
 	if err != nil {
 		t.Fatal(err)
 	}
-	q, err := boltqueue.Open(boltqueue.Options{Dir: f.Queue.Dir})
+	q, err := daemon.OpenQueue(f, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -251,4 +251,56 @@ func start(t *testing.T, path string, log *slog.Logger) (*daemon.Daemon, *boltqu
 		d.Shutdown(ctx)
 	})
 	return d, q
+}
+
+// The dead-letter gauge follows a purge and a replay at once, not at the
+// next tick: an operator who just purged must not see stale figures.
+func TestDeadLetterGaugeFollowsPurgeAndReplayAtOnce(t *testing.T) {
+	dir := t.TempDir()
+	rcv := daemontest.NewReceiver(t)
+	rcv.SetStatus(http.StatusBadRequest) // permanent: straight to the dead letters
+	path := filepath.Join(dir, "switchboard.yaml")
+	writeFile(t, path, `
+server: { listen: "127.0.0.1:0" }
+admin: { listen: "127.0.0.1:0" }
+queue: { dir: `+filepath.Join(dir, "q")+` }
+sources:
+  app: { type: generic }
+sinks:
+  crm: { type: http, url: "`+rcv.URL+`" }
+rules:
+  - { name: all, to: [crm] }
+`)
+	d := startFile(t, path)
+	for _, id := range []string{"g1", "g2"} {
+		if code, _ := daemontest.Post(t, "http://"+d.WebhookAddr()+"/hooks/app", `{"event":"e","id":"`+id+`"}`); code != 200 {
+			t.Fatalf("post %s: %d", id, code)
+		}
+	}
+	const gauge = `switchboard_dead_letters{sink="crm"}`
+	daemontest.Eventually(t, "two dead letters counted", func() bool { return scrape(t, d, gauge) == "2" })
+	rcv.SetStatus(http.StatusOK)
+	code, body := daemontest.Admin(t, d, "POST", "/api/dlq/purge", "", `{"all": true, "q": "nothing matches this"}`)
+	if code != 200 || scrape(t, d, gauge) != "2" {
+		t.Fatalf("purge of none: %d %s, gauge %s", code, body, scrape(t, d, gauge))
+	}
+	var list struct {
+		Items []struct{ ID string } `json:"items"`
+	}
+	_, raw := daemontest.Admin(t, d, "GET", "/api/dlq", "", "")
+	if err := json.Unmarshal([]byte(raw), &list); err != nil || len(list.Items) != 2 {
+		t.Fatalf("dlq: %v %s", err, raw)
+	}
+	if code, body := daemontest.Admin(t, d, "POST", "/api/dlq/purge", "", `{"ids": ["`+list.Items[0].ID+`"]}`); code != 200 {
+		t.Fatalf("purge: %d %s", code, body)
+	}
+	if got := scrape(t, d, gauge); got != "1" {
+		t.Errorf("%s = %s right after purging one of two, want 1", gauge, got)
+	}
+	if code, body := daemontest.Admin(t, d, "POST", "/api/dlq/replay", "", `{"all": true}`); code != 200 {
+		t.Fatalf("replay: %d %s", code, body)
+	}
+	if got := scrape(t, d, gauge); got != "0" {
+		t.Errorf("%s = %s right after replaying the last, want 0", gauge, got)
+	}
 }

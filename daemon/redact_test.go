@@ -145,14 +145,16 @@ rules:
 	})
 	plain := base64.StdEncoding.EncodeToString([]byte("\x00" + smtpUser + "\x00" + smtpPass))
 	leaks := []string{crmToken, crmKey, crmQuery, smtpPass, plain, slackPath, url.QueryEscape(crmQuery)}
-	var dead []struct {
-		Sink      string `json:"sink"`
-		LastError string `json:"last_error"`
+	var page struct {
+		Items []struct {
+			Sink      string `json:"sink"`
+			LastError string `json:"last_error"`
+		} `json:"items"`
 	}
-	if err := json.Unmarshal([]byte(list), &dead); err != nil {
+	if err := json.Unmarshal([]byte(list), &page); err != nil {
 		t.Fatal(err)
 	}
-	for _, dl := range dead {
+	for _, dl := range page.Items {
 		// Each still says what went wrong.
 		if !strings.Contains(dl.LastError, "<secret>") && dl.Sink != "chat" || !strings.Contains(dl.LastError, "400 Bad Request") && !strings.Contains(dl.LastError, "535") {
 			t.Errorf("%s: last_error %q", dl.Sink, dl.LastError)

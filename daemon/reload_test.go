@@ -17,7 +17,6 @@ import (
 	"switchboard/config"
 	"switchboard/daemon"
 	"switchboard/daemon/daemontest"
-	"switchboard/router/boltqueue"
 )
 
 // reloadRig is a daemon started from a real file in a temp dir, watching it.
@@ -95,7 +94,7 @@ func (r *reloadRig) start(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	q, err := boltqueue.Open(boltqueue.Options{Dir: f.Queue.Dir})
+	q, err := daemon.OpenQueue(f, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}

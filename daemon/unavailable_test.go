@@ -9,7 +9,7 @@ import (
 	"testing"
 
 	"switchboard/config"
-	"switchboard/router/boltqueue"
+	"switchboard/router/logqueue"
 )
 
 // When the queue cannot take an event, or the daemon is stopping, the
@@ -30,7 +30,7 @@ rules:
 	if err != nil {
 		t.Fatal(err)
 	}
-	q, err := boltqueue.Open(boltqueue.Options{Dir: t.TempDir()})
+	q, err := logqueue.Open(logqueue.Options{Dir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -82,23 +82,39 @@ var (
 		Help: "Dead letters kept, by sink.",
 	}, []string{"sink"})
 
-	// DeadLettersDropped counts dead letters dropped by the dead-letter
-	// limits (queue.dead_letter_max_age, queue.dead_letter_max_bytes).
+	// QueueBytes is the stored size of the events with deliveries pending:
+	// what queue.max_bytes bounds.
+	QueueBytes = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "switchboard_queue_bytes",
+		Help: "Stored bytes of events with deliveries pending (what queue.max_bytes bounds; dead letters do not count).",
+	})
+
+	// QueueMaxBytes is queue.max_bytes (0: no bound).
+	QueueMaxBytes = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "switchboard_queue_max_bytes",
+		Help: "queue.max_bytes: past it sources answer 503 (0 means no bound).",
+	})
+
+	// QueueWriteErrors counts failed writes to the queue's files (a full
+	// or failing disk); each is retried.
+	QueueWriteErrors = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "switchboard_queue_write_errors_total",
+		Help: "Failed writes to the queue's files (disk full or failing); sources answer 503 meanwhile and the write is retried.",
+	})
+
+	// QueueRecordsUnreadable counts stored records that could not be
+	// decoded and became dead letters with their raw bytes.
+	QueueRecordsUnreadable = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "switchboard_queue_records_unreadable_total",
+		Help: "Stored queue records that could not be decoded; each became a dead letter keeping its raw bytes.",
+	})
+
+	// DeadLettersDropped counts dead letters dropped past
+	// queue.dead_letter_max_age or queue.dead_letter_max_bytes.
 	DeadLettersDropped = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "switchboard_dead_letters_dropped_total",
 		Help: "Dead letters dropped, oldest first, past queue.dead_letter_max_age or queue.dead_letter_max_bytes, by sink.",
 	}, []string{"sink"})
-
-	// QueueBytes and QueueMaxBytes are the bytes of pending deliveries
-	// stored and their limit, queue.max_bytes (0: none).
-	QueueBytes = prometheus.NewGauge(prometheus.GaugeOpts{
-		Name: "switchboard_queue_bytes",
-		Help: "Bytes of pending deliveries stored in the queue (dead letters not included).",
-	})
-	QueueMaxBytes = prometheus.NewGauge(prometheus.GaugeOpts{
-		Name: "switchboard_queue_max_bytes",
-		Help: "queue.max_bytes: past it sources answer 503 (0: no limit).",
-	})
 
 	// ReloadSuccessful is 1 when the last config (re)load was applied, 0
 	// when it was refused and the previous config still runs.
@@ -125,7 +141,8 @@ func init() {
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		EventsReceived, EventsUnmatched, RuleMatches, RuleErrors, Throttled, Deliveries,
-		DeliveryLatency, QueueDepth, OldestPending, DeadLetters, DeadLettersDropped, QueueBytes, QueueMaxBytes, ReloadSuccessful, ReloadSuccessTime, BuildInfo,
+		DeliveryLatency, QueueDepth, OldestPending, DeadLetters, ReloadSuccessful, ReloadSuccessTime, BuildInfo,
+		QueueBytes, QueueMaxBytes, QueueWriteErrors, QueueRecordsUnreadable, DeadLettersDropped,
 	)
 }
 

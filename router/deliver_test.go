@@ -14,7 +14,7 @@ import (
 
 	"switchboard/config"
 	"switchboard/router"
-	"switchboard/router/boltqueue"
+	"switchboard/router/logqueue"
 )
 
 // fakeSink is an in-process router.Sink that answers from a script and
@@ -153,9 +153,9 @@ var fast = config.Retry{MaxAttempts: 3, InitialInterval: 2 * time.Millisecond, M
 
 // openQueue opens the durable queue, as the daemon runs on, in a fresh
 // directory; it is closed when the test ends.
-func openQueue(t *testing.T) *boltqueue.Queue {
+func openQueue(t *testing.T) *logqueue.Queue {
 	t.Helper()
-	q, err := boltqueue.Open(boltqueue.Options{Dir: t.TempDir(), Log: quiet})
+	q, err := logqueue.Open(logqueue.Options{Dir: t.TempDir(), Log: quiet})
 	if err != nil {
 		t.Fatalf("open queue: %v", err)
 	}
@@ -190,7 +190,7 @@ func next(t *testing.T, q router.Queue, sink string) *router.Delivery {
 // deadLetters returns the queue's dead letters once every delivery handed
 // to Dead is stored: Dead counts a dead letter in Stats at once, but the
 // queue's writer stores it in its next commit.
-func deadLetters(t *testing.T, q *boltqueue.Queue) []router.DeadLetter {
+func deadLetters(t *testing.T, q *logqueue.Queue) []router.DeadLetter {
 	t.Helper()
 	want := 0
 	for _, st := range q.Stats() {
@@ -198,10 +198,11 @@ func deadLetters(t *testing.T, q *boltqueue.Queue) []router.DeadLetter {
 	}
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		list, err := q.ListDead()
+		page, err := q.ListDead(router.DeadQuery{Limit: 1000})
 		if err != nil {
 			t.Fatalf("ListDead: %v", err)
 		}
+		list := page.Items
 		if len(list) >= want {
 			return list
 		}
@@ -212,7 +213,7 @@ func deadLetters(t *testing.T, q *boltqueue.Queue) []router.DeadLetter {
 	}
 }
 
-func startWorker(t *testing.T, sink router.Sink, retry config.Retry, concurrency int, ids ...string) (*boltqueue.Queue, *outcomes) {
+func startWorker(t *testing.T, sink router.Sink, retry config.Retry, concurrency int, ids ...string) (*logqueue.Queue, *outcomes) {
 	t.Helper()
 	q := openQueue(t)
 	obs := newOutcomes()

@@ -34,7 +34,8 @@ type Event struct {
 	ReceivedAt time.Time
 	// Payload is the provider's event object. Numbers are int, uint64,
 	// float64 or json.Number, whichever keeps their exact value (see
-	// NormalizeNumbers).
+	// NormalizeNumbers). An event read back from the queue has none until
+	// asked: use Fields, which decodes it once, on first use.
 	Payload map[string]any
 	// RawPayload is Payload as the provider sent it, when that was strict
 	// JSON; it is written verbatim instead of re-encoding Payload.
@@ -50,7 +51,15 @@ type Event struct {
 	TimeNote string
 
 	// encoded caches MarshalJSON: one event may go to several sinks at once.
-	encoded atomic.Pointer[[]byte]
+	encoded atomic.Pointer[encoded]
+	// fields is Payload decoded lazily, for events restored from storage.
+	fields atomic.Pointer[map[string]any]
+}
+
+// encoded is the normalized event JSON and where its payload starts in it.
+type encoded struct {
+	b         []byte
+	payloadAt int
 }
 
 // TimeFormat is how event times are written: RFC 3339, UTC, milliseconds.
@@ -60,7 +69,7 @@ const TimeFormat = "2006-01-02T15:04:05.000Z07:00"
 // {"id","source","event","status","time","received_at","payload"}.
 func (e *Event) MarshalJSON() ([]byte, error) {
 	if p := e.encoded.Load(); p != nil {
-		return *p, nil
+		return p.b, nil
 	}
 	b := make([]byte, 0, 160+len(e.RawPayload))
 	b = append(b, `{"id":`...)
@@ -78,6 +87,7 @@ func (e *Event) MarshalJSON() ([]byte, error) {
 	b = append(b, `","received_at":"`...)
 	b = e.ReceivedAt.UTC().AppendFormat(b, TimeFormat)
 	b = append(b, `","payload":`...)
+	payloadAt := len(b)
 	switch {
 	case e.RawPayload != nil && (bytes.ContainsAny(e.RawPayload, "\r\n\t") || bytes.Contains(e.RawPayload, []byte("  "))):
 		// One event per line in JSON Lines sinks, and no indentation left
@@ -99,8 +109,51 @@ func (e *Event) MarshalJSON() ([]byte, error) {
 		b = append(b, "{}"...)
 	}
 	b = append(b, '}')
-	e.encoded.Store(&b)
+	e.encoded.Store(&encoded{b, payloadAt})
 	return b, nil
+}
+
+// PayloadJSON returns the payload as it appears in the normalized event
+// JSON (see MarshalJSON).
+func (e *Event) PayloadJSON() ([]byte, error) {
+	if _, err := e.MarshalJSON(); err != nil {
+		return nil, err
+	}
+	p := e.encoded.Load()
+	return p.b[p.payloadAt : len(p.b)-1], nil
+}
+
+// Restore gives an event read back from storage the normalized JSON it
+// was accepted with, so that MarshalJSON returns exactly those bytes, and
+// leaves Payload to be decoded by Fields when something needs it. payloadAt
+// is where the payload starts in encoded; it must be a value PayloadJSON
+// reported for the same bytes.
+func (e *Event) Restore(encodedJSON []byte, payloadAt int) {
+	e.encoded.Store(&encoded{encodedJSON, payloadAt})
+	e.fields.Store(nil)
+}
+
+// Fields returns the payload's fields: Payload when the event has it, else
+// the payload decoded once from RawPayload (or the normalized JSON), as for
+// an event read back from the queue. Safe for concurrent use; a payload
+// that does not decode gives an empty map.
+func (e *Event) Fields() map[string]any {
+	if e.Payload != nil {
+		return e.Payload
+	}
+	if p := e.fields.Load(); p != nil {
+		return *p
+	}
+	src := e.RawPayload
+	if src == nil {
+		src, _ = e.PayloadJSON()
+	}
+	m, err := DecodeObject(src)
+	if err != nil || m == nil {
+		m = map[string]any{}
+	}
+	e.fields.CompareAndSwap(nil, &m)
+	return *e.fields.Load()
 }
 
 // UnmarshalJSON reads what MarshalJSON wrote.
@@ -124,6 +177,7 @@ func (e *Event) UnmarshalJSON(b []byte) error {
 	e.ID, e.Source, e.Event, e.Status, e.Time, e.ReceivedAt = w.ID, w.Source, w.Event, w.Status, w.Time, w.ReceivedAt
 	e.Payload, e.RawPayload = p, []byte(w.Payload)
 	e.encoded.Store(nil)
+	e.fields.Store(nil)
 	return nil
 }
 
@@ -235,7 +289,7 @@ func (e *Event) Lookup(key string) (any, bool) {
 	case "status":
 		return e.Status, e.Status != ""
 	}
-	return LookupPath(e.Payload, key)
+	return LookupPath(e.Fields(), key)
 }
 
 // LookupPath follows a dotted path through nested objects.

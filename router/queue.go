@@ -37,9 +37,14 @@ type Queue interface {
 type Routed struct {
 	Event *Event
 	Sinks []string
+	// Remember is how long the queue remembers the event's (source, id),
+	// so that a provider's retry, or a captured request replayed while its
+	// signature is still valid, is not routed again; 0 means the queue's
+	// own dedup window. Events routed nowhere are remembered too.
+	Remember time.Duration
 	// Duplicate is set by Enqueue when the queue already accepted an event
-	// with the same source and id within its dedup window: a provider's
-	// retry. Nothing is queued for it.
+	// with the same source and id within its horizon: a provider's retry.
+	// Nothing is queued for it.
 	Duplicate bool
 }
 
@@ -73,12 +78,36 @@ type DeadLetter struct {
 	DeadAt    time.Time `json:"dead_at"`
 	LastError string    `json:"last_error"`
 	Event     *Event    `json:"event,omitempty"`
+	// Raw is the stored record, when it cannot be read as an event: kept
+	// so that nothing accepted is lost, and replayable by a build that
+	// reads it. LastError then says why it could not be read.
+	Raw []byte `json:"raw,omitempty"`
 }
+
+// DeadQuery selects a page of dead letters, newest first.
+type DeadQuery struct {
+	Sink   string // only this sink's; "" for every sink
+	Text   string // only those whose last error contains it, ignoring case
+	Limit  int    // at most this many; 0 means DefaultDeadPage
+	Cursor string // the previous page's NextCursor; "" starts at the newest
+}
+
+// DeadPage is one page of dead letters, without their events.
+type DeadPage struct {
+	Items []DeadLetter
+	// NextCursor continues after the last item; "" when there is no more.
+	NextCursor string
+}
+
+// DefaultDeadPage is a page's size when the query gives none.
+const DefaultDeadPage = 100
 
 // DeadLetters is implemented by queues that keep dead letters.
 type DeadLetters interface {
-	// ListDead returns every dead letter, oldest first, without events.
-	ListDead() ([]DeadLetter, error)
+	// ListDead returns a page of dead letters, newest first, without
+	// events. An unknown or stale cursor is an error wrapping
+	// ErrBadCursor.
+	ListDead(q DeadQuery) (DeadPage, error)
 	// GetDead returns one dead letter with its event.
 	GetDead(id string) (*DeadLetter, error)
 	// Replay puts dead letters back in their sinks' queues with a fresh
@@ -90,6 +119,9 @@ type DeadLetters interface {
 
 // ErrNotFound is returned for an unknown dead letter id.
 var ErrNotFound = errors.New("no such dead letter")
+
+// ErrBadCursor is returned for a dead-letter cursor the queue did not make.
+var ErrBadCursor = errors.New("not a dead-letter cursor of this queue")
 
 var (
 	// ErrQueueFull means the queue's limits are reached; sources answer 503

@@ -157,8 +157,9 @@ func (t *Template) Execute(e *Event) ([]byte, error) {
 
 // TemplateData is the data a template sees for e.
 func TemplateData(e *Event) map[string]any {
-	m := make(map[string]any, len(e.Payload)+8)
-	for k, v := range e.Payload {
+	payload := e.Fields()
+	m := make(map[string]any, len(payload)+8)
+	for k, v := range payload {
 		m[k] = v
 	}
 	tm := e.Time
@@ -171,7 +172,7 @@ func TemplateData(e *Event) map[string]any {
 	m["status"] = e.Status
 	m["time"] = tm
 	m["received_at"] = e.ReceivedAt
-	m["payload"] = e.Payload
+	m["payload"] = payload
 	m["headers"] = e.Headers
 	return m
 }

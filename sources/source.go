@@ -103,6 +103,15 @@ type Connector interface {
 	Connected() bool
 }
 
+// ReplayWindow is optionally implemented by a built source whose requests
+// stay valid for a while after they are made (a signature with a timestamp
+// checked against a maximum age): an accepted event's id is remembered for
+// at least that long, so that a captured request replayed while it is
+// still valid is acknowledged but never routed twice.
+type ReplayWindow interface {
+	ReplayWindow() time.Duration
+}
+
 // LogSetter is optionally implemented by a StreamSource that logs; the
 // daemon hands it its logger before Run.
 type LogSetter interface {

@@ -9,6 +9,9 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -52,6 +55,8 @@ func newDLQCmd() *cobra.Command {
 	}
 	path := configFlag(cmd, true)
 	tokenFile := cmd.PersistentFlags().String("token-file", "", "file holding the admin API's bearer token (default $"+AdminTokenEnv+")")
+	sink := cmd.PersistentFlags().String("sink", "", "list, replay --all, purge --all: only the dead letters of this sink")
+	text := cmd.PersistentFlags().String("q", "", "list, replay --all, purge --all: only dead letters whose last error contains this text")
 	var asJSON bool
 	list := &cobra.Command{
 		Use:     "list",
@@ -59,7 +64,7 @@ func newDLQCmd() *cobra.Command {
 		Example: `  switchboard dlq list -c config.example.yaml --json`,
 		Args:    noArgs("list shows every dead letter"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return status(runDLQ(*path, dlqAction{verb: "list", json: asJSON, tokenFile: *tokenFile}, cmd.OutOrStdout(), cmd.ErrOrStderr()))
+			return status(runDLQ(*path, dlqAction{verb: "list", json: asJSON, tokenFile: *tokenFile, sink: *sink, text: *text}, cmd.OutOrStdout(), cmd.ErrOrStderr()))
 		},
 	}
 	list.Flags().BoolVar(&asJSON, "json", false, "print JSON")
@@ -72,13 +77,13 @@ func newDLQCmd() *cobra.Command {
 			return status(runDLQ(*path, dlqAction{verb: "show", ids: args, tokenFile: *tokenFile}, cmd.OutOrStdout(), cmd.ErrOrStderr()))
 		},
 	}
-	cmd.AddCommand(list, show, dlqBulkCmd("replay", "Put dead letters back in their sinks' queues, attempts reset", path, tokenFile),
-		dlqBulkCmd("purge", "Delete dead letters", path, tokenFile))
+	cmd.AddCommand(list, show, dlqBulkCmd("replay", "Put dead letters back in their sinks' queues, attempts reset", path, tokenFile, sink, text),
+		dlqBulkCmd("purge", "Delete dead letters", path, tokenFile, sink, text))
 	return cmd
 }
 
 // dlqBulkCmd is replay or purge: of the ids given, or of --all.
-func dlqBulkCmd(verb, short string, path, tokenFile *string) *cobra.Command {
+func dlqBulkCmd(verb, short string, path, tokenFile, sink, text *string) *cobra.Command {
 	var all bool
 	cmd := &cobra.Command{
 		Use:   verb + " (ID... | --all)",
@@ -92,7 +97,7 @@ func dlqBulkCmd(verb, short string, path, tokenFile *string) *cobra.Command {
 			return nil
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return status(runDLQ(*path, dlqAction{verb: verb, ids: args, all: all, tokenFile: *tokenFile}, cmd.OutOrStdout(), cmd.ErrOrStderr()))
+			return status(runDLQ(*path, dlqAction{verb: verb, ids: args, all: all, tokenFile: *tokenFile, sink: *sink, text: *text}, cmd.OutOrStdout(), cmd.ErrOrStderr()))
 		},
 	}
 	cmd.Flags().BoolVar(&all, "all", false, verb+" every dead letter")
@@ -107,6 +112,9 @@ type dlqAction struct {
 	json bool
 	// tokenFile holds the admin API's token (--token-file).
 	tokenFile string
+	// sink and text narrow list, replay --all and purge --all to one
+	// sink's dead letters and to those whose last error contains text.
+	sink, text string
 }
 
 func runDLQ(path string, a dlqAction, stdout, stderr io.Writer) int {
@@ -124,10 +132,10 @@ func runDLQ(path string, a dlqAction, stdout, stderr io.Writer) int {
 		return exitFail
 	}
 	defer closeFn()
-	req := daemon.DLQRequest{IDs: a.ids, All: a.all}
+	req := daemon.DLQRequest{IDs: a.ids, All: a.all, Sink: a.sink, Q: a.text}
 	switch a.verb {
 	case "list":
-		list, err := c.list()
+		list, err := c.list(router.DeadQuery{Sink: a.sink, Text: a.text})
 		if err != nil {
 			fmt.Fprintln(stderr, err)
 			return exitFail
@@ -189,7 +197,7 @@ func dlqClient(f *config.File) (*dlqBackend, func(), error) {
 		conn.Close()
 		return &dlqBackend{base: "http://" + host}, func() {}, nil
 	}
-	q, err := openQueue(f.Queue, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	q, err := daemon.OpenQueue(f, slog.New(slog.DiscardHandler))
 	if err != nil {
 		return nil, nil, fmt.Errorf("the daemon's admin API at %s does not answer, and %s cannot be opened directly: %w", host, queueWhere(f.Queue), err)
 	}
@@ -197,12 +205,28 @@ func dlqClient(f *config.File) (*dlqBackend, func(), error) {
 	return &dlqBackend{store: q, known: known}, func() { q.Close() }, nil
 }
 
-func (c *dlqBackend) list() ([]router.DeadLetter, error) {
-	if c.store != nil {
-		return c.store.ListDead()
-	}
+// list returns every dead letter matching query, oldest first, paging
+// through the API (or the queue) newest first.
+func (c *dlqBackend) list(query router.DeadQuery) ([]router.DeadLetter, error) {
 	var out []router.DeadLetter
-	return out, c.call(http.MethodGet, "/api/dlq", nil, &out)
+	var err error
+	if c.store != nil {
+		err = daemon.EachDead(c.store, query, func(dl router.DeadLetter) { out = append(out, dl) })
+	} else {
+		for cursor := ""; ; {
+			v := url.Values{"limit": {strconv.Itoa(daemon.MaxDLQPage)}, "cursor": {cursor}, "sink": {query.Sink}, "q": {query.Text}}
+			var page daemon.DLQPage
+			if err = c.call(http.MethodGet, "/api/dlq?"+v.Encode(), nil, &page); err != nil {
+				break
+			}
+			out = append(out, page.Items...)
+			if cursor = page.NextCursor; cursor == "" {
+				break
+			}
+		}
+	}
+	slices.Reverse(out)
+	return out, err
 }
 
 func (c *dlqBackend) show(id string) (*router.DeadLetter, error) {
@@ -222,11 +246,7 @@ func (c *dlqBackend) act(verb string, req daemon.DLQRequest) (daemon.DLQResult, 
 		if verb == "replay" {
 			return daemon.Replay(c.store, req, c.known)
 		}
-		var ids []string
-		if !req.All {
-			ids = req.IDs
-		}
-		n, err := c.store.Purge(ids)
+		n, err := daemon.Purge(c.store, req)
 		return daemon.DLQResult{Purged: n}, err
 	}
 	var out daemon.DLQResult

@@ -11,8 +11,8 @@ import (
 // TestHelpExamplesWork runs every example command line of every command's
 // --help from the repository's root, against the repository's files: an
 // example a newcomer copies must work. Commands that need a running daemon
-// or write a queue (run, dlq) are parsed and their arguments checked, not
-// run.
+// or a queue on disk (run, dlq, queue) are parsed and their arguments
+// checked, not run.
 func TestHelpExamplesWork(t *testing.T) {
 	t.Chdir("../..")
 	var walk func(c *cobra.Command)
@@ -47,7 +47,8 @@ func tryExample(t *testing.T, c *cobra.Command, line string) {
 	if err != nil {
 		t.Fatalf("%v", err)
 	}
-	if p := cmd.CommandPath(); p == "switchboard run" || p == "switchboard tap" || p == "switchboard history" || strings.HasPrefix(p, "switchboard dlq") {
+	if p := cmd.CommandPath(); p == "switchboard run" || p == "switchboard tap" || p == "switchboard history" ||
+		strings.HasPrefix(p, "switchboard dlq") || strings.HasPrefix(p, "switchboard queue") {
 		if err := cmd.ParseFlags(rest); err != nil {
 			t.Fatalf("flags: %v", err)
 		}

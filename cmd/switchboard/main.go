@@ -38,6 +38,7 @@ func commands() []*cobra.Command {
 		newRouteCmd(),
 		newTestCmd(),
 		newDLQCmd(),
+		newQueueCmd(),
 		newTapCmd(),
 		newHistoryCmd(),
 		newVersionCmd(),

@@ -227,7 +227,7 @@ func TestNATSDeadLettersAndRetriesAcrossReplicas(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "d1") || !strings.Contains(out, "400") {
 		t.Fatalf("dlq list on the other replica: %d %s %s", code, out, errOut)
 	}
-	id := fmt.Sprint(list[0]["id"])
+	id := fmt.Sprint(list[len(list)-1]["id"]) // newest first: d1 is the last
 	code, out, errOut = b.cli("dlq", "show", id)
 	if code != 0 || !strings.Contains(out, `"event_id": "d1"`) || !strings.Contains(out, `"payload"`) {
 		t.Fatalf("dlq show %s: %d %s %s", id, code, out, errOut)

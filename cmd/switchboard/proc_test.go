@@ -264,19 +264,23 @@ func (s *site) mustAccept(id, status string) {
 	}
 }
 
-// deadLetters reads the running daemon's dead letters from its admin API.
+// deadLetters reads the running daemon's dead letters from its admin API,
+// newest first.
 func (s *site) deadLetters() []map[string]any {
 	s.t.Helper()
-	resp, err := http.Get("http://" + s.admin + "/api/dlq")
+	resp, err := http.Get("http://" + s.admin + "/api/dlq?limit=1000")
 	if err != nil {
 		s.t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	var list []map[string]any
-	if err := json.NewDecoder(resp.Body).Decode(&list); err != nil {
-		s.t.Fatalf("GET /api/dlq: %v", err)
+	var page struct {
+		Items      []map[string]any `json:"items"`
+		NextCursor *string          `json:"next_cursor"`
 	}
-	return list
+	if err := json.NewDecoder(resp.Body).Decode(&page); err != nil || page.Items == nil || page.NextCursor == nil {
+		s.t.Fatalf("GET /api/dlq: %v (items %v, next_cursor %v)", err, page.Items, page.NextCursor)
+	}
+	return page.Items
 }
 
 // metric scrapes one sample from the admin listener's /metrics; ok is

@@ -50,9 +50,9 @@ func runDaemon(path string, stderr io.Writer) int {
 	slog.SetDefault(log) // the log sink and libraries log through it too
 	bv := readBuildInfo()
 	metrics.SetBuildInfo(bv.Version, bv.shortRevision())
-	q, err := openQueue(snap.File.Queue, log)
+	q, err := daemon.OpenQueue(snap.File, log)
 	if err != nil {
-		log.Error("cannot open the queue", "err", err)
+		log.Error("cannot open the queue: "+err.Error(), "dir", snap.File.Queue.Dir)
 		return exitFail
 	}
 	d := daemon.New(snap, q, log)

@@ -22,7 +22,6 @@ import (
 	"switchboard/config"
 	"switchboard/daemon"
 	"switchboard/redact"
-	"switchboard/router/boltqueue"
 )
 
 // Start runs a daemon for the config yaml until the test ends. Give the
@@ -103,8 +102,7 @@ func start(t testing.TB, f *config.File, path string, keep *Log) *daemon.Daemon 
 	case testing.Verbose():
 		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
-	q, err := boltqueue.Open(boltqueue.Options{Dir: f.Queue.Dir, MaxBytes: int64(f.Queue.MaxBytes),
-		MaxPendingPerSink: f.Queue.MaxPendingPerSink, DedupWindow: f.Queue.DedupWindow, Log: log})
+	q, err := daemon.OpenQueue(f, log)
 	if err != nil {
 		t.Fatalf("queue: %v", err)
 	}

@@ -85,7 +85,11 @@ func TestClusterLeaderLoss(t *testing.T) {
 	leader.Stop()
 	t.Logf("stopped %s, the stream's leader, after %d events", leader.Name(), before)
 	waitFor(t, 20*time.Second, "a new stream leader", func() bool { return c.StreamLeader("SWITCHBOARD") != nil })
-	time.Sleep(time.Second) // load on the new leader
+	waitFor(t, 20*time.Second, "events accepted under the new leader", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(accepted) > before+10
+	})
 	leader.Start()
 	time.Sleep(500 * time.Millisecond)
 	loading.Store(false)

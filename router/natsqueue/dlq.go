@@ -19,9 +19,9 @@ import (
 
 const adminTimeout = 30 * time.Second
 
-// ListDead implements router.DeadLetters: every dead letter, oldest first,
-// read with an ordered consumer that fetches headers only.
-func (q *Queue) ListDead() ([]router.DeadLetter, error) {
+// allDead returns every dead letter, oldest first, read with an ordered
+// consumer that fetches headers only.
+func (q *Queue) allDead() ([]router.DeadLetter, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), adminTimeout)
 	defer cancel()
 	info, err := q.dlq.Info(ctx)
@@ -100,7 +100,7 @@ func (q *Queue) getDead(ctx context.Context, id string) (*jetstream.RawStreamMsg
 // router.ErrNotFound before anything is changed if one is unknown.
 func (q *Queue) selectDead(ctx context.Context, ids []string) ([]*jetstream.RawStreamMsg, error) {
 	if ids == nil {
-		list, err := q.ListDead()
+		list, err := q.allDead()
 		if err != nil {
 			return nil, err
 		}
@@ -185,29 +185,15 @@ func (q *Queue) Purge(ids []string) (int, error) {
 	return n, nil
 }
 
-// DeadQuery selects one page of dead letters, newest first.
-type DeadQuery struct {
-	Sink   string // only this sink's; "" for all
-	Text   string // only those whose last error contains it (any case)
-	Limit  int    // at most this many (default 100)
-	Cursor string // from a previous page's Next; "" for the newest
-}
-
-// DeadPage is one page of dead letters; Next is "" on the last page.
-type DeadPage struct {
-	Items []router.DeadLetter `json:"items"`
-	Next  string              `json:"next_cursor"`
-}
-
-// ListDeadPage returns one page of dead letters, newest first, without
-// events. The cursor is the sequence to continue below.
-func (q *Queue) ListDeadPage(query DeadQuery) (DeadPage, error) {
+// ListDead implements router.DeadLetters: one page of dead letters, newest
+// first, without events. The cursor is the sequence to continue below.
+func (q *Queue) ListDead(query router.DeadQuery) (router.DeadPage, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), adminTimeout)
 	defer cancel()
-	page := DeadPage{Items: []router.DeadLetter{}}
+	page := router.DeadPage{Items: []router.DeadLetter{}}
 	limit := query.Limit
 	if limit <= 0 {
-		limit = 100
+		limit = router.DefaultDeadPage
 	}
 	info, err := q.dlq.Info(ctx)
 	if err != nil {
@@ -217,14 +203,14 @@ func (q *Queue) ListDeadPage(query DeadQuery) (DeadPage, error) {
 	if query.Cursor != "" {
 		c, err := strconv.ParseUint(query.Cursor, 10, 64)
 		if err != nil || c == 0 {
-			return page, fmt.Errorf("cursor %q is not one this queue gave out", query.Cursor)
+			return page, fmt.Errorf("%w: %q", router.ErrBadCursor, query.Cursor)
 		}
 		seq = min(seq, c-1)
 	}
 	text := strings.ToLower(query.Text)
 	for ; seq >= info.State.FirstSeq && seq > 0; seq-- {
 		if len(page.Items) == limit {
-			page.Next = strconv.FormatUint(seq+1, 10)
+			page.NextCursor = strconv.FormatUint(seq+1, 10)
 			return page, nil
 		}
 		m, err := q.dlq.GetMsg(ctx, seq)

@@ -281,7 +281,7 @@ func (q *Queue) remember(ctx context.Context, batch []router.Routed, dups []bool
 		if !q.keyTTL {
 			return nil
 		}
-		return []jetstream.PublishOpt{jetstream.WithMsgTTL(q.horizon(batch[o.event].Event.Source))}
+		return []jetstream.PublishOpt{jetstream.WithMsgTTL(q.horizon(batch[o.event]))}
 	}
 	if _, err := q.publishAll(ctx, marks, ttl); err != nil {
 		return err
@@ -294,11 +294,12 @@ func (q *Queue) remember(ctx context.Context, batch []router.Routed, dups []bool
 	return nil
 }
 
-// horizon is how long a source's ids are remembered.
-func (q *Queue) horizon(source string) time.Duration {
-	h := q.opts.DedupWindow
-	if q.opts.Horizon != nil {
-		h = max(h, q.opts.Horizon(source))
+// horizon is how long an event's id is remembered: what the daemon asks
+// (its source's window), else queue.dedup_window.
+func (q *Queue) horizon(r router.Routed) time.Duration {
+	h := r.Remember
+	if h <= 0 {
+		h = q.opts.DedupWindow
 	}
 	return max(h, time.Second)
 }

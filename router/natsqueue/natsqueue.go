@@ -66,9 +66,6 @@ type Options struct {
 	// DedupWindow is how long an accepted (source, id) is remembered; 0
 	// turns dedup off.
 	DedupWindow time.Duration
-	// Horizon, when set, may remember a source's ids for longer than
-	// DedupWindow (a source whose signed requests stay valid for a day).
-	Horizon func(source string) time.Duration
 	// DeadLetterMaxAge and DeadLetterMaxBytes bound the dead letters; past
 	// them the oldest are dropped, each logged at error and reported to
 	// Dropped.
@@ -344,7 +341,7 @@ func (q *Queue) ensureStream(ctx context.Context, cfg jetstream.StreamConfig) (j
 
 // ensureBucket opens the bucket of accepted ids. Servers before 2.11 keep
 // no TTL per key: the bucket then forgets every id after the longest
-// horizon anyone configured, which is DedupWindow unless Horizon says more.
+// horizon configured, queue.dedup_window.
 func (q *Queue) ensureBucket(ctx context.Context) error {
 	cfg := jetstream.KeyValueConfig{
 		Bucket:         q.names.bucket,

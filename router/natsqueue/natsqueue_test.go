@@ -209,18 +209,20 @@ func TestConcurrentRetriesQueueOnce(t *testing.T) {
 
 func TestDedupHorizon(t *testing.T) {
 	srv := natstest.RunServer(t)
-	q := open(t, srv.URL, func(o *Options) {
-		o.DedupWindow = time.Second
-		o.Horizon = func(source string) time.Duration {
-			if source == "bird" {
-				return time.Hour // bird's signed requests stay valid for long
-			}
-			return 0
+	q := open(t, srv.URL, func(o *Options) { o.DedupWindow = time.Second })
+	// bird's signed requests stay valid for long: the daemon asks the queue
+	// to remember its ids for an hour; app's get the queue's window.
+	batch := func() []router.Routed {
+		b := routed(nil, event("bird", "e1"), event("app", "e1"))
+		b[0].Remember = time.Hour
+		if err := q.Enqueue(context.Background(), b); err != nil {
+			t.Fatalf("enqueue: %v", err)
 		}
-	})
-	enqueue(t, q, nil, event("bird", "e1"), event("app", "e1"))
+		return b
+	}
+	batch()
 	time.Sleep(2500 * time.Millisecond) // past the generic window, and the key TTL granularity
-	r := enqueue(t, q, nil, event("bird", "e1"), event("app", "e1"))
+	r := batch()
 	if !r[0].Duplicate {
 		t.Error("bird's e1 forgotten within its one-hour horizon")
 	}
@@ -278,7 +280,7 @@ func TestDeadLettersListShowReplayPurge(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	list, err := other.ListDead() // any replica sees them
+	list, err := other.allDead() // any replica sees them
 	if err != nil || len(list) != 3 {
 		t.Fatalf("ListDead = %d, %v", len(list), err)
 	}
@@ -312,7 +314,7 @@ func TestDeadLettersListShowReplayPurge(t *testing.T) {
 	if n, err := other.Purge(nil); n != 1 || err != nil {
 		t.Fatalf("Purge all = %d, %v", n, err)
 	}
-	if list, _ := q.ListDead(); len(list) != 0 {
+	if list, _ := q.allDead(); len(list) != 0 {
 		t.Fatalf("%d dead letters after purging all", len(list))
 	}
 }
@@ -336,9 +338,9 @@ func TestDeadLetterPages(t *testing.T) {
 		}
 	}
 	var ids []string
-	query := DeadQuery{Sink: "crm", Limit: 3}
+	query := router.DeadQuery{Sink: "crm", Limit: 3}
 	for {
-		page, err := q.ListDeadPage(query)
+		page, err := q.ListDead(query)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -348,19 +350,19 @@ func TestDeadLetterPages(t *testing.T) {
 			}
 			ids = append(ids, dl.EventID)
 		}
-		if page.Next == "" {
+		if page.NextCursor == "" {
 			break
 		}
-		query.Cursor = page.Next
+		query.Cursor = page.NextCursor
 	}
 	if want := "e6 e5 e4 e3 e2 e1 e0"; strings.Join(ids, " ") != want {
 		t.Errorf("pages gave %v, want newest first %s", ids, want)
 	}
-	page, err := q.ListDeadPage(DeadQuery{Text: "template error"})
-	if err != nil || len(page.Items) != 2 || page.Next != "" {
+	page, err := q.ListDead(router.DeadQuery{Text: "template error"})
+	if err != nil || len(page.Items) != 2 || page.NextCursor != "" {
 		t.Fatalf("text filter: %+v %v", page, err)
 	}
-	if _, err := q.ListDeadPage(DeadQuery{Cursor: "x"}); err == nil {
+	if _, err := q.ListDead(router.DeadQuery{Cursor: "x"}); err == nil {
 		t.Error("a bad cursor was taken")
 	}
 }
@@ -389,7 +391,7 @@ func TestBacklogFullBecomesDeadLetter(t *testing.T) {
 	q := open(t, srv.URL, func(o *Options) { o.MaxPendingPerSink = 2 })
 	enqueue(t, q, []string{"crm", "archive"}, event("bird", "e1"), event("bird", "e2"), event("bird", "e3"))
 	enqueue(t, q, []string{"archive"}, event("bird", "e4"))
-	list, err := q.ListDead()
+	list, err := q.allDead()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -429,7 +431,7 @@ func TestDeadLetterLimits(t *testing.T) {
 		q.Dead(d)
 	}
 	q.dropOldDeadLetters(time.Now())
-	list, _ := q.ListDead()
+	list, _ := q.allDead()
 	if len(list) == 0 || len(list) == 6 || list[len(list)-1].EventID != "e5" {
 		t.Fatalf("after the size limit: %d left (%v), want the newest few", len(list), list)
 	}
@@ -439,7 +441,7 @@ func TestDeadLetterLimits(t *testing.T) {
 	}
 	mu.Unlock()
 	q.dropOldDeadLetters(time.Now().Add(2 * time.Hour))
-	if list, _ := q.ListDead(); len(list) != 0 {
+	if list, _ := q.allDead(); len(list) != 0 {
 		t.Errorf("%d dead letters older than max age kept", len(list))
 	}
 }
@@ -452,7 +454,7 @@ func TestDeadLetterSinks(t *testing.T) {
 	if n != 2 || err != nil {
 		t.Fatalf("DeadLetterSinks = %d, %v", n, err)
 	}
-	list, _ := q.ListDead()
+	list, _ := q.allDead()
 	if len(list) != 2 || list[0].Sink != "gone" || list[0].LastError != "sink removed" {
 		t.Fatalf("dead letters %+v", list)
 	}
@@ -484,7 +486,7 @@ func TestUnreadableRecordBecomesDeadLetter(t *testing.T) {
 	if d := next(t, q, "crm", 5*time.Second); d.Event.ID != "e1" {
 		t.Fatalf("got %s", d.Event.ID)
 	}
-	list, _ := q.ListDead()
+	list, _ := q.allDead()
 	if len(list) != 1 || !strings.HasPrefix(list[0].LastError, "unreadable record") {
 		t.Fatalf("dead letters %+v", list)
 	}

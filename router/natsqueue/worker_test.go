@@ -49,7 +49,7 @@ func TestWorkerRetriesThenDeadLetters(t *testing.T) {
 	t.Cleanup(w.Stop)
 	enqueue(t, q, []string{"crm"}, event("app", "bad"), event("app", "good1"), event("app", "good2"))
 	var list []router.DeadLetter
-	waitFor(t, 10*time.Second, "the bad event dead", func() bool { list, _ = q.ListDead(); return len(list) == 1 })
+	waitFor(t, 10*time.Second, "the bad event dead", func() bool { list, _ = q.allDead(); return len(list) == 1 })
 	dl := list[0]
 	if dl.EventID != "bad" || dl.Attempts != 3 || dl.LastError != "gave up after 3 attempts: 503 from receiver" || dl.FirstTry.IsZero() {
 		t.Errorf("dead letter %+v", dl)

@@ -145,6 +145,16 @@ type Source struct {
 	maxAge         time.Duration
 }
 
+// ReplayWindow implements sources.ReplayWindow: a signed request is valid
+// for max_age, so its event is remembered at least that long. Unsigned
+// requests prove nothing, and have no window.
+func (s *Source) ReplayWindow() time.Duration {
+	if len(s.key) == 0 {
+		return 0
+	}
+	return s.maxAge
+}
+
 // Methods implements sources.Methods: Bird only POSTs.
 func (s *Source) Methods() []string { return []string{http.MethodPost} }
 
@@ -260,4 +270,5 @@ var (
 	_ sources.HTTPSource     = (*Source)(nil)
 	_ sources.Methods        = (*Source)(nil)
 	_ sources.Prechecker     = (*Source)(nil)
+	_ sources.ReplayWindow   = (*Source)(nil)
 )

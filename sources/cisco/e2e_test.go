@@ -1,7 +1,7 @@
 package cisco
 
 // The whole path with the real daemon: the provider's server streams
-// events, the daemon routes them through the durable queue (bbolt, in a
+// events, the daemon routes them through the durable queue (files in a
 // temporary directory) to file sinks, and the server sees acks only for
 // what was queued.
 
@@ -23,7 +23,6 @@ import (
 	"switchboard/config"
 	"switchboard/daemon"
 	"switchboard/daemon/daemontest"
-	"switchboard/router/boltqueue"
 	"switchboard/sources/cisco/internal/pb"
 )
 
@@ -86,7 +85,7 @@ func startDaemon(t *testing.T, e *env, file string) (d *daemon.Daemon, stop func
 	}
 	log := slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	snap.Sources["wgtwo"].Stream.(*Source).SetLogger(log)
-	q, err := boltqueue.Open(boltqueue.Options{Dir: f.Queue.Dir, MaxBytes: int64(f.Queue.MaxBytes), DedupWindow: f.Queue.DedupWindow, Log: log})
+	q, err := daemon.OpenQueue(f, log)
 	if err != nil {
 		t.Fatalf("queue: %v", err)
 	}

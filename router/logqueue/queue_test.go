@@ -1,4 +1,4 @@
-package boltqueue
+package logqueue
 
 import (
 	"bytes"
@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -18,8 +19,8 @@ import (
 	"switchboard/router"
 )
 
-// These tests run against a real bbolt file in t.TempDir(). They are in the
-// package so that they can check the byte accounting behind queue.max_bytes.
+// These tests run against real files in t.TempDir(). They are in the
+// package so that they can check the accounting behind queue.max_bytes.
 
 func open(t testing.TB, opts Options) *Queue {
 	t.Helper()
@@ -44,6 +45,39 @@ func reopen(t *testing.T, q *Queue) *Queue {
 		t.Fatalf("close: %v", err)
 	}
 	return open(t, q.opts)
+}
+
+// pendingBytes is what counts toward queue.max_bytes.
+func pendingBytes(q *Queue) int64 {
+	p, _ := q.StoredBytes()
+	return p
+}
+
+// storedSize is the room one event takes in a queue when routed to sinks.
+func storedSize(t testing.TB, sinks []string, e *router.Event) int64 {
+	t.Helper()
+	q := open(t, Options{})
+	enqueue(t, q, sinks, e)
+	return pendingBytes(q)
+}
+
+// listDead returns every dead letter, oldest first.
+func listDead(q *Queue) ([]router.DeadLetter, error) {
+	var out []router.DeadLetter
+	cursor := ""
+	for {
+		page, err := q.ListDead(router.DeadQuery{Limit: 7, Cursor: cursor})
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, page.Items...)
+		if page.NextCursor == "" {
+			break
+		}
+		cursor = page.NextCursor
+	}
+	slices.Reverse(out)
+	return out, nil
 }
 
 var epoch = time.Date(2026, 11, 23, 7, 0, 0, 123e6, time.UTC)
@@ -124,8 +158,8 @@ func sameEvent(t *testing.T, got, want *router.Event) {
 	if !got.Time.Equal(want.Time) || !got.ReceivedAt.Equal(want.ReceivedAt) {
 		t.Errorf("times = %v %v, want %v %v", got.Time, got.ReceivedAt, want.Time, want.ReceivedAt)
 	}
-	if !reflect.DeepEqual(got.Payload, want.Payload) {
-		t.Errorf("payload = %#v, want %#v", got.Payload, want.Payload)
+	if !reflect.DeepEqual(got.Fields(), want.Fields()) {
+		t.Errorf("payload = %#v, want %#v", got.Fields(), want.Fields())
 	}
 	if !bytes.Equal(got.RawPayload, want.RawPayload) {
 		t.Errorf("raw payload = %s, want %s", got.RawPayload, want.RawPayload)
@@ -163,11 +197,7 @@ func TestRoundTripKeepsTheEventIntact(t *testing.T) {
 		}
 	}
 	empty(t, q, "crm", 50*time.Millisecond)
-	eventually(t, "acknowledged events to be deleted", func() bool {
-		q.mu.Lock()
-		defer q.mu.Unlock()
-		return q.bytes == 0
-	})
+	eventually(t, "acknowledged events to be deleted", func() bool { return pendingBytes(q) == 0 })
 	if st := q.Stats()["crm"]; st != [2]int{0, 0} {
 		t.Errorf("stats = %v, want nothing queued", st)
 	}
@@ -177,12 +207,10 @@ func TestOneEventSeveralSinksIsStoredOnce(t *testing.T) {
 	q := open(t, Options{})
 	e := event("app", "fan-out")
 	enqueue(t, q, []string{"a", "b"}, e)
-	rec, _ := encodeEvent(event("app", "fan-out"))
-	q.mu.Lock()
-	stored := q.bytes
-	q.mu.Unlock()
-	if stored != int64(len(rec)) {
-		t.Errorf("stored %d bytes for one event to two sinks, want %d (one record)", stored, len(rec))
+	one := storedSize(t, []string{"a"}, event("app", "fan-out"))
+	stored := pendingBytes(q)
+	if stored < one || stored > one+16 {
+		t.Errorf("stored %d bytes for one event to two sinks, want about %d (one record)", stored, one)
 	}
 	da, db := next(t, q, "a"), next(t, q, "b")
 	sameEvent(t, da.Event, e)
@@ -191,16 +219,17 @@ func TestOneEventSeveralSinksIsStoredOnce(t *testing.T) {
 	// The record stays while b still needs it, even across a restart.
 	eventually(t, "a's ack", func() bool { return q.Stats()["a"][0] == 0 })
 	q = reopen(t, q)
-	if q.bytes != int64(len(rec)) {
-		t.Errorf("after a's ack and a restart: %d bytes stored, want %d", q.bytes, len(rec))
+	if pendingBytes(q) != stored {
+		t.Errorf("after a's ack and a restart: %d bytes stored, want %d", pendingBytes(q), stored)
 	}
 	db = next(t, q, "b")
 	sameEvent(t, db.Event, e)
 	q.Done(db)
 	empty(t, q, "a", 20*time.Millisecond)
+	eventually(t, "b's ack", func() bool { return q.Stats()["b"][0] == 0 && pendingBytes(q) == 0 })
 	q = reopen(t, q)
-	if q.bytes != 0 {
-		t.Errorf("after both acks: %d bytes stored, want 0", q.bytes)
+	if pendingBytes(q) != 0 {
+		t.Errorf("after both acks: %d bytes stored, want 0", pendingBytes(q))
 	}
 }
 
@@ -306,7 +335,7 @@ func TestDeadLetterListShowReplay(t *testing.T) {
 	var list []router.DeadLetter
 	eventually(t, "the dead letter", func() bool {
 		var err error
-		list, err = q.ListDead()
+		list, err = listDead(q)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -350,7 +379,7 @@ func TestDeadLetterListShowReplay(t *testing.T) {
 	if err != nil || n != 1 {
 		t.Fatalf("Replay = %d, %v; want 1", n, err)
 	}
-	if list, _ := q.ListDead(); len(list) != 0 {
+	if list, _ := listDead(q); len(list) != 0 {
 		t.Errorf("after replay %d dead letters remain", len(list))
 	}
 	r := next(t, q, "crm")
@@ -364,8 +393,8 @@ func TestDeadLetterListShowReplay(t *testing.T) {
 	sameEvent(t, a.Event, e)
 	q.Done(a)
 	q = reopen(t, q)
-	if q.bytes != 0 || q.Stats()["crm"] != [2]int{} {
-		t.Errorf("after delivery: %d bytes, crm stats %v; want nothing", q.bytes, q.Stats()["crm"])
+	if pendingBytes(q) != 0 || q.Stats()["crm"] != [2]int{} {
+		t.Errorf("after delivery: %d bytes, crm stats %v; want nothing", pendingBytes(q), q.Stats()["crm"])
 	}
 }
 
@@ -377,7 +406,7 @@ func TestReplayAllAndPurgeAll(t *testing.T) {
 		d.Attempts, d.LastError = 1, "permanent failure"
 		q.Dead(d)
 	}
-	eventually(t, "3 dead letters", func() bool { l, _ := q.ListDead(); return len(l) == 3 })
+	eventually(t, "3 dead letters", func() bool { l, _ := listDead(q); return len(l) == 3 })
 	if n, err := q.Replay(nil); n != 3 || err != nil {
 		t.Fatalf("Replay(all) = %d, %v", n, err)
 	}
@@ -386,18 +415,20 @@ func TestReplayAllAndPurgeAll(t *testing.T) {
 		d.LastError = "again"
 		q.Dead(d)
 	}
-	eventually(t, "3 dead letters again", func() bool { l, _ := q.ListDead(); return len(l) == 3 })
+	eventually(t, "3 dead letters again", func() bool { l, _ := listDead(q); return len(l) == 3 })
 	if n, err := q.Purge(nil); n != 3 || err != nil {
 		t.Fatalf("Purge(all) = %d, %v", n, err)
 	}
-	if q.bytes != 0 || q.Stats()["crm"] != [2]int{} {
-		t.Errorf("after purge: %d bytes, stats %v", q.bytes, q.Stats()["crm"])
+	if pendingBytes(q) != 0 || q.Stats()["crm"] != [2]int{} {
+		t.Errorf("after purge: %d bytes, stats %v", pendingBytes(q), q.Stats()["crm"])
 	}
 }
 
-func TestPurgeFreesTheEventRecord(t *testing.T) {
-	rec, _ := encodeEvent(event("app", "p1"))
-	size := int64(len(rec))
+// Dead letters do not count toward queue.max_bytes (issue 10.6): one sink
+// down must not make every source answer 503. Purging a dead letter frees
+// its event for good.
+func TestDeadLettersDoNotCountTowardMaxBytes(t *testing.T) {
+	size := storedSize(t, []string{"crm"}, event("app", "p1"))
 	// Room for one event record, not two.
 	q := open(t, Options{MaxBytes: size + size/2})
 	enqueue(t, q, []string{"crm"}, event("app", "p1"))
@@ -407,15 +438,16 @@ func TestPurgeFreesTheEventRecord(t *testing.T) {
 	d := next(t, q, "crm")
 	d.Attempts, d.LastError = 1, "permanent failure: 400"
 	q.Dead(d)
-	eventually(t, "the dead letter", func() bool { l, _ := q.ListDead(); return len(l) == 1 })
-	// A dead letter keeps its event, so the queue is still full.
-	if err := q.Enqueue(context.Background(), routed([]string{"crm"}, event("app", "p2"))); !errors.Is(err, router.ErrQueueFull) {
-		t.Fatalf("with a dead letter stored: %v, want ErrQueueFull", err)
+	eventually(t, "the dead letter", func() bool { l, _ := listDead(q); return len(l) == 1 })
+	if p, dead := q.StoredBytes(); p != 0 || dead != size {
+		t.Errorf("bytes = %d pending, %d dead; want 0 and %d", p, dead, size)
 	}
+	// The dead letter keeps its event, but not the room of pending ones.
+	enqueue(t, q, []string{"crm"}, event("app", "p2"))
 	if n, err := q.Purge([]string{"12345"}); !errors.Is(err, router.ErrNotFound) || n != 0 {
 		t.Errorf("Purge of an unknown id = %d, %v; want ErrNotFound", n, err)
 	}
-	list, _ := q.ListDead()
+	list, _ := listDead(q)
 	n, err := q.Purge([]string{list[0].ID})
 	if err != nil || n != 1 {
 		t.Fatalf("Purge = %d, %v; want 1", n, err)
@@ -423,17 +455,16 @@ func TestPurgeFreesTheEventRecord(t *testing.T) {
 	if _, err := q.GetDead(list[0].ID); !errors.Is(err, router.ErrNotFound) {
 		t.Errorf("GetDead after purge = %v, want ErrNotFound", err)
 	}
-	if st := q.Stats()["crm"]; st != [2]int{0, 0} {
-		t.Errorf("stats after purge = %v, want none queued, none dead", st)
+	if st := q.Stats()["crm"]; st != [2]int{1, 0} {
+		t.Errorf("stats after purge = %v, want p2 queued, none dead", st)
 	}
-	if q.bytes != 0 {
-		t.Errorf("bytes after purge = %d, want 0", q.bytes)
+	if p, dead := q.StoredBytes(); p != size || dead != 0 {
+		t.Errorf("bytes after purge = %d pending, %d dead; want %d, 0", p, dead, size)
 	}
 	q = reopen(t, q)
-	if q.bytes != 0 {
-		t.Errorf("bytes after purge and reopen = %d, want 0", q.bytes)
+	if p, dead := q.StoredBytes(); p != size || dead != 0 {
+		t.Errorf("bytes after purge and reopen = %d pending, %d dead; want %d, 0", p, dead, size)
 	}
-	enqueue(t, q, []string{"crm"}, event("app", "p2"))
 	sameEvent(t, next(t, q, "crm").Event, event("app", "p2"))
 }
 
@@ -449,7 +480,7 @@ func TestDeadLetterSinksMovesRemovedSinks(t *testing.T) {
 	if err != nil || n != 2 {
 		t.Fatalf("DeadLetterSinks = %d, %v; want 2", n, err)
 	}
-	list, err := q.ListDead()
+	list, err := listDead(q)
 	if err != nil || len(list) != 2 {
 		t.Fatalf("ListDead = %v, %v; want 2", list, err)
 	}
@@ -500,11 +531,14 @@ func TestDedupWithinWindow(t *testing.T) {
 	if b[0].Duplicate {
 		t.Error("same id from another source marked duplicate")
 	}
-	// An event routed nowhere writes nothing: no delivery to lose, none
-	// to make twice.
+	// An event routed nowhere is remembered too (issue 10.9): a replay of
+	// it must not be routed once the config routes it somewhere.
 	enqueue(t, q, nil, event("app", "unrouted"))
-	if q.Seen("app", "unrouted") {
-		t.Error("an event without sinks was written to the dedup index")
+	if !q.Seen("app", "unrouted") {
+		t.Error("an event without sinks was not remembered")
+	}
+	if b := enqueue(t, q, []string{"crm"}, event("app", "unrouted")); !b[0].Duplicate {
+		t.Error("a retry of an unrouted event was routed")
 	}
 	if st := q.Stats()["crm"]; st[0] != 3 {
 		t.Errorf("%d deliveries queued, want 3 (x, z, other/x)", st[0])
@@ -559,15 +593,14 @@ func TestDedupWindowZeroDisablesDedup(t *testing.T) {
 }
 
 func TestMaxBytesRejectsWholeBatchAndWritesNothing(t *testing.T) {
-	rec, _ := encodeEvent(event("app", "m1"))
-	size := int64(len(rec))
+	size := storedSize(t, []string{"a", "b"}, event("app", "m1"))
 	q := open(t, Options{MaxBytes: 2*size - 1, DedupWindow: time.Hour})
 	err := q.Enqueue(context.Background(), routed([]string{"a", "b"}, event("app", "m1"), event("app", "m2")))
 	if !errors.Is(err, router.ErrQueueFull) {
 		t.Fatalf("Enqueue past max_bytes = %v, want ErrQueueFull", err)
 	}
-	if q.bytes != 0 {
-		t.Errorf("%d bytes accounted after a refused batch", q.bytes)
+	if b := pendingBytes(q); b != 0 {
+		t.Errorf("%d bytes accounted after a refused batch", b)
 	}
 	for sink, st := range q.Stats() {
 		if st != [2]int{} {
@@ -578,8 +611,8 @@ func TestMaxBytesRejectsWholeBatchAndWritesNothing(t *testing.T) {
 		t.Error("a refused event is remembered for dedup: the provider's retry would be dropped")
 	}
 	q = reopen(t, q)
-	if q.bytes != 0 || len(q.Stats()) != 0 {
-		t.Errorf("after reopen: %d bytes, stats %v; want nothing stored", q.bytes, q.Stats())
+	if b := pendingBytes(q); b != 0 || len(q.Stats()) != 0 {
+		t.Errorf("after reopen: %d bytes, stats %v; want nothing stored", b, q.Stats())
 	}
 	empty(t, q, "a", 20*time.Millisecond)
 	// One event fits, and a provider retry of it is accepted.
@@ -917,32 +950,6 @@ func TestCloseUnblocksNext(t *testing.T) {
 	}
 }
 
-func BenchmarkEnqueue(b *testing.B) {
-	q := open(b, Options{DedupWindow: time.Hour})
-	sinks := []string{"crm"}
-	e := event("app", "template")
-	var n atomic.Int64
-	// Many requests at once, as 32 connections on a small machine: what
-	// group commit is for.
-	b.SetParallelism(16)
-	b.ReportAllocs()
-	b.ResetTimer()
-	b.RunParallel(func(pb *testing.PB) {
-		batch := make([]router.Routed, 1)
-		for pb.Next() {
-			// A distinct id per event, as a source hands over: the
-			// parsed payload is shared, the event is new.
-			ev := &router.Event{ID: strconv.FormatInt(n.Add(1), 10), Source: e.Source, Event: e.Event, Status: e.Status,
-				Time: e.Time, ReceivedAt: e.ReceivedAt, Payload: e.Payload, RawPayload: e.RawPayload, Headers: e.Headers, Body: e.Body}
-			batch[0] = router.Routed{Event: ev, Sinks: sinks}
-			if err := q.Enqueue(context.Background(), batch); err != nil {
-				b.Error(err)
-				return
-			}
-		}
-	})
-}
-
 // A sink that is down for hours must not fill the queue for the others:
 // past its backlog bound, its new deliveries become dead letters (the
 // event kept) while other sinks' deliveries queue as usual.
@@ -956,7 +963,7 @@ func TestFullBacklogDeadLettersThatSinkOnly(t *testing.T) {
 	if st["down"] != [2]int{2, 2} || st["up"] != [2]int{0, 0} {
 		t.Fatalf("stats = %v, want down 2 queued + 2 dead, up all delivered", st)
 	}
-	list, err := q.ListDead()
+	list, err := listDead(q)
 	if err != nil || len(list) != 2 {
 		t.Fatalf("dead letters = %v, %v", list, err)
 	}
@@ -964,6 +971,12 @@ func TestFullBacklogDeadLettersThatSinkOnly(t *testing.T) {
 		if dl.Sink != "down" || !strings.HasPrefix(dl.LastError, "backlog full: 2 deliveries were already queued") {
 			t.Errorf("dead letter = %+v", dl)
 		}
+		if time.Since(dl.DeadAt) > time.Minute || time.Since(dl.DeadAt) < 0 {
+			t.Errorf("dead letter died at %v, want now", dl.DeadAt)
+		}
+	}
+	if age := q.OldestPending(time.Now())["down"]; age <= 0 || age > time.Minute {
+		t.Errorf("oldest pending delivery of down is %v old, want a few milliseconds", age)
 	}
 	// The dead letters keep their events: a replay once the sink drains
 	// delivers them.

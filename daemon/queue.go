@@ -1,0 +1,68 @@
+package daemon
+
+import (
+	"fmt"
+	"log/slog"
+
+	"switchboard/config"
+	"switchboard/metrics"
+	"switchboard/router"
+	"switchboard/router/logqueue"
+	"switchboard/router/natsqueue"
+)
+
+// DurableQueue is what `run` and `dlq` need of a queue driver.
+type DurableQueue interface {
+	router.Queue
+	router.DeadLetters
+}
+
+// OpenQueue opens the queue f's queue.driver names, with f's limits,
+// keeping the queue's metrics current: the embedded queue in queue.dir (a
+// damaged one is a *logqueue.DamageError saying what to do), or the NATS
+// JetStream streams that replicas share.
+func OpenQueue(f *config.File, log *slog.Logger) (DurableQueue, error) {
+	switch f.Queue.Driver {
+	case config.DriverNATS:
+		return natsqueue.Open(natsOptions(f, log))
+	case config.DriverEmbedded, "":
+		return logqueue.Open(QueueOptions(f, log))
+	}
+	return nil, fmt.Errorf("queue.driver %q is not a queue driver", f.Queue.Driver)
+}
+
+// natsOptions are the shared queue's options for f.
+func natsOptions(f *config.File, log *slog.Logger) natsqueue.Options {
+	q, n := f.Queue, f.Queue.NATS
+	return natsqueue.Options{
+		URL: n.URL, Stream: n.Stream, Replicas: n.Replicas,
+		CredentialsFile: n.CredentialsFile, NKeyFile: n.NKeyFile, TokenFile: n.TokenFile,
+		CAFile: n.TLS.CAFile, CertFile: n.TLS.CertFile, KeyFile: n.TLS.KeyFile,
+		MaxBytes: int64(q.MaxBytes), MaxPendingPerSink: q.MaxPendingPerSink, DedupWindow: q.DedupWindow,
+		DeadLetterMaxAge: q.DeadLetterMaxAge, DeadLetterMaxBytes: int64(q.DeadLetterMaxBytes),
+		Dropped: func(dl router.DeadLetter) { metrics.DeadLettersDropped.WithLabelValues(dl.Sink).Inc() },
+		AckWait: n.AckWait, Log: log,
+	}
+}
+
+// QueueOptions are the embedded queue's options for f.
+func QueueOptions(f *config.File, log *slog.Logger) logqueue.Options {
+	return logqueue.Options{
+		Dir:                f.Queue.Dir,
+		MaxBytes:           int64(f.Queue.MaxBytes),
+		MaxPendingPerSink:  f.Queue.MaxPendingPerSink,
+		DedupWindow:        f.Queue.DedupWindow,
+		DeadLetterMaxAge:   f.Queue.DeadLetterMaxAge,
+		DeadLetterMaxBytes: int64(f.Queue.DeadLetterMaxBytes),
+		Log:                log,
+		// Depth and dead letters by sink are the daemon's to report
+		// (refreshQueueGauges), so that a removed sink's series go.
+		Metrics: &logqueue.Metrics{
+			Bytes:              metrics.QueueBytes,
+			MaxBytes:           metrics.QueueMaxBytes,
+			WriteErrors:        metrics.QueueWriteErrors,
+			Unreadable:         metrics.QueueRecordsUnreadable,
+			DeadLettersDropped: metrics.DeadLettersDropped,
+		},
+	}
+}

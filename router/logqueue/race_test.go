@@ -1,0 +1,5 @@
+//go:build race
+
+package logqueue
+
+const raceEnabled = true
