@@ -422,3 +422,45 @@ func TestBrowserKeyboardAndPhoneWidth(t *testing.T) {
 	p.do(chromedp.KeyEvent("\x1b"), chromedp.KeyEvent("?"))
 	p.waitFor("the keys' help", `document.querySelector('#help').open`, 5*time.Second)
 }
+
+func TestBrowserDeadLetterReplayDelivers(t *testing.T) {
+	d, _, partner := browserSite(t, "")
+	for i := range 3 {
+		postCall(t, d, fmt.Sprintf("uk-%d", i), "completed", "+44770090000"+fmt.Sprint(i))
+	}
+	daemontest.Eventually(t, "three refusals", func() bool { return len(partner.Got()) == 3 })
+	partner.SetStatus(http.StatusOK)
+	p := openConsole(t, d, "dlq", 1280, 900, true)
+	p.waitFor("three dead letters", `document.querySelectorAll('#dlq-table tbody tr').length === 3`, 10*time.Second)
+	// One, from its detail, confirmed.
+	p.do(chromedp.Click(chromedp.CSS(`#dlq-table tbody tr:first-child td:nth-child(3)`)))
+	p.waitFor("the detail", `!document.querySelector('#dlq-detail').hidden && document.querySelector('#dlq-detail').innerText.includes('422')`, 5*time.Second)
+	p.shot("dlq")
+	p.do(chromedp.Click(chromedp.CSS(`#dlq-replay-one`)))
+	p.waitFor("the confirmation", `document.querySelector('#confirm').open`, 5*time.Second)
+	p.do(chromedp.Click(chromedp.CSS(`#confirm-yes`)))
+	daemontest.Eventually(t, "the replayed dead letter delivered", func() bool { return len(partner.Got()) == 4 })
+	p.waitFor("two left", `document.querySelectorAll('#dlq-table tbody tr').length === 2`, 5*time.Second)
+	// A selection: one more.
+	p.do(chromedp.Click(chromedp.CSS(`#dlq-table tbody tr:first-child input`)), chromedp.Click(chromedp.CSS(`#dlq-replay-sel`)))
+	p.waitFor("the confirmation", `document.querySelector('#confirm').open && document.querySelector('#confirm-text').innerText.includes('Replay 1 dead letter')`, 5*time.Second)
+	p.do(chromedp.Click(chromedp.CSS(`#confirm-yes`)))
+	daemontest.Eventually(t, "the selected dead letter delivered", func() bool { return len(partner.Got()) == 5 })
+	// Every match of a filter that matches none: nothing happens.
+	p.do(chromedp.SetValue(chromedp.CSS(`#dlq-q`), "no such error"), chromedp.Click(chromedp.CSS(`#dlq-form button`)))
+	p.waitFor("no match", `!document.querySelector('#dlq-empty').hidden`, 5*time.Second)
+	p.do(chromedp.Click(chromedp.CSS(`#dlq-purge-all`)))
+	p.waitFor("the confirmation names the filter", `document.querySelector('#confirm-text').innerText.includes('no such error')`, 5*time.Second)
+	p.do(chromedp.Click(chromedp.CSS(`#confirm-yes`)))
+	p.waitFor("nothing purged", `document.querySelector('#dlq-status').innerText.startsWith('Purged 0')`, 5*time.Second)
+	// Every match of a filter that matches the last one: purged.
+	p.do(chromedp.SetValue(chromedp.CSS(`#dlq-q`), "422"), chromedp.Click(chromedp.CSS(`#dlq-form button`)))
+	p.waitFor("the last one", `document.querySelectorAll('#dlq-table tbody tr').length === 1`, 5*time.Second)
+	p.do(chromedp.Click(chromedp.CSS(`#dlq-purge-all`)))
+	p.waitFor("the confirmation", `document.querySelector('#confirm').open`, 5*time.Second)
+	p.do(chromedp.Click(chromedp.CSS(`#confirm-yes`)))
+	p.waitFor("purged", `document.querySelector('#dlq-status').innerText.startsWith('Purged 1')`, 5*time.Second)
+	if n := len(partner.Got()); n != 5 {
+		t.Errorf("the receiver got %d requests, want 5 (3 refused, 2 replayed)", n)
+	}
+}
