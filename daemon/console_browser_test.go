@@ -120,7 +120,8 @@ func openConsole(t *testing.T, d *daemon.Daemon, hash string, width, height int6
 		chromedp.EmulateViewport(width, height),
 		chromedp.Func(func(ctx context.Context, _ *chromedp.Target) error {
 			_, err := chromedp.Call(ctx, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{
-				Features: []*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: scheme}}})
+				Features: []*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: scheme},
+					{Name: "prefers-reduced-motion", Value: "reduce"}}}) // screenshots without a flash half done
 			return err
 		}),
 		chromedp.Navigate(p.base+"/#"+hash),
