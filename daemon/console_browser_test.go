@@ -212,6 +212,40 @@ func (p *page) text(sel string) string {
 	return p.eval(fmt.Sprintf(`(document.querySelector(%q) || {}).innerText || ""`, sel))
 }
 
+// contrastJS lists the visible text whose colour against its background
+// is below WCAG AA's 4.5:1.
+const contrastJS = `(() => {
+  const lum = (c) => {
+    const [r, g, b] = c.match(/[\d.]+/g).slice(0, 3).map((v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; });
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b;
+  };
+  const bgOf = (el) => {
+    for (; el; el = el.parentElement) {
+      const a = getComputedStyle(el).backgroundColor.match(/[\d.]+/g);
+      if (a && (a.length < 4 || +a[3] > 0.5)) return getComputedStyle(el).backgroundColor;
+    }
+    return getComputedStyle(document.documentElement).backgroundColor;
+  };
+  const low = [];
+  for (const el of document.querySelectorAll('body *')) {
+    if (!el.getClientRects().length || ![...el.childNodes].some((n) => n.nodeType === 3 && n.textContent.trim())) continue;
+    const s = getComputedStyle(el);
+    if (s.visibility === 'hidden' || el.closest('[disabled], .tabs kbd')) continue;
+    const fg = lum(s.color), bg = lum(bgOf(el));
+    const ratio = (Math.max(fg, bg) + 0.05) / (Math.min(fg, bg) + 0.05);
+    if (ratio < 4.5) low.push(el.tagName + '.' + el.className + ' "' + el.textContent.trim().slice(0, 30) + '" ' + ratio.toFixed(2));
+  }
+  return JSON.stringify(low);
+})()`
+
+// contrast fails the test on text too faint to read.
+func (p *page) contrast(where string) {
+	p.t.Helper()
+	if low := p.eval(contrastJS); low != "[]" {
+		p.t.Errorf("%s: text below 4.5:1 contrast: %s", where, low)
+	}
+}
+
 // shot saves a screenshot of the whole page as name.png.
 func (p *page) shot(name string) {
 	ctx, cancel := context.WithTimeout(p.ctx, 15*time.Second)
@@ -284,6 +318,7 @@ func TestBrowserOverviewCountersMove(t *testing.T) {
 	if body := p.eval(`document.documentElement.outerHTML`); strings.Contains(body, "crm-secret-never-shown") {
 		t.Error("the overview shows a configured secret")
 	}
+	p.contrast("overview, dark")
 	p.shot("overview")
 	// The page's own files (the API's answers aside) within the budget.
 	total := 0.0
@@ -313,6 +348,7 @@ func TestBrowserTapShowsAnEventWithinASecond(t *testing.T) {
 	// Click an event: its normalized event and payload.
 	p.do(chromedp.Click(chromedp.CSS(`#tap-table tbody tr:last-child`)))
 	p.waitFor("the detail", `!document.querySelector('#tap-detail').hidden && document.querySelector('#tap-detail').innerText.includes('"payload"')`, 5*time.Second)
+	p.contrast("tap, dark")
 	p.shot("tap")
 	// Filter by expression; a broken one says why.
 	p.do(chromedp.SetValue(chromedp.CSS(`#tap-when`), `status ==`), chromedp.Click(chromedp.CSS(`#tap-form button[type=submit]`)))
@@ -355,6 +391,7 @@ func TestBrowserEventSearchShowsItsAttempts(t *testing.T) {
 			t.Errorf("the event's page lacks %q:\n%s", want, text)
 		}
 	}
+	p.contrast("events, dark")
 	p.shot("events")
 }
 
@@ -415,6 +452,7 @@ func TestBrowserKeyboardAndPhoneWidth(t *testing.T) {
 	if w := p.eval(`String(document.documentElement.scrollWidth - window.innerWidth)`); w != "0" {
 		t.Errorf("at phone width the page scrolls sideways by %s px", w)
 	}
+	p.contrast("overview, light, phone")
 	p.shot("overview-phone")
 	p.do(chromedp.KeyEvent("3"))
 	p.waitFor("the events page by its key", `location.hash === '#events' && !document.querySelector('#page-events').hidden`, 5*time.Second)
@@ -436,6 +474,7 @@ func TestBrowserDeadLetterReplayDelivers(t *testing.T) {
 	// One, from its detail, confirmed.
 	p.do(chromedp.Click(chromedp.CSS(`#dlq-table tbody tr:first-child td:nth-child(3)`)))
 	p.waitFor("the detail", `!document.querySelector('#dlq-detail').hidden && document.querySelector('#dlq-detail').innerText.includes('422')`, 5*time.Second)
+	p.contrast("dead letters, dark")
 	p.shot("dlq")
 	p.do(chromedp.Click(chromedp.CSS(`#dlq-replay-one`)))
 	p.waitFor("the confirmation", `document.querySelector('#confirm').open`, 5*time.Second)
