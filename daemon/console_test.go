@@ -3,7 +3,6 @@ package daemon
 import (
 	"io/fs"
 	"regexp"
-	"strings"
 	"testing"
 )
 
