@@ -32,6 +32,7 @@ type File struct {
 	Admin     Admin             `koanf:"admin"`
 	Log       Log               `koanf:"log"`
 	Queue     Queue             `koanf:"queue"`
+	History   History           `koanf:"history"`
 	Sources   map[string]Source `koanf:"sources"`
 	Sinks     map[string]Sink   `koanf:"sinks"`
 	Rules     []Rule            `koanf:"rules"`
@@ -233,6 +234,7 @@ func Defaults() File {
 		Queue: Queue{Driver: DriverEmbedded, Dir: "./data", MaxBytes: 1 << 30, MaxPendingPerSink: 100_000, DedupWindow: time.Hour,
 			DeadLetterMaxAge: 30 * 24 * time.Hour, DeadLetterMaxBytes: 1 << 30,
 			NATS: NATS{Stream: "SWITCHBOARD", Replicas: 1, AckWait: 30 * time.Second}},
+		History: History{MaxEvents: DefaultHistoryEvents, MaxAge: time.Hour},
 	}
 }
 
@@ -414,6 +416,7 @@ func (f *File) check(ps *Problems) {
 		ps.Add("log.format", "%q is not a format; use text (human, coloured on a terminal) or json", f.Log.Format)
 	}
 	f.Queue.check(ps)
+	f.History.check(ps)
 	if f.Queue.MaxBytes < 0 {
 		ps.Add("queue.max_bytes", "must be 0 (no limit) or a size such as 1GiB")
 	}

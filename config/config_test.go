@@ -79,6 +79,10 @@ var badConfigs = []struct {
 		`admin.listen: "localhost" is not host:port; write it like ":8080" or "127.0.0.1:9090"`,
 		`server.listen: "8080" is not host:port; write it like ":8080" or "127.0.0.1:9090"`,
 	}},
+	{file: "bad-history.yaml", want: []string{
+		"history.max_age: must be 0 (kept until max_events newer events push it out) or a duration such as 1h",
+		"history.max_events: must be 0 (history off) to 1000000; each event kept costs about 1 KB of memory",
+	}},
 	{file: "bad-log.yaml", want: []string{
 		`log.format: "pretty" is not a format; use text (human, coloured on a terminal) or json`,
 		`log.level: "verbose" is not a level; use debug, info, warn or error`,
@@ -320,9 +324,10 @@ func TestFullConfigDecodes(t *testing.T) {
 	want := File{
 		Server: Server{Listen: "127.0.0.1:18080", MaxBodyBytes: 4 << 10, MaxEventNameBytes: 128, MaxBatchEvents: 50,
 			MaxConnections: 64, ReadTimeout: 3 * time.Second, WriteTimeout: 4 * time.Second, ShutdownTimeout: time.Minute},
-		Admin: Admin{Listen: ":19090"},
-		Log:   Log{Level: "debug", Format: "json"},
-		Queue: queue,
+		Admin:   Admin{Listen: ":19090"},
+		Log:     Log{Level: "debug", Format: "json"},
+		Queue:   queue,
+		History: History{MaxEvents: 500, MaxAge: 10 * time.Minute},
 		Sources: map[string]Source{
 			"bird": {Type: "bird", Path: "/in/bird", Events: []string{"voice.inbound", "voice.outbound"},
 				Filters: []Filter{{Key: "status", Value: "failed"}, {Key: "status", Value: "busy"}},
@@ -625,7 +630,7 @@ func TestSuggest(t *testing.T) {
 		{"unmached", fields, `; did you mean "unmatched"?`},
 		{"queues", fields, `; did you mean "queue"?`},
 		{"listen_addr", server, "; known settings: listen, max_batch_events, max_body_bytes, max_connections, max_event_name_bytes, read_timeout, shutdown_timeout, write_timeout"},
-		{"xyz", fields, "; known settings: admin, log, queue, rules, server, sinks, sources, unmatched"},
+		{"xyz", fields, "; known settings: admin, history, log, queue, rules, server, sinks, sources, unmatched"},
 		{"anything", map[string]reflect.Type{}, "; this section takes no settings"},
 	} {
 		if got := suggest(tc.key, tc.fields); got != tc.want {

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"switchboard/daemon/history"
 	"switchboard/metrics"
 	"switchboard/redact"
 	"switchboard/router"
@@ -95,7 +96,7 @@ func (d *Daemon) accept(ctx context.Context, src *Source, events []*router.Event
 	var idx []int
 	// Matches are counted once the queue has told duplicates apart: a
 	// provider's retry is not a second match.
-	obs := &matchCollector{ruleObserver: ruleObserver{d.log}}
+	obs := &matchCollector{ruleObserver: ruleObserver{d.log, &d.stats}}
 	for i, ev := range events {
 		var passed bool
 		if idx, passed = snap.Route(src, ev, idx[:0], obs, nil); !passed {
@@ -112,8 +113,9 @@ func (d *Daemon) accept(ctx context.Context, src *Source, events []*router.Event
 		}
 	}
 	for _, m := range obs.matches {
-		if !batch[m.event].Duplicate {
+		if r := batch[m.event]; !r.Duplicate {
 			metrics.RuleMatches.WithLabelValues(m.rule).Inc()
+			d.stats.rule(m.rule).lastMatch.Store(r.Event.ReceivedAt.UnixNano())
 		}
 	}
 	for j, r := range batch {
@@ -137,7 +139,48 @@ func (d *Daemon) accept(ctx context.Context, src *Source, events []*router.Event
 			d.log.Info("duplicate of an accepted event; acknowledged, not routed again", "event_id", ev.ID, "source", src.Name, "event", ev.Event)
 		}
 	}
+	if d.history != nil || d.tap.active() {
+		d.record(events, outcomes, batch, at, obs)
+	}
 	return outcomes, nil
+}
+
+// record puts each event of an accept in the history and hands it to the
+// tap when someone watches: its outcome, the rules it matched, the sinks
+// chosen and the storm controls that held it back from some.
+func (d *Daemon) record(events []*router.Event, outcomes []string, batch []router.Routed, at []int, obs *matchCollector) {
+	tapOn := d.tap.active()
+	// The rule names of every event in one array: matches come in batch
+	// order, so each event's are a slice of it.
+	names := make([]string, len(obs.matches))
+	for k, m := range obs.matches {
+		names[k] = m.rule
+	}
+	k, h, j := 0, 0, 0
+	for i, ev := range events {
+		var rules, sinks, held []string
+		if j < len(at) && at[j] == i {
+			start := k
+			for k < len(obs.matches) && obs.matches[k].event == j {
+				k++
+			}
+			hstart := h
+			for h < len(obs.held) && obs.held[h].event == j {
+				h++
+			}
+			if outcomes[i] == outcomeAccepted {
+				rules, sinks = names[start:k:k], batch[j].Sinks
+				for _, m := range obs.held[hstart:h] {
+					held = append(held, m.rule)
+				}
+			}
+			j++
+		}
+		d.history.Add(history.NewEntry(ev, outcomes[i], rules, sinks, held))
+		if tapOn {
+			d.tap.publish(eventItem(ev, outcomes[i], rules, sinks, held))
+		}
+	}
 }
 
 // Event outcomes, as answered and counted.
@@ -204,6 +247,9 @@ func (d *Daemon) reject(w http.ResponseWriter, source, reason string, status int
 	}
 	metrics.EventsReceived.WithLabelValues(label, "rejected", reason).Inc()
 	d.log.Warn("request rejected", "source", source, "status", status, "reason", reason, "err", msg)
+	if d.tap.active() {
+		d.tap.publish(&tapItem{At: time.Now().UTC(), Outcome: "rejected", Source: source, Reason: reason, Code: status, Error: msg})
+	}
 	writeJSON(w, status, map[string]string{"error": msg})
 }
 
@@ -270,7 +316,10 @@ func (a *streamAcceptor) Accept(ctx context.Context, events []*router.Event) err
 	return err
 }
 
-type ruleObserver struct{ log *slog.Logger }
+type ruleObserver struct {
+	log   *slog.Logger
+	stats *stats
+}
 
 // matchCollector holds rule matches back until the queue has said which
 // events are duplicates.
@@ -278,6 +327,9 @@ type matchCollector struct {
 	ruleObserver
 	event   int // batch index of the event being routed
 	matches []ruleMatch
+	// held are the storm controls ("rule x", "sink y") that held an
+	// event back, for the history.
+	held []ruleMatch
 }
 
 type ruleMatch struct {
@@ -289,12 +341,18 @@ func (c *matchCollector) RuleMatched(rule string, e *router.Event) {
 	c.matches = append(c.matches, ruleMatch{c.event, rule})
 }
 
+func (c *matchCollector) Throttled(owner string, e *router.Event) {
+	c.ruleObserver.Throttled(owner, e)
+	c.held = append(c.held, ruleMatch{c.event, owner})
+}
+
 func (o ruleObserver) RuleMatched(rule string, e *router.Event) {
 	metrics.RuleMatches.WithLabelValues(rule).Inc()
 }
 
 func (o ruleObserver) RuleFailed(rule string, e *router.Event, err error) {
 	metrics.RuleErrors.WithLabelValues(rule).Inc()
+	o.stats.rule(rule).lastErr.Store(&lastError{At: time.Now().UTC(), Error: redact.String(err.Error()), EventID: e.ID})
 	o.log.Warn("rule failed on an event; counted as no match", "rule", rule, "event_id", e.ID,
 		"source", e.Source, "event", e.Event, "err", err)
 }
@@ -307,10 +365,23 @@ func (o ruleObserver) Throttled(owner string, e *router.Event) {
 type deliveryObserver struct {
 	log      *slog.Logger
 	failures *failureLog
+	history  *history.Store
+	stats    *stats
+}
+
+func (o deliveryObserver) Attempting(d *router.Delivery) {
+	o.stats.sink(d.Sink).inFlight.Add(1)
+	o.history.Attempting(d.Event.Source, d.Event.ID, d.Sink)
+}
+
+func (o deliveryObserver) Abandoned(d *router.Delivery) {
+	o.stats.sink(d.Sink).inFlight.Add(-1)
+	o.history.Abandoned(d.Event.Source, d.Event.ID, d.Sink)
 }
 
 func (o deliveryObserver) Delivered(d *router.Delivery, outcome string, took time.Duration, err error) {
 	metrics.Deliveries.WithLabelValues(d.Sink, outcome).Inc()
+	o.observe(d, outcome, took)
 	switch outcome {
 	case "success":
 		metrics.DeliveryLatency.WithLabelValues(d.Sink).Observe(time.Since(d.Event.ReceivedAt).Seconds())
@@ -318,4 +389,26 @@ func (o deliveryObserver) Delivered(d *router.Delivery, outcome string, took tim
 	case "retry", "dead":
 		o.failures.record(d, outcome, err)
 	}
+}
+
+// observe keeps the console's view of a delivery attempt: the sink's
+// rates, in-flight count and last error, and the event's history.
+func (o deliveryObserver) observe(d *router.Delivery, outcome string, took time.Duration) {
+	now := time.Now()
+	ss := o.stats.sink(d.Sink)
+	ss.inFlight.Add(-1)
+	a := history.Attempt{At: d.LastTry, Took: took, Status: d.Status, Outcome: outcome}
+	var next time.Time
+	if outcome == "success" {
+		ss.delivered.add(now)
+	} else {
+		ss.failed.add(now)
+		// Redacted by the worker; a dead letter's names why it gave up.
+		a.Error = d.LastError
+		ss.lastErr.Store(&lastError{At: now.UTC(), Error: d.LastError, EventID: d.Event.ID})
+		if outcome == "retry" {
+			next = d.NotBefore
+		}
+	}
+	o.history.Attempted(d.Event.Source, d.Event.ID, d.Sink, d.ID, a, next)
 }

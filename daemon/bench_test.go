@@ -83,8 +83,19 @@ func post(b *testing.B, d *Daemon, body string) {
 // queue in a temporary directory. Neither body matches the rule, so, like
 // the harness's unrouted events, none is written to the queue (the cost of
 // a write is in BenchmarkWebhookMatched).
+//
+// History is on, as by default: each event is recorded. With
+// history=off the difference is the history's cost per event.
 func BenchmarkWebhook(b *testing.B) {
-	d, _, _ := benchDaemon(b, harnessConfig("http://127.0.0.1:1/in", 1))
+	benchWebhook(b, harnessConfig("http://127.0.0.1:1/in", 1))
+}
+
+func BenchmarkWebhookHistoryOff(b *testing.B) {
+	benchWebhook(b, harnessConfig("http://127.0.0.1:1/in", 1)+"history: { max_events: 0 }\n")
+}
+
+func benchWebhook(b *testing.B, yaml string) {
+	d, _, _ := benchDaemon(b, yaml)
 	bodies := []string{fmt.Sprintf(benchMOB, 0, "delivered", 1), fmt.Sprintf(benchVoice, 0, "completed", 2)}
 	b.ReportAllocs()
 	b.ResetTimer()

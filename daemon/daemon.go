@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"switchboard/daemon/history"
 	"switchboard/metrics"
 	"switchboard/redact"
 	"switchboard/router"
@@ -42,6 +43,13 @@ type Daemon struct {
 
 	failures *failureLog // delivery failures, summed up per sink
 
+	// The operator console's sources (console.go).
+	started time.Time
+	history *history.Store
+	tap     tapHub
+	stats   stats
+	reload  atomic.Pointer[reloadState]
+
 	mu      sync.Mutex
 	workers map[string]*router.Worker
 	streams map[string]stream
@@ -55,7 +63,9 @@ type Daemon struct {
 // open in a temporary directory.
 func New(snap *Snapshot, queue router.Queue, log *slog.Logger) *Daemon {
 	d := &Daemon{log: log, queue: queue, workers: map[string]*router.Worker{}, streams: map[string]stream{},
-		failures: newFailureLog(log)}
+		failures: newFailureLog(log), started: time.Now().UTC(),
+		history: history.New(snap.File.History.MaxEvents, snap.File.History.MaxAge)}
+	d.reload.Store(&reloadState{At: d.started, Trigger: "start"})
 	d.ctx, d.cancel = context.WithCancel(context.Background())
 	d.snap.Store(snap)
 	return d
@@ -117,10 +127,14 @@ func (d *Daemon) Start() error {
 			d.log.Warn("config file changes will not be picked up; reload with SIGHUP or POST /-/reload", "err", err)
 		}
 	}
-	d.wg.Add(3)
+	d.reloadMu.Lock()
+	d.noteApplied("start", d.lastHash)
+	d.reloadMu.Unlock()
+	d.wg.Add(4)
 	go d.reportQueue(d.ctx)
 	go d.throttleSummaries(d.ctx)
 	go d.flushFailures(d.ctx)
+	go d.sweepHistory(d.ctx)
 	d.serve(d.webhook, webhookListener(d.webhookLn, f.Server.MaxConnections, d.log), "webhook")
 	d.serve(d.admin, d.adminLn, "admin")
 	metrics.ReloadSuccessful.Set(1)
@@ -208,7 +222,7 @@ func (d *Daemon) startWorker(name string, s *Sink) {
 	}
 	w := &router.Worker{
 		Name: name, Sink: s.Sink, Retry: s.Retry, Concurrency: s.Concurrency,
-		Queue: d.queue, Observer: deliveryObserver{d.log, d.failures}, Log: d.log,
+		Queue: d.queue, Observer: deliveryObserver{d.log, d.failures, d.history, &d.stats}, Log: d.log,
 	}
 	w.Start(context.Background())
 	d.mu.Lock()
@@ -307,6 +321,29 @@ func (d *Daemon) queueSummaries(batch []router.Routed, why string) {
 	if err := d.queue.Enqueue(d.ctx, batch); err != nil {
 		d.log.Error("could not queue storm control summaries; the events they summarise were held back and are not delivered",
 			"count", len(batch), "reason", why, "err", err)
+		return
+	}
+	for _, r := range batch {
+		d.history.Add(history.NewEntry(r.Event, history.Accepted, nil, r.Sinks, nil))
+		if d.tap.active() {
+			d.tap.publish(eventItem(r.Event, outcomeAccepted, nil, r.Sinks, nil))
+		}
+	}
+}
+
+// sweepHistory drops history entries past history.max_age, so that an
+// idle daemon gives their memory back.
+func (d *Daemon) sweepHistory(ctx context.Context) {
+	defer d.wg.Done()
+	t := time.NewTicker(30 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			d.history.Sweep(now)
+		}
 	}
 }
 

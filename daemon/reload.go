@@ -125,8 +125,10 @@ func (d *Daemon) Reload(trigger string) (Changes, error) {
 		d.startStream(next.Sources[name])
 	}
 	publishSeries(old, next)
+	d.history.SetMaxAge(next.File.History.MaxAge)
 	d.lastHash = hash
 	d.failed = false
+	d.noteApplied(trigger, hash)
 	metrics.ReloadSuccessful.Set(1)
 	metrics.ReloadSuccessTime.SetToCurrentTime()
 	for _, key := range ch.NeedRestart {
@@ -164,6 +166,7 @@ func (d *Daemon) recovered(trigger string) bool {
 	}
 	d.failed = false
 	metrics.ReloadSuccessful.Set(1)
+	d.noteRecovered()
 	d.log.Info("config file is back to the running config; the earlier refused reload no longer applies",
 		"trigger", trigger, "path", d.ConfigPath)
 	return true
@@ -179,6 +182,7 @@ func closeSinks(d *Daemon, s *Snapshot) {
 func (d *Daemon) reloadFailed(trigger string, err error) error {
 	d.failed = true
 	metrics.ReloadSuccessful.Set(0)
+	d.noteRefused(trigger, err)
 	var ps config.Problems
 	if errors.As(err, &ps) {
 		for _, p := range ps {
@@ -241,6 +245,9 @@ func diff(old, next *Snapshot) Changes {
 	oq.Driver, oq.NATS = nq.Driver, nq.NATS
 	if oq != nq {
 		ch.NeedRestart = append(ch.NeedRestart, "queue")
+	}
+	if of.History.MaxEvents != nf.History.MaxEvents {
+		ch.NeedRestart = append(ch.NeedRestart, "history.max_events")
 	}
 	for _, l := range [][]string{ch.SinksAdded, ch.SinksRemoved, ch.SinksChanged, ch.SourcesAdded, ch.SourcesRemoved, ch.SourcesChanged} {
 		slices.Sort(l)

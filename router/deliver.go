@@ -57,6 +57,26 @@ type DeliveryObserver interface {
 	Delivered(d *Delivery, outcome string, took time.Duration, err error)
 }
 
+// AttemptObserver is optionally implemented by a DeliveryObserver that
+// also wants to hear when an attempt starts, to tell what is in flight.
+// Every Attempting is followed by one Delivered or, when the worker is
+// stopped mid-attempt, one Abandoned.
+type AttemptObserver interface {
+	Attempting(d *Delivery)
+	Abandoned(d *Delivery)
+}
+
+// StatusSink is optionally implemented by a sink whose receiver answers
+// with a status code (HTTP): SendStatus is Send that also returns the
+// answer's status, on success and failure alike, or 0 when no answer
+// came. The worker calls it instead of Send and keeps the status in
+// Delivery.Status, so that an attempt's history shows "503" without
+// anyone parsing error texts.
+type StatusSink interface {
+	Sink
+	SendStatus(ctx context.Context, e *Event) (status int, err error)
+}
+
 // Worker runs the delivery loop of one sink: take a due delivery, send it,
 // then ack, schedule a retry or dead-letter it. Several goroutines share one
 // Worker when the sink allows concurrency.
@@ -71,11 +91,16 @@ type Worker struct {
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+	// The optional interfaces of Sink and Observer, looked up once.
+	status   StatusSink
+	attempts AttemptObserver
 }
 
 // Start launches the worker's goroutines; they run until Stop or ctx ends.
 func (w *Worker) Start(ctx context.Context) {
 	ctx, w.cancel = context.WithCancel(ctx)
+	w.status, _ = w.Sink.(StatusSink)
+	w.attempts, _ = w.Observer.(AttemptObserver)
 	n := max(w.Concurrency, 1)
 	w.wg.Add(n)
 	for range n {
@@ -121,7 +146,15 @@ func (w *Worker) attempt(ctx context.Context, d *Delivery) {
 	}
 	d.LastTry = now
 	d.Attempts++
-	err := w.Sink.Send(ctx, d.Event)
+	if w.attempts != nil {
+		w.attempts.Attempting(d)
+	}
+	var err error
+	if w.status != nil {
+		d.Status, err = w.status.SendStatus(ctx, d.Event)
+	} else {
+		err = w.Sink.Send(ctx, d.Event)
+	}
 	took := time.Since(now)
 	var outcome string
 	var store func(*Delivery) error
@@ -133,6 +166,9 @@ func (w *Worker) attempt(ctx context.Context, d *Delivery) {
 		// so the attempt does not count.
 		d.Attempts--
 		d.NotBefore = time.Now()
+		if w.attempts != nil {
+			w.attempts.Abandoned(d)
+		}
 		w.end(w.Queue.Retry(d), d)
 		return
 	default:

@@ -58,6 +58,10 @@ type Delivery struct {
 	LastTry   time.Time
 	NotBefore time.Time
 	LastError string
+	// Status is the receiver's answer to the last attempt (an HTTP
+	// status) where the sink reports one (StatusSink), else 0. It is
+	// not stored: it is for whoever observes the attempt.
+	Status int
 }
 
 // DeadLetter is a delivery that failed for good, kept with everything

@@ -47,7 +47,8 @@ func tryExample(t *testing.T, c *cobra.Command, line string) {
 	if err != nil {
 		t.Fatalf("%v", err)
 	}
-	if p := cmd.CommandPath(); p == "switchboard run" || strings.HasPrefix(p, "switchboard dlq") || strings.HasPrefix(p, "switchboard queue") {
+	if p := cmd.CommandPath(); p == "switchboard run" || p == "switchboard tap" || p == "switchboard history" ||
+		strings.HasPrefix(p, "switchboard dlq") || strings.HasPrefix(p, "switchboard queue") {
 		if err := cmd.ParseFlags(rest); err != nil {
 			t.Fatalf("flags: %v", err)
 		}

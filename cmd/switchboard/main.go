@@ -39,6 +39,8 @@ func commands() []*cobra.Command {
 		newTestCmd(),
 		newDLQCmd(),
 		newQueueCmd(),
+		newTapCmd(),
+		newHistoryCmd(),
 		newVersionCmd(),
 	}
 }

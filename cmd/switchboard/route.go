@@ -8,7 +8,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"strings"
 	"text/tabwriter"
@@ -168,65 +167,18 @@ func runRoute(o routeOptions, stdin io.Reader, stdout, stderr io.Writer) int {
 }
 
 // dryRequest is one request to run through a source without a server.
-type dryRequest struct {
-	Source  string
-	Path    string // request path; default: the source's path
-	Query   string
-	Headers map[string]string
-	Body    []byte // nil: a GET
-	// RemoteAddr is the client address; default 127.0.0.1.
-	RemoteAddr string
-}
+type dryRequest = daemon.DryRequest
 
 // usageError is a dry request that names no usable source or path.
-type usageError struct{ msg string }
-
-func (e usageError) Error() string { return e.msg }
+type usageError = daemon.UsageError
 
 // dryRun takes a request through the daemon's ingest pipeline (method,
 // body size, the source's parsing, event checks, routing), delivering
 // nothing. An error is a usageError or the pipeline's rejection, exactly
 // as the webhook listener would answer it.
 func dryRun(snap *daemon.Snapshot, dr dryRequest) ([]routeResult, []byte, error) {
-	src := snap.Sources[dr.Source]
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	if _, ok := streamParser(src); ok && dr.Body != nil {
-		results, err := snap.DryRunStream(src, dr.Body, log)
-		return results, nil, err
-	}
-	if src == nil || src.HTTP == nil {
-		return nil, nil, usageError{fmt.Sprintf("no webhook source named %q; sources: %s", dr.Source, strings.Join(webhookNames(snap), ", "))}
-	}
-	target := src.Path
-	if dr.Path != "" {
-		if found, _ := snap.Lookup(dr.Path); found != src {
-			return nil, nil, usageError{fmt.Sprintf("path %s is not served by source %s (its path is %s)", dr.Path, src.Name, src.Path)}
-		}
-		target = dr.Path
-	}
-	if dr.Query != "" {
-		target += "?" + strings.TrimPrefix(dr.Query, "?")
-	}
-	method := http.MethodPost
-	if dr.Body == nil {
-		method = http.MethodGet
-	}
-	req := httptest.NewRequest(method, target, bytes.NewReader(dr.Body))
-	req.RemoteAddr = "127.0.0.1:40000"
-	if dr.RemoteAddr != "" {
-		req.RemoteAddr = dr.RemoteAddr
-	}
-	if len(dr.Body) > 0 {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	for k, v := range dr.Headers {
-		req.Header.Set(k, v)
-	}
-	in, results, err := snap.DryRun(req, log)
-	if err != nil {
-		return nil, nil, err
-	}
-	return results, in.Reply, nil
+	return snap.Try(dr, log)
 }
 
 func rejectStatus(err error) string {
@@ -240,22 +192,7 @@ func rejectStatus(err error) string {
 
 // normalized returns the event when b is a normalized event as the file
 // sink writes it, else nil.
-func normalized(b []byte) *router.Event {
-	var probe struct {
-		ID         *string          `json:"id"`
-		Source     *string          `json:"source"`
-		ReceivedAt *string          `json:"received_at"`
-		Payload    *json.RawMessage `json:"payload"`
-	}
-	if json.Unmarshal(b, &probe) != nil || probe.ID == nil || probe.Source == nil || probe.ReceivedAt == nil || probe.Payload == nil {
-		return nil
-	}
-	ev := &router.Event{}
-	if ev.UnmarshalJSON(b) != nil {
-		return nil
-	}
-	return ev
-}
+func normalized(b []byte) *router.Event { return daemon.Normalized(b) }
 
 // jsonLines splits a body of several JSON values, one a line (yesterday's
 // traffic, say), into its lines. A single JSON value, even spread over
@@ -374,23 +311,4 @@ func printRoute(w io.Writer, r routeResult) {
 
 func indent(s, prefix string) string {
 	return prefix + strings.ReplaceAll(strings.TrimRight(s, "\n"), "\n", "\n"+prefix)
-}
-
-// streamParser is the JSON parser of a stream source that has one.
-func streamParser(src *daemon.Source) (sources.JSONParser, bool) {
-	if src == nil || src.Stream == nil {
-		return nil, false
-	}
-	p, ok := src.Stream.(sources.JSONParser)
-	return p, ok
-}
-
-func webhookNames(snap *daemon.Snapshot) []string {
-	var out []string
-	for name, s := range snap.Sources {
-		if _, ok := streamParser(s); s.HTTP != nil || ok {
-			out = append(out, name)
-		}
-	}
-	return out
 }

@@ -297,13 +297,20 @@ type Sink struct {
 // Send delivers e in one request (plus up to two quick retries when the
 // connection fails) and classifies the answer.
 func (s *Sink) Send(ctx context.Context, e *router.Event) error {
+	_, err := s.SendStatus(ctx, e)
+	return err
+}
+
+// SendStatus is Send that also returns the receiver's status code (0 when
+// no answer came), for the delivery history.
+func (s *Sink) SendStatus(ctx context.Context, e *router.Event) (int, error) {
 	body, ctype, err := s.render(e)
 	if err != nil {
-		return router.Permanent(err)
+		return 0, router.Permanent(err)
 	}
 	req, err := retryablehttp.NewRequestWithContext(ctx, s.method, s.url, body)
 	if err != nil {
-		return router.Permanent(fmt.Errorf("%s %s: %w", s.method, s.shownURL, err))
+		return 0, router.Permanent(fmt.Errorf("%s %s: %w", s.method, s.shownURL, err))
 	}
 	for k, v := range s.header {
 		req.Header[k] = v
@@ -326,7 +333,7 @@ func (s *Sink) Send(ctx context.Context, e *router.Event) error {
 	for name, vs := range req.Header {
 		for _, v := range vs {
 			if !httpguts.ValidHeaderFieldValue(v) {
-				return router.Permanent(fmt.Errorf("%s %s: header %s of event %s holds a line break or control character; no request can carry it",
+				return 0, router.Permanent(fmt.Errorf("%s %s: header %s of event %s holds a line break or control character; no request can carry it",
 					s.method, s.shownURL, name, e.ID))
 			}
 		}
@@ -334,9 +341,9 @@ func (s *Sink) Send(ctx context.Context, e *router.Event) error {
 
 	resp, err := s.client.Do(req)
 	if err != nil {
-		return s.requestError(ctx, err)
+		return 0, s.requestError(ctx, err)
 	}
-	return s.classify(resp)
+	return resp.StatusCode, s.classify(resp)
 }
 
 // Preview returns the body Send would send for e.
@@ -487,6 +494,7 @@ var (
 	_ sinks.Builder            = (*Options)(nil)
 	_ sinks.DefaultConcurrency = (*Options)(nil)
 	_ router.Sink              = (*Sink)(nil)
+	_ router.StatusSink        = (*Sink)(nil)
 	_ sinks.Closer             = (*Sink)(nil)
 	_ sinks.Previewer          = (*Sink)(nil)
 	_ config.SecretHolder      = (*Options)(nil)

@@ -559,3 +559,39 @@ func FuzzJSONBody(f *testing.F) {
 		}
 	})
 }
+
+// TestSendStatusReportsTheAnswer checks what the delivery history shows
+// of an attempt: the receiver's status on success and failure, 0 when no
+// answer came, with the same outcome Send gives.
+func TestSendStatusReportsTheAnswer(t *testing.T) {
+	for _, tt := range []struct {
+		name   string
+		answer http.HandlerFunc
+		want   int
+		class  outcome
+	}{
+		{"202", status(202), 202, success},
+		{"503", status(503), 503, transient},
+		{"422", status(422), 422, permanent},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			srv, _ := receiver(t, tt.answer)
+			code, err := build(t, map[string]any{"url": srv.URL}).SendStatus(context.Background(), event())
+			if code != tt.want || classOf(err) != tt.class {
+				t.Errorf("SendStatus = %d, %v; want %d and %v", code, err, tt.want, tt.class)
+			}
+		})
+	}
+	t.Run("no answer", func(t *testing.T) {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := ln.Addr().String()
+		ln.Close()
+		code, err := build(t, map[string]any{"url": "http://" + addr + "/in"}).SendStatus(context.Background(), event())
+		if code != 0 || err == nil {
+			t.Errorf("SendStatus = %d, %v; want 0 and an error", code, err)
+		}
+	})
+}

@@ -212,27 +212,34 @@ type message struct {
 
 // Send renders e, waits for the webhook's pace and posts the message.
 func (s *Sink) Send(ctx context.Context, e *router.Event) error {
+	_, err := s.SendStatus(ctx, e)
+	return err
+}
+
+// SendStatus is Send that also returns Slack's status code (0 when no
+// answer came), for the delivery history.
+func (s *Sink) SendStatus(ctx context.Context, e *router.Event) (int, error) {
 	body, err := s.render(e)
 	if err != nil {
-		return router.Permanent(err)
+		return 0, router.Permanent(err)
 	}
 	if err := s.pace.wait(ctx); err != nil {
 		if ctx.Err() != nil {
-			return fmt.Errorf("slack webhook: waiting for the webhook's pace: %w", ctx.Err())
+			return 0, fmt.Errorf("slack webhook: waiting for the webhook's pace: %w", ctx.Err())
 		}
-		return fmt.Errorf("slack webhook: the webhook's pace (rate_limit) leaves no room before the delivery's deadline")
+		return 0, fmt.Errorf("slack webhook: the webhook's pace (rate_limit) leaves no room before the delivery's deadline")
 	}
 	req, err := retryablehttp.NewRequestWithContext(ctx, http.MethodPost, s.url, body)
 	if err != nil {
-		return router.Permanent(errors.New("slack webhook: cannot make the request: " + s.scrub(err.Error())))
+		return 0, router.Permanent(errors.New("slack webhook: cannot make the request: " + s.scrub(err.Error())))
 	}
 	req.Header.Set("Content-Type", "application/json; charset=utf-8")
 	req.Header.Set("User-Agent", "switchboard")
 	resp, err := s.client.Do(req)
 	if err != nil {
-		return s.requestError(ctx, err)
+		return 0, s.requestError(ctx, err)
 	}
-	return s.classify(resp)
+	return resp.StatusCode, s.classify(resp)
 }
 
 // Preview returns the JSON payload Send would post for e.
@@ -437,6 +444,7 @@ var (
 	_ sinks.Builder            = (*Options)(nil)
 	_ sinks.DefaultConcurrency = (*Options)(nil)
 	_ router.Sink              = (*Sink)(nil)
+	_ router.StatusSink        = (*Sink)(nil)
 	_ sinks.Closer             = (*Sink)(nil)
 	_ sinks.Previewer          = (*Sink)(nil)
 	_ config.SecretHolder      = (*Options)(nil)

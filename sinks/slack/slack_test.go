@@ -492,3 +492,23 @@ func TestDefaults(t *testing.T) {
 		t.Errorf("defaults = %+v, concurrency %d", o, o.DefaultConcurrency())
 	}
 }
+
+// TestSendStatusReportsSlacksAnswer checks what the delivery history
+// shows of an attempt: Slack's status on success and failure.
+func TestSendStatusReportsSlacksAnswer(t *testing.T) {
+	for _, tt := range []struct {
+		answer http.HandlerFunc
+		want   int
+		ok     bool
+	}{
+		{nil, 200, true},
+		{answer(404, "no_service"), 404, false},
+		{answer(500, "oops"), 500, false},
+	} {
+		url, _ := slackServer(t, tt.answer)
+		code, err := build(t, map[string]any{"webhook_url": url}).SendStatus(context.Background(), birdFailedCall(t))
+		if code != tt.want || (err == nil) != tt.ok {
+			t.Errorf("SendStatus = %d, %v; want %d (success %v)", code, err, tt.want, tt.ok)
+		}
+	}
+}

@@ -1,0 +1,248 @@
+package history
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"switchboard/router"
+)
+
+var t0 = time.Date(2026, 11, 26, 3, 0, 0, 0, time.UTC)
+
+func event(source, id string, at time.Time, payload string) *router.Event {
+	return &router.Event{ID: id, Source: source, Event: "voice.outbound", Status: "failed", Time: at, ReceivedAt: at,
+		RawPayload: []byte(payload)}
+}
+
+func accepted(source, id string, at time.Time, sinks ...string) *Entry {
+	return NewEntry(event(source, id, at, `{"to":"+31612345678"}`), Accepted, []string{"failed-calls"}, sinks, nil)
+}
+
+func ids(p Page) []string {
+	var out []string
+	for _, v := range p.Items {
+		out = append(out, v.Source+"/"+v.ID)
+	}
+	return out
+}
+
+func TestFindByIDAndBySourceAndTime(t *testing.T) {
+	s := New(10, time.Hour)
+	s.Add(accepted("bird", "a", t0, "crm"))
+	s.Add(accepted("mob", "a", t0.Add(time.Second), "crm"))
+	s.Add(accepted("bird", "b", t0.Add(2*time.Second)))
+	s.Add(NewEntry(event("bird", "a", t0.Add(3*time.Second), `{}`), Duplicate, nil, nil, nil))
+	now := t0.Add(time.Minute)
+	for _, tc := range []struct {
+		name string
+		q    Query
+		want string
+	}{
+		{"an id of two sources, and its duplicate, newest first", Query{ID: "a"}, "bird/a mob/a bird/a"},
+		{"by source", Query{Source: "bird"}, "bird/a bird/b bird/a"},
+		{"since", Query{Since: t0.Add(time.Second)}, "bird/a bird/b mob/a"},
+		{"until", Query{Until: t0.Add(time.Second)}, "mob/a bird/a"},
+		{"nothing", Query{ID: "zzz"}, ""},
+		{"limit leaves a cursor", Query{Limit: 2}, "bird/a bird/b"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := strings.Join(ids(s.Find(tc.q, now)), " "); got != tc.want {
+				t.Errorf("got %q, want %q", got, tc.want)
+			}
+		})
+	}
+	p := s.Find(Query{Limit: 2}, now)
+	rest := s.Find(Query{Limit: 2, Before: p.Next}, now)
+	if got := strings.Join(ids(rest), " "); got != "mob/a bird/a" || rest.Next != 0 {
+		t.Errorf("second page %q (next %d), want \"mob/a bird/a\" and no next", got, rest.Next)
+	}
+}
+
+func TestTheOldestIsPushedOutAndForgotten(t *testing.T) {
+	s := New(3, 0)
+	for i := range 5 {
+		s.Add(accepted("bird", fmt.Sprint(i), t0.Add(time.Duration(i)*time.Second), "crm"))
+	}
+	if got := strings.Join(ids(s.Find(Query{}, t0)), " "); got != "bird/4 bird/3 bird/2" {
+		t.Errorf("kept %q, want the newest three", got)
+	}
+	// An attempt for a pushed-out event finds nothing and changes nothing.
+	s.Attempted("bird", "0", "crm", "d0", Attempt{At: t0, Outcome: "success"}, time.Time{})
+	for i := range s.shards {
+		for k := range s.shards[i].m {
+			if k.id == "0" || k.id == "1" {
+				t.Errorf("index still holds pushed-out event %v", k)
+			}
+		}
+	}
+	if n := s.Len(); n != 3 {
+		t.Errorf("Len = %d, want 3", n)
+	}
+}
+
+func TestAttemptsUpToDeliveryOrDeath(t *testing.T) {
+	s := New(10, 0)
+	s.Add(accepted("bird", "e1", t0, "crm", "oncall"))
+	s.Attempting("bird", "e1", "crm")
+	if st := s.Find(Query{ID: "e1"}, t0).Items[0].Deliveries[0].State; st != InFlight {
+		t.Errorf("state while attempting = %s, want in_flight", st)
+	}
+	next := t0.Add(2 * time.Second)
+	s.Attempted("bird", "e1", "crm", "d1", Attempt{At: t0, Took: 1500 * time.Microsecond, Status: 503, Outcome: "retry", Error: "503 Service Unavailable"}, next)
+	s.Attempted("bird", "e1", "crm", "d1", Attempt{At: next, Status: 200, Outcome: "success"}, time.Time{})
+	s.Attempted("bird", "e1", "oncall", "d2", Attempt{At: t0, Status: 404, Outcome: "dead", Error: "permanent failure: 404"}, time.Time{})
+	v := s.Find(Query{ID: "e1"}, t0).Items[0]
+	crm, oncall := v.Deliveries[0], v.Deliveries[1]
+	if crm.State != Delivered || len(crm.Attempts) != 2 || crm.Attempts[0].Status != 503 || crm.Attempts[0].TookMS != 1.5 || crm.Attempts[1].Status != 200 {
+		t.Errorf("crm = %+v, want delivered after 503 then 200", crm)
+	}
+	if oncall.State != Dead || oncall.DeliveryID != "d2" || oncall.Attempts[0].Error == "" {
+		t.Errorf("oncall = %+v, want dead with its error and dead letter id", oncall)
+	}
+}
+
+func TestRetryShowsNextAttemptAndAbandonIsPending(t *testing.T) {
+	s := New(10, 0)
+	s.Add(accepted("bird", "e1", t0, "crm"))
+	s.Attempted("bird", "e1", "crm", "d1", Attempt{At: t0, Outcome: "retry", Error: "timeout"}, t0.Add(time.Minute))
+	d := s.Find(Query{ID: "e1"}, t0).Items[0].Deliveries[0]
+	if d.State != Retrying || !d.Next.Equal(t0.Add(time.Minute)) {
+		t.Errorf("after a retry: %+v", d)
+	}
+	s.Attempting("bird", "e1", "crm")
+	s.Abandoned("bird", "e1", "crm")
+	if d := s.Find(Query{ID: "e1"}, t0).Items[0].Deliveries[0]; d.State != Pending || len(d.Attempts) != 1 {
+		t.Errorf("after an abandoned attempt: %+v, want pending with the one attempt", d)
+	}
+}
+
+func TestAttemptsAreCappedKeepingTheFirst(t *testing.T) {
+	s := New(10, 0)
+	s.Add(accepted("bird", "e1", t0, "crm"))
+	for i := range 100 {
+		s.Attempted("bird", "e1", "crm", "d1", Attempt{At: t0.Add(time.Duration(i) * time.Second), Outcome: "retry", Error: fmt.Sprint(i)}, t0)
+	}
+	d := s.Find(Query{ID: "e1"}, t0).Items[0].Deliveries[0]
+	if len(d.Attempts) != maxAttempts || d.Attempts[0].Error != "0" || d.Attempts[1].Error != "69" ||
+		d.Attempts[maxAttempts-1].Error != "99" || d.Omitted != 100-maxAttempts {
+		t.Errorf("kept %d attempts (first %q, second %q, last %q), omitted %d", len(d.Attempts), d.Attempts[0].Error,
+			d.Attempts[1].Error, d.Attempts[maxAttempts-1].Error, d.Omitted)
+	}
+}
+
+func TestReplayedToAnotherSinkIsAdded(t *testing.T) {
+	s := New(10, 0)
+	s.Add(accepted("bird", "e1", t0, "crm"))
+	s.Attempted("bird", "e1", "archive", "d9", Attempt{At: t0, Outcome: "success"}, time.Time{})
+	v := s.Find(Query{ID: "e1"}, t0).Items[0]
+	if len(v.Deliveries) != 2 || v.Deliveries[1].Sink != "archive" || v.Deliveries[1].State != Delivered {
+		t.Errorf("deliveries = %+v", v.Deliveries)
+	}
+}
+
+func TestMaxAgeHidesAndSweepDrops(t *testing.T) {
+	s := New(10, time.Minute)
+	s.Add(accepted("bird", "old", t0, "crm"))
+	s.Add(accepted("bird", "new", t0.Add(2*time.Minute), "crm"))
+	now := t0.Add(2*time.Minute + time.Second)
+	if got := strings.Join(ids(s.Find(Query{}, now)), " "); got != "bird/new" {
+		t.Errorf("found %q, want only the event within max_age", got)
+	}
+	if n := s.Sweep(now); n != 1 || s.Len() != 1 || s.lookup("bird", "old") != nil {
+		t.Errorf("Sweep dropped %d, %d left, old indexed: %v", n, s.Len(), s.lookup("bird", "old") != nil)
+	}
+	s.SetMaxAge(0)
+	if n := s.Sweep(now.Add(time.Hour)); n != 0 {
+		t.Errorf("Sweep without max_age dropped %d", n)
+	}
+}
+
+func TestPayloadIsCutPastMaxPayload(t *testing.T) {
+	s := New(10, 0)
+	big := `{"blob":"` + strings.Repeat("x", 2*MaxPayload) + `"}`
+	s.Add(NewEntry(event("bird", "big", t0, big), Accepted, nil, nil, nil))
+	s.Add(NewEntry(event("bird", "small", t0, `{"a": 1,`+"\n"+` "b": [1, 2]}`), Accepted, nil, nil, nil))
+	for _, v := range s.Find(Query{}, t0).Items {
+		var ev struct{ Payload any }
+		if err := json.Unmarshal(v.Event, &ev); err != nil {
+			t.Fatalf("%s: event is not JSON: %v\n%s", v.ID, err, v.Event)
+		}
+		switch v.ID {
+		case "big":
+			p, _ := ev.Payload.(string)
+			if len(p) != MaxPayload || v.CutAt != MaxPayload || v.Size != len(big) {
+				t.Errorf("cut payload: %d bytes, cut_at %d, size %d", len(p), v.CutAt, v.Size)
+			}
+		case "small":
+			if v.CutAt != 0 || !strings.Contains(string(v.Event), `"payload":{"a":1,"b":[1,2]}`) {
+				t.Errorf("small payload shown as %s", v.Event)
+			}
+		}
+	}
+}
+
+func TestPayloadMapWhenNoRawPayload(t *testing.T) {
+	s := New(10, 0)
+	ev := &router.Event{ID: "m", Source: "s", Event: "x", ReceivedAt: t0, Payload: map[string]any{"n": 1}}
+	s.Add(NewEntry(ev, Accepted, nil, nil, nil))
+	if got := string(s.Find(Query{}, t0).Items[0].Event); !strings.Contains(got, `"payload":{"n":1}`) {
+		t.Errorf("event = %s", got)
+	}
+}
+
+func TestNilStoreIsOff(t *testing.T) {
+	var s *Store = New(0, time.Hour)
+	if s != nil {
+		t.Fatal("New(0) is not nil")
+	}
+	s.Add(accepted("bird", "a", t0, "crm"))
+	s.Attempting("bird", "a", "crm")
+	s.Attempted("bird", "a", "crm", "d", Attempt{}, t0)
+	s.Abandoned("bird", "a", "crm")
+	s.SetMaxAge(time.Second)
+	if p := s.Find(Query{}, t0); len(p.Items) != 0 || s.Len() != 0 || s.Cap() != 0 || s.Sweep(t0) != 0 {
+		t.Error("a nil store answered something")
+	}
+}
+
+// TestConcurrentUse runs adds, attempts, sweeps and queries together; run
+// with -race.
+func TestConcurrentUse(t *testing.T) {
+	s := New(64, time.Hour)
+	var wg sync.WaitGroup
+	for w := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 2000 {
+				id := fmt.Sprintf("%d-%d", w, i)
+				s.Add(accepted("bird", id, t0, "crm"))
+				s.Attempting("bird", id, "crm")
+				s.Attempted("bird", id, "crm", "d", Attempt{At: t0, Outcome: "success"}, time.Time{})
+			}
+		}()
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for range 50 {
+			s.Find(Query{Source: "bird"}, t0)
+			s.Sweep(t0)
+		}
+	}()
+	wg.Wait()
+	if n := s.Len(); n != 64 {
+		t.Errorf("Len = %d, want 64", n)
+	}
+	indexed := 0
+	for i := range s.shards {
+		indexed += len(s.shards[i].m)
+	}
+	if indexed != 64 {
+		t.Errorf("index holds %d entries, want the 64 in the ring", indexed)
+	}
+}
