@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"math"
 	"reflect"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -503,9 +504,10 @@ func sameJSON(a, b any) bool {
 		case float64:
 			return x == y
 		case uint64:
-			// 9.227e18 is written back as 9227000000000000000, which
-			// reads as a uint64: the same number, exactly.
-			return x >= 0 && x < 1<<64 && x == math.Trunc(x) && uint64(x) == y
+			// 9.227000001e18 is written back as 9227000001000000000, which
+			// reads as a uint64: the decimal the sender wrote, which the
+			// float64 only approximates.
+			return strconv.FormatFloat(x, 'f', -1, 64) == strconv.FormatUint(y, 10)
 		}
 		return false
 	}
