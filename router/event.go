@@ -289,7 +289,16 @@ func (e *Event) Lookup(key string) (any, bool) {
 	case "status":
 		return e.Status, e.Status != ""
 	}
+	if e.undecoded() {
+		return RawLookup(e.RawPayload, key)
+	}
 	return LookupPath(e.Fields(), key)
+}
+
+// undecoded reports whether the payload is still only its bytes: a field
+// is then read from them, not by decoding the whole payload.
+func (e *Event) undecoded() bool {
+	return e.Payload == nil && e.RawPayload != nil && e.fields.Load() == nil
 }
 
 // LookupPath follows a dotted path through nested objects.

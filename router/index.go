@@ -158,7 +158,10 @@ func lookupKey(k *key, e *Event) keyVal {
 	}
 	// As the environment shows it: payload is the event's payload (an empty
 	// object when it has none), member access is nil-safe.
-	var cur any = e.Payload
+	if e.undecoded() {
+		return rawKeyVal(e.RawPayload, k.path)
+	}
+	var cur any = e.Fields()
 	for _, seg := range k.path {
 		switch m := cur.(type) {
 		case map[string]any:

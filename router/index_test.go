@@ -1,6 +1,7 @@
 package router_test
 
 import (
+	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"slices"
@@ -123,6 +124,22 @@ type routing struct {
 // indexedAndLinear routes e with the index and, through the trace path that
 // evaluates every rule, without it.
 func indexedAndLinear(tb *router.Table, e *router.Event) (indexed, linear routing) {
+	// The same event as a source that does not decode bodies makes it:
+	// its payload only bytes, read by path, decoded if a rule needs it.
+	raw, err := json.Marshal(e.Payload)
+	if err != nil {
+		panic(err)
+	}
+	lazy := &router.Event{ID: e.ID, Source: e.Source, Event: e.Event, Status: e.Status, Time: e.Time,
+		ReceivedAt: e.ReceivedAt, RawPayload: raw, Headers: e.Headers}
+	rz := &recorder{}
+	lazySinks := route(tb, lazy, rz, nil)
+	defer func() {
+		if !slices.Equal(lazySinks, indexed.sinks) || !slices.Equal(rz.matched, indexed.matched) || !slices.Equal(rz.failed, indexed.failed) {
+			indexed.sinks = append(lazySinks, "(undecoded payload)") // makes the caller's comparison fail, with both in its message
+			indexed.matched = append(rz.matched, "(undecoded payload)")
+		}
+	}()
 	ri, rl := &recorder{}, &recorder{}
 	indexed.sinks = route(tb, e, ri, nil)
 	var trace []router.Verdict

@@ -533,18 +533,15 @@ func (t *Table) fillEnv(env map[string]any, e *Event) {
 	env["status"] = e.Status
 	env["time"] = tm
 	env["received_at"] = e.ReceivedAt
-	if e.Payload != nil {
-		env["payload"] = e.Payload
-	} else {
-		env["payload"] = map[string]any{}
-	}
+	payload := e.Fields()
+	env["payload"] = payload
 	if e.Headers != nil {
 		env["headers"] = e.Headers
 	} else {
 		env["headers"] = map[string]string{}
 	}
 	for _, v := range t.vars {
-		if x, ok := e.Payload[v]; ok {
+		if x, ok := payload[v]; ok {
 			env[v] = x
 		}
 	}

@@ -157,7 +157,7 @@ func (t *Throttle) summary(k string, w *throttleWindow, now time.Time) *Event {
 		"last_id":      w.last.ID,
 		"last_event":   w.last.Event,
 		"last_status":  w.last.Status,
-		"last_payload": w.last.Payload,
+		"last_payload": w.last.Fields(),
 	}
 	end := w.end
 	if now.Before(end) { // cut short by a reload

@@ -1,11 +1,10 @@
 package sources
 
 import (
-	"bytes"
 	"errors"
 	"net/http"
-	"unicode/utf8"
 
+	"switchboard/router"
 	"switchboard/sources/relaxed"
 )
 
@@ -22,10 +21,39 @@ import (
 
 // Object is one JSON object of a request body.
 type Object struct {
+	// Payload is the object decoded; nil for an object read by
+	// ScanObject, whose members are read from Raw as they are needed.
 	Payload map[string]any
 	// Raw is the object as strict JSON, for Event.RawPayload: the bytes
 	// received when they were strict.
 	Raw []byte
+}
+
+// ScanObject reads a body holding one object of strict JSON without
+// decoding it: most webhook bodies are, and a source that needs a few of
+// their fields (the generic source's event, status, id and time) reads
+// those with Lookup, leaving the rest to be decoded only if a rule or a
+// template asks for the payload (router.Event.Fields). ok is false for
+// anything else (relaxed JSON, an array, not JSON): DecodeObject or
+// DecodeBatch read those, and say what is wrong.
+func ScanObject(b []byte) (Object, bool) {
+	i := 0
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+		i++
+	}
+	if i == len(b) || b[i] != '{' || !relaxed.Strict(b) {
+		return Object{}, false
+	}
+	return Object{Raw: b}, true
+}
+
+// Lookup returns the value at a dotted path from the object's root
+// ("payload.status"), as router.LookupPath finds it in Payload.
+func (o Object) Lookup(path string) (any, bool) {
+	if o.Payload != nil {
+		return router.LookupPath(o.Payload, path)
+	}
+	return router.RawLookup(o.Raw, path)
 }
 
 // DecodeObject reads a body (or part of one) holding one JSON object.
@@ -82,92 +110,7 @@ func badJSON(err error) error {
 
 // Member returns the strict JSON of the object's member key, nil when it
 // has none (a repeated key is its last value, as in Payload).
-func (o Object) Member(key string) []byte {
-	var found []byte
-	i := skipSpace(o.Raw, 0)
-	if i >= len(o.Raw) || o.Raw[i] != '{' {
-		return nil
-	}
-	i++
-	for {
-		i = skipSpace(o.Raw, i)
-		if i >= len(o.Raw) || o.Raw[i] != '"' {
-			return found // '}' or, never for Raw, malformed
-		}
-		k := i
-		i = skipValue(o.Raw, i)
-		name := o.Raw[k:i]
-		i = skipSpace(o.Raw, i) + 1 // ':'
-		v := skipSpace(o.Raw, i)
-		i = skipValue(o.Raw, v)
-		if keyIs(name, key) {
-			found = o.Raw[v:i:i]
-		}
-		i = skipSpace(o.Raw, i)
-		if i < len(o.Raw) && o.Raw[i] == ',' {
-			i++
-		}
-	}
-}
-
-// keyIs compares a quoted JSON key with key.
-func keyIs(quoted []byte, key string) bool {
-	if len(quoted) == len(key)+2 && string(quoted[1:len(quoted)-1]) == key {
-		return true
-	}
-	if bytes.IndexByte(quoted, '\\') >= 0 || !utf8.Valid(quoted) {
-		// Escaped, or with bytes Payload holds as U+FFFD: rare enough
-		// to decode.
-		d, err := relaxed.Parse(quoted)
-		return err == nil && d == key
-	}
-	return false
-}
-
-func skipSpace(b []byte, i int) int {
-	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
-		i++
-	}
-	return i
-}
-
-// skipValue returns the end of the strict JSON value starting at i.
-func skipValue(b []byte, i int) int {
-	depth := 0
-	for i < len(b) {
-		switch c := b[i]; c {
-		case '"':
-			i++
-			for i < len(b) && b[i] != '"' {
-				if b[i] == '\\' {
-					i++
-				}
-				i++
-			}
-			i++
-		case '{', '[':
-			depth++
-			i++
-		case '}', ']':
-			if depth == 0 {
-				return i
-			}
-			depth--
-			i++
-		case ',', ' ', '\t', '\n', '\r', ':':
-			if depth == 0 {
-				return i
-			}
-			i++
-		default:
-			i++
-		}
-		if depth == 0 && i > 0 && (b[i-1] == '"' || b[i-1] == '}' || b[i-1] == ']') {
-			return i
-		}
-	}
-	return i
-}
+func (o Object) Member(key string) []byte { return router.RawMember(o.Raw, key) }
 
 func kind(v any) string {
 	switch v.(type) {

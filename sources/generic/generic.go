@@ -95,9 +95,16 @@ func (s *Source) Parse(req *sources.Request) (*sources.Result, error) {
 	if len(body) == 0 {
 		return nil, sources.Reject(http.StatusBadRequest, "empty", "empty body; send a JSON object (one event) or an array of objects (a batch)")
 	}
-	objs, err := sources.DecodeBatch(body, req.MaxBatchEvents)
-	if err != nil {
-		return nil, err
+	// A body of one strict JSON object, nearly every request, is not
+	// decoded: its fields are read from its bytes, its payload decoded
+	// only if a rule or a template needs it.
+	objs := make([]sources.Object, 1)
+	var ok bool
+	if objs[0], ok = sources.ScanObject(body); !ok {
+		var err error
+		if objs, err = sources.DecodeBatch(body, req.MaxBatchEvents); err != nil {
+			return nil, err
+		}
 	}
 	res := &sources.Result{Events: make([]*router.Event, 0, len(objs))}
 	for i, obj := range objs {
@@ -118,30 +125,30 @@ func (s *Source) Parse(req *sources.Request) (*sources.Result, error) {
 }
 
 func (s *Source) event(obj sources.Object, received time.Time) (*router.Event, error) {
-	payload, raw := obj.Payload, obj.Raw
-	ev := &router.Event{Source: s.name, ReceivedAt: received, Time: received, Payload: payload, RawPayload: raw, Body: raw}
+	raw := obj.Raw
+	ev := &router.Event{Source: s.name, ReceivedAt: received, Time: received, Payload: obj.Payload, RawPayload: raw, Body: raw}
 	ev.Event = s.opts.Event
 	if ev.Event == "" {
-		v, _ := router.LookupPath(payload, s.opts.EventField)
+		v, _ := obj.Lookup(s.opts.EventField)
 		if ev.Event = router.String(v); ev.Event == "" {
 			return nil, sources.Reject(http.StatusBadRequest, "no_event",
 				"no event name: the body has no %q field; point event_field at the field that names the event, or set a constant event: on the source", s.opts.EventField)
 		}
 	}
 	if s.opts.StatusField != "" {
-		if v, ok := router.LookupPath(payload, s.opts.StatusField); ok {
+		if v, ok := obj.Lookup(s.opts.StatusField); ok {
 			ev.Status = router.String(v)
 		}
 	}
 	if s.opts.IDField != "" {
-		v, _ := router.LookupPath(payload, s.opts.IDField)
+		v, _ := obj.Lookup(s.opts.IDField)
 		ev.ID = router.String(v)
 	}
 	if ev.ID == "" {
 		ev.ID = router.DeriveID(s.name, raw)
 	}
 	if s.opts.TimeField != "" {
-		if v, ok := router.LookupPath(payload, s.opts.TimeField); ok {
+		if v, ok := obj.Lookup(s.opts.TimeField); ok {
 			t, err := ParseTime(v)
 			if err != nil {
 				ev.TimeNote = fmt.Sprintf("time_field %s: %v", s.opts.TimeField, err)
