@@ -128,13 +128,20 @@ func (d *Daemon) accept(ctx context.Context, src *Source, events []*router.Event
 			metrics.EventsUnmatched.WithLabelValues(src.Name).Inc()
 		}
 	}
+	// Debug lines only when they are kept: building their attributes costs
+	// allocations on every event.
+	debug := d.log.Enabled(ctx, slog.LevelDebug)
 	for i, ev := range events {
 		src.counter(outcomes[i]).Inc()
 		switch outcomes[i] {
 		case outcomeAccepted:
-			d.log.Debug("event accepted", "event_id", ev.ID, "source", src.Name, "event", ev.Event, "status", ev.Status)
+			if debug {
+				d.log.Debug("event accepted", "event_id", ev.ID, "source", src.Name, "event", ev.Event, "status", ev.Status)
+			}
 		case outcomeFiltered:
-			d.log.Debug("event filtered by source", "event_id", ev.ID, "source", src.Name, "event", ev.Event, "status", ev.Status)
+			if debug {
+				d.log.Debug("event filtered by source", "event_id", ev.ID, "source", src.Name, "event", ev.Event, "status", ev.Status)
+			}
 		case outcomeDuplicate:
 			d.log.Info("duplicate of an accepted event; acknowledged, not routed again", "event_id", ev.ID, "source", src.Name, "event", ev.Event)
 		}
@@ -359,7 +366,9 @@ func (o ruleObserver) RuleFailed(rule string, e *router.Event, err error) {
 
 func (o ruleObserver) Throttled(owner string, e *router.Event) {
 	metrics.Throttled.WithLabelValues(owner).Inc()
-	o.log.Debug("held back by storm control", "throttle", owner, "event_id", e.ID, "source", e.Source, "event", e.Event)
+	if o.log.Enabled(context.Background(), slog.LevelDebug) {
+		o.log.Debug("held back by storm control", "throttle", owner, "event_id", e.ID, "source", e.Source, "event", e.Event)
+	}
 }
 
 type deliveryObserver struct {
@@ -385,7 +394,9 @@ func (o deliveryObserver) Delivered(d *router.Delivery, outcome string, took tim
 	switch outcome {
 	case "success":
 		metrics.DeliveryLatency.WithLabelValues(d.Sink).Observe(time.Since(d.Event.ReceivedAt).Seconds())
-		o.log.Debug("delivered", "event_id", d.Event.ID, "source", d.Event.Source, "sink", d.Sink, "attempt", d.Attempts, "took", took)
+		if o.log.Enabled(context.Background(), slog.LevelDebug) {
+			o.log.Debug("delivered", "event_id", d.Event.ID, "source", d.Event.Source, "sink", d.Sink, "attempt", d.Attempts, "took", took)
+		}
 	case "retry", "dead":
 		o.failures.record(d, outcome, err)
 	}

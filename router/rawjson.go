@@ -67,60 +67,72 @@ func skipSpace(b []byte, i int) int {
 func skipValue(b []byte, i int) int {
 	depth := 0
 	for i < len(b) {
-		switch c := b[i]; c {
+		switch b[i] {
 		case '"':
-			i++
-			for i < len(b) && b[i] != '"' {
-				if b[i] == '\\' {
-					i++
-				}
-				i++
+			i = skipString(b, i)
+			if depth == 0 {
+				return i
 			}
-			i++
+			continue
 		case '{', '[':
 			depth++
-			i++
 		case '}', ']':
 			if depth == 0 {
 				return i
 			}
-			depth--
-			i++
+			if depth--; depth == 0 {
+				return i + 1
+			}
 		case ',', ' ', '\t', '\n', '\r', ':':
 			if depth == 0 {
 				return i
 			}
-			i++
-		default:
-			i++
 		}
-		if depth == 0 && i > 0 && (b[i-1] == '"' || b[i-1] == '}' || b[i-1] == ']') {
-			return i
-		}
+		i++
 	}
 	return i
+}
+
+// skipString returns the end of the string whose opening quote is at i,
+// finding quotes with bytes.IndexByte: strings are most of a payload.
+func skipString(b []byte, i int) int {
+	i++
+	for {
+		j := bytes.IndexByte(b[i:], '"')
+		if j < 0 {
+			return len(b)
+		}
+		i += j
+		// Escaped when an odd number of backslashes precede it.
+		k := i - 1
+		for k >= 0 && b[k] == '\\' {
+			k--
+		}
+		if (i-1-k)%2 == 0 {
+			return i + 1
+		}
+		i++
+	}
 }
 
 // RawLookup is LookupPath on the strict JSON of an object: the value at a
 // dotted path, decoded as DecodeJSON decodes it, ok false when a member is
 // missing or the path goes through a value that is not an object.
 func RawLookup(raw []byte, path string) (any, bool) {
-	for {
-		key, rest, more := strings.Cut(path, ".")
+	for path != "" { // as LookupPath walks it: a trailing dot names nothing more
+		key, rest, _ := strings.Cut(path, ".")
 		if raw = RawMember(raw, key); raw == nil {
 			return nil, false
 		}
-		if !more {
-			v, err := decodeValue(raw)
-			return v, err == nil
-		}
 		path = rest
 	}
+	v, err := DecodeValue(raw)
+	return v, err == nil
 }
 
-// decodeValue is DecodeJSON for one value of strict JSON, without a
+// DecodeValue is DecodeJSON for one value of strict JSON, without a
 // decoder for the scalars a lookup nearly always finds.
-func decodeValue(raw []byte) (any, error) {
+func DecodeValue(raw []byte) (any, error) {
 	switch raw = bytes.TrimSpace(raw); firstByte(raw) {
 	case '"':
 		if s := raw[1 : len(raw)-1]; bytes.IndexByte(s, '\\') < 0 && utf8.Valid(s) {
@@ -139,6 +151,18 @@ func decodeValue(raw []byte) (any, error) {
 		return DecodeJSON(raw)
 	}
 	return Number(string(raw)), nil
+}
+
+// PathSegments splits a dotted path into the members LookupPath and
+// RawLookup follow, for RawPaths.
+func PathSegments(path string) []string {
+	var out []string
+	for path != "" {
+		key, rest, _ := strings.Cut(path, ".")
+		out = append(out, key)
+		path = rest
+	}
+	return out
 }
 
 // rawKeyVal is lookupKey's walk (the expression environment's view of a
@@ -177,4 +201,61 @@ func firstByte(raw []byte) byte {
 		return raw[i]
 	}
 	return 0
+}
+
+// RawPaths finds several paths of an object of strict JSON in one pass
+// over its bytes: out[i] is set to the JSON of the value at paths[i] (a
+// path's members, from the root), or nil when it has none, exactly as
+// RawLookup would find it: a repeated key is its last value, and a path
+// through a value that is not an object finds nothing. A source reads the
+// few fields it needs of every body this way.
+func RawPaths(raw []byte, paths [][]string, out [][]byte) {
+	active := make([]int, 0, 8)
+	for i := range paths {
+		out[i] = nil
+		if len(paths[i]) > 0 {
+			active = append(active, i)
+		}
+	}
+	rawPaths(raw, paths, 0, active, out)
+}
+
+func rawPaths(raw []byte, paths [][]string, depth int, active []int, out [][]byte) {
+	i := skipSpace(raw, 0)
+	if i >= len(raw) || raw[i] != '{' {
+		return
+	}
+	i++
+	var sub []int
+	for {
+		i = skipSpace(raw, i)
+		if i >= len(raw) || raw[i] != '"' {
+			return
+		}
+		k := i
+		i = skipString(raw, i)
+		name := raw[k:i]
+		i = skipSpace(raw, i) + 1 // ':'
+		v := skipSpace(raw, i)
+		i = skipValue(raw, v)
+		sub = sub[:0]
+		for _, p := range active {
+			if !keyIs(name, paths[p][depth]) {
+				continue
+			}
+			if depth == len(paths[p])-1 {
+				out[p] = raw[v:i:i]
+			} else {
+				out[p] = nil // a later member of this name replaces what an earlier one held
+				sub = append(sub, p)
+			}
+		}
+		if len(sub) > 0 {
+			rawPaths(raw[v:i:i], paths, depth+1, sub, out)
+		}
+		i = skipSpace(raw, i)
+		if i < len(raw) && raw[i] == ',' {
+			i++
+		}
+	}
 }

@@ -70,7 +70,13 @@ const drainLimit = 64 << 10
 // small. A body that fails to read yields the head read until then; the
 // status decides the outcome anyway.
 func ReadAnswer(resp *http.Response) (status string, head []byte) {
-	head, _ = io.ReadAll(io.LimitReader(resp.Body, SnippetLen+1))
+	// Read into the stack; most answers are empty or a word, and only
+	// what was read is kept.
+	var buf [SnippetLen + 1]byte
+	n, _ := io.ReadFull(resp.Body, buf[:])
+	if n > 0 {
+		head = bytes.Clone(buf[:n])
+	}
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, drainLimit))
 	resp.Body.Close()
 	status = resp.Status

@@ -206,6 +206,9 @@ func (q *Queue) horizon(r *router.Routed) time.Duration {
 func (q *Queue) Enqueue(ctx context.Context, batch []router.Routed) error {
 	now := q.now()
 	items, evbuf, err := q.prepare(batch, now)
+	if evbuf != nil {
+		defer putEvbuf(evbuf)
+	}
 	if err != nil {
 		return err
 	}
@@ -261,7 +264,7 @@ func (q *Queue) prepare(batch []router.Routed, now time.Time) ([]enqItem, []byte
 			size += eventSize(batch[i].Event)
 		}
 	}
-	evbuf := make([]byte, 0, size)
+	evbuf := getEvbuf(size)
 	for i := range batch {
 		r, it := &batch[i], &items[i]
 		it.entry, it.remember = entryFor(r.Event.Source, r.Event.ID, q.horizon(r), now)
@@ -269,18 +272,37 @@ func (q *Queue) prepare(batch []router.Routed, now time.Time) ([]enqItem, []byte
 		if len(r.Sinks) > 0 {
 			var err error
 			if evbuf, err = appendEvent(evbuf, r.Event); err != nil {
-				return nil, nil, fmt.Errorf("event %s cannot be stored: %w", r.Event.ID, err)
+				return nil, evbuf, fmt.Errorf("event %s cannot be stored: %w", r.Event.ID, err)
 			}
 		}
 		it.evEnd = len(evbuf)
 		// Room for the head, however many sinks: a record past this would
 		// not read back.
 		if it.evEnd-it.evAt > maxFrame-(1<<20) {
-			return nil, nil, fmt.Errorf("event %s cannot be stored: %d bytes is more than a queue record holds (1 GiB); lower server.max_body_bytes",
+			return nil, evbuf, fmt.Errorf("event %s cannot be stored: %d bytes is more than a queue record holds (1 GiB); lower server.max_body_bytes",
 				r.Event.ID, it.evEnd-it.evAt)
 		}
 	}
 	return items, evbuf, nil
+}
+
+// evbufs are prepare's scratch buffers: an event's encoding lives there
+// only until frameEvents copies it behind its head, so one buffer serves
+// one Enqueue after another instead of a new one each time.
+var evbufs sync.Pool
+
+func getEvbuf(size int) []byte {
+	if p, ok := evbufs.Get().(*[]byte); ok && cap(*p) >= size {
+		return (*p)[:0]
+	}
+	return make([]byte, 0, size)
+}
+
+func putEvbuf(b []byte) {
+	if cap(b) <= 1<<20 { // keep no giant in the pool
+		b = b[:0]
+		evbufs.Put(&b)
+	}
 }
 
 // frameEvents makes the event records of an Enqueue: head and event,

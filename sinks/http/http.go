@@ -9,6 +9,7 @@
 package http
 
 import (
+	"cmp"
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
@@ -74,6 +75,8 @@ func (o *Options) DefaultConcurrency() int { return 8 }
 func (o *Options) Build(info sinks.Info) (router.Sink, error) {
 	var ps config.Problems
 	s := &Sink{name: info.Name, body: o.Body, contentType: o.ContentType, timeout: o.Timeout}
+	s.ctype = cmp.Or(o.ContentType, "application/json")
+	s.ctypeValue = []string{s.ctype}
 
 	switch u, err := url.Parse(o.URL); {
 	case o.URL == "":
@@ -287,12 +290,19 @@ type Sink struct {
 	json        *jsonBody
 	tmpl        *router.Template
 	contentType string
-	timeout     time.Duration
-	key         []byte
+	// ctype is the Content-Type of nearly every request, ctypeValue its
+	// header value, shared by them.
+	ctype      string
+	ctypeValue []string
+	timeout    time.Duration
+	key        []byte
 
 	transport *http.Transport
 	client    *retryablehttp.Client
 }
+
+// userAgent is the User-Agent header value of every request that sets none.
+var userAgent = []string{"switchboard"}
 
 // Send delivers e in one request (plus up to two quick retries when the
 // connection fails) and classifies the answer.
@@ -318,9 +328,15 @@ func (s *Sink) SendStatus(ctx context.Context, e *router.Event) (int, error) {
 	if h := s.header.Get("Host"); h != "" {
 		req.Host = h // net/http sends req.Host, not a Host header
 	}
-	req.Header.Set("Content-Type", ctype)
-	if req.Header.Get("User-Agent") == "" {
-		req.Header.Set("User-Agent", "switchboard")
+	// Values shared by every request, never changed by net/http: setting
+	// them costs no allocation.
+	if ctype == s.ctype {
+		req.Header["Content-Type"] = s.ctypeValue
+	} else {
+		req.Header.Set("Content-Type", ctype)
+	}
+	if _, ok := req.Header["User-Agent"]; !ok {
+		req.Header["User-Agent"] = userAgent
 	}
 	if s.key != nil {
 		ts := time.Now().Unix()

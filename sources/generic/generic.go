@@ -77,14 +77,30 @@ func (o *Options) Build(info sources.Info) (any, error) {
 	if len(ps) > 0 {
 		return nil, ps
 	}
-	return &Source{name: info.Name, opts: *o}, nil
+	src := &Source{name: info.Name, opts: *o, dotted: []string{o.EventField, o.StatusField, o.IDField, o.TimeField}}
+	for _, f := range src.dotted {
+		src.paths = append(src.paths, router.PathSegments(f))
+	}
+	return src, nil
 }
 
 // Source parses generic JSON webhooks.
 type Source struct {
 	name string
 	opts Options
+	// dotted are the event, status, id and time fields, paths their
+	// members, for reading them from a body's bytes in one pass.
+	dotted []string
+	paths  [][]string
 }
+
+// The fields of a body the source reads, as indexes into Source.paths.
+const (
+	fieldEvent = iota
+	fieldStatus
+	fieldID
+	fieldTime
+)
 
 // Parse implements sources.HTTPSource.
 func (s *Source) Parse(req *sources.Request) (*sources.Result, error) {
@@ -127,37 +143,57 @@ func (s *Source) Parse(req *sources.Request) (*sources.Result, error) {
 func (s *Source) event(obj sources.Object, received time.Time) (*router.Event, error) {
 	raw := obj.Raw
 	ev := &router.Event{Source: s.name, ReceivedAt: received, Time: received, Payload: obj.Payload, RawPayload: raw, Body: raw}
+	var vals [fieldTime + 1]any
+	var oks [fieldTime + 1]bool
+	s.fields(obj, &vals, &oks)
+	field := func(f int) (any, bool) { return vals[f], oks[f] }
 	ev.Event = s.opts.Event
 	if ev.Event == "" {
-		v, _ := obj.Lookup(s.opts.EventField)
+		v, _ := field(fieldEvent)
 		if ev.Event = router.String(v); ev.Event == "" {
 			return nil, sources.Reject(http.StatusBadRequest, "no_event",
 				"no event name: the body has no %q field; point event_field at the field that names the event, or set a constant event: on the source", s.opts.EventField)
 		}
 	}
-	if s.opts.StatusField != "" {
-		if v, ok := obj.Lookup(s.opts.StatusField); ok {
-			ev.Status = router.String(v)
-		}
+	if v, ok := field(fieldStatus); ok {
+		ev.Status = router.String(v)
 	}
-	if s.opts.IDField != "" {
-		v, _ := obj.Lookup(s.opts.IDField)
+	if v, ok := field(fieldID); ok {
 		ev.ID = router.String(v)
 	}
 	if ev.ID == "" {
 		ev.ID = router.DeriveID(s.name, raw)
 	}
-	if s.opts.TimeField != "" {
-		if v, ok := obj.Lookup(s.opts.TimeField); ok {
-			t, err := ParseTime(v)
-			if err != nil {
-				ev.TimeNote = fmt.Sprintf("time_field %s: %v", s.opts.TimeField, err)
-			} else {
-				ev.Time = t
-			}
+	if v, ok := field(fieldTime); ok {
+		t, err := ParseTime(v)
+		if err != nil {
+			ev.TimeNote = fmt.Sprintf("time_field %s: %v", s.opts.TimeField, err)
+		} else {
+			ev.Time = t
 		}
 	}
 	return ev, nil
+}
+
+// fields reads the source's fields of obj: from its decoded payload, or
+// from its bytes, all found in one pass.
+func (s *Source) fields(obj sources.Object, vals *[fieldTime + 1]any, oks *[fieldTime + 1]bool) {
+	if obj.Payload != nil {
+		for f, path := range s.dotted {
+			if path != "" {
+				vals[f], oks[f] = router.LookupPath(obj.Payload, path)
+			}
+		}
+		return
+	}
+	var found [fieldTime + 1][]byte
+	router.RawPaths(obj.Raw, s.paths, found[:])
+	for f, raw := range found {
+		if raw != nil {
+			v, err := router.DecodeValue(raw)
+			vals[f], oks[f] = v, err == nil
+		}
+	}
 }
 
 // ParseTime reads a provider timestamp: an RFC 3339 string, a
