@@ -432,6 +432,12 @@ func TestUnreadableRecordBecomesADeadLetter(t *testing.T) {
 	reframe(b[start:end])
 	os.WriteFile(seg, b, 0o640)
 
+	// queue check says so before a start does anything about it.
+	r, err := logqueue.Check(logqueue.Options{Dir: dir, Log: quietLog()})
+	if err != nil || r.Unreadable != 1 {
+		t.Fatalf("Check = %+v, %v; want 1 unreadable record and no damage", r, err)
+	}
+
 	var logs logBuffer
 	unreadable := newCounter()
 	q, err = logqueue.Open(logqueue.Options{Dir: dir, Log: slog.New(slog.NewTextHandler(&logs, nil)),
