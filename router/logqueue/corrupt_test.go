@@ -330,6 +330,9 @@ func TestDamageStopsTheStartWithOneClearError(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Salvage: %v", err)
 			}
+			if r.Bytes == 0 {
+				t.Errorf("salvage reports 0 bytes read (report %+v)", r)
+			}
 			q, err := logqueue.Open(logqueue.Options{Dir: to, Log: quietLog()})
 			if err != nil {
 				t.Fatalf("the salvaged queue does not open: %v", err)

@@ -144,6 +144,7 @@ func Salvage(opts Options, dir string) (*Report, error) {
 		q.mu.Unlock()
 	}
 	q.count(r)
+	r.Bytes = q.DiskBytes()
 	if err := q.exportTo(dir); err != nil {
 		return r, err
 	}
