@@ -556,3 +556,21 @@ func TestSecondOpenIsRefusedAtOnce(t *testing.T) {
 		}
 	}
 }
+
+// Something else where the lock file goes (a directory) stops the start
+// with what to do, in Open and in the offline tools alike.
+func TestLockFileInTheWay(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.Mkdir(filepath.Join(dir, "LOCK"), 0o750); err != nil {
+		t.Fatal(err)
+	}
+	want := "queue.dir " + dir + ": cannot take its lock file LOCK: is a directory; it holds no data: if it is not a file, remove it"
+	for name, open := range map[string]func() error{
+		"Open":  func() error { _, err := logqueue.Open(logqueue.Options{Dir: dir, Log: quietLog()}); return err },
+		"Check": func() error { _, err := logqueue.Check(logqueue.Options{Dir: dir, Log: quietLog()}); return err },
+	} {
+		if err := open(); err == nil || !strings.HasPrefix(err.Error(), want) {
+			t.Errorf("%s: %v\nwant it to start with %q", name, err, want)
+		}
+	}
+}

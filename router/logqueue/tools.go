@@ -68,7 +68,7 @@ func (q *Queue) lockDir() (io.Closer, error) {
 		return nil, fmt.Errorf("queue.dir %s is in use by a running switchboard; stop it first", q.dir)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("queue.dir %s: %w", q.dir, err)
+		return nil, q.lockError(err)
 	}
 	return lock, nil
 }
