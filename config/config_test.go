@@ -794,7 +794,7 @@ func TestListenersClash(t *testing.T) {
 		{"127.0.0.1:8080", "[::1]:8080", false},
 		{"10.0.0.1:8080", "127.0.0.1:8080", false},
 		{"127.0.0.1:0", "127.0.0.1:0", false}, // each picks a free port
-		{"8080", "8080", false},                // not host:port: its own problem
+		{"8080", "8080", false},               // not host:port: its own problem
 	} {
 		if got := listenersClash(tt.server, tt.admin); got != tt.clash {
 			t.Errorf("listenersClash(%q, %q) = %v, want %v", tt.server, tt.admin, got, tt.clash)
