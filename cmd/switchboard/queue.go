@@ -69,6 +69,12 @@ func newQueueCmd() *cobra.Command {
 		func(o logqueue.Options, stdout, stderr io.Writer) int { return queueSalvage(o, to, stdout, stderr) })
 	salvage.Flags().StringVar(&to, "to", "", "the new queue's directory (new or empty)")
 	salvage.MarkFlagRequired("to")
+	salvage.PreRunE = func(*cobra.Command, []string) error {
+		if to == "" {
+			return fmt.Errorf("--to needs a directory: where the salvaged queue goes")
+		}
+		return nil
+	}
 	cmd.AddCommand(
 		sub("check", "Verify every file of the queue; print what it holds", "  switchboard queue check -c config.example.yaml", queueCheck),
 		salvage,
