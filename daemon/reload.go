@@ -52,19 +52,23 @@ func (d *Daemon) Reload(trigger string) (Changes, error) {
 		return Changes{}, d.reloadFailed(trigger, config.Problems{{Msg: "cannot read config: " + err.Error()}})
 	}
 	hash := sha256.Sum256(raw)
-	if hash == d.lastHash {
-		// The running config, as it is: keep everything, including storm
-		// control's windows, and clear a refused reload's state.
-		if !d.recovered(trigger) {
-			d.log.Info("config unchanged; nothing to reload", "trigger", trigger)
-		}
-		return Changes{Unchanged: true, Rules: len(d.snap.Load().File.Rules)}, nil
-	}
+	// Built even when the bytes are those running: the secret files the
+	// config names (X_file) are read again at every reload, so that a
+	// rotated secret applies although the config file did not change.
 	next, err := d.build(raw)
 	if err != nil {
 		return Changes{}, d.reloadFailed(trigger, err)
 	}
 	old := d.snap.Load()
+	if hash == d.lastHash && sameSecrets(next.Secrets, old.Secrets) {
+		// The running config, as it is: keep everything, including storm
+		// control's windows, and clear a refused reload's state.
+		closeSinks(d, next)
+		if !d.recovered(trigger) {
+			d.log.Info("config unchanged; nothing to reload", "trigger", trigger)
+		}
+		return Changes{Unchanged: true, Rules: len(old.File.Rules)}, nil
+	}
 	ch := diff(old, next)
 	// The old secrets stay redacted too: errors of deliveries attempted
 	// with them may still arrive.
@@ -156,6 +160,14 @@ func (d *Daemon) build(raw []byte) (*Snapshot, error) {
 		return nil, ps
 	}
 	return next, nil
+}
+
+// sameSecrets reports whether two configs hold the same credentials.
+func sameSecrets(a, b []string) bool {
+	a, b = slices.Clone(a), slices.Clone(b)
+	slices.Sort(a)
+	slices.Sort(b)
+	return slices.Equal(a, b)
 }
 
 // recovered is a reload of the very file that runs: after a refused

@@ -123,3 +123,50 @@ rules:
 		}
 	}
 }
+
+// A rotated secret file applies at the next reload, though the config file
+// itself did not change; without a rotation the same file is still
+// "unchanged", and a secret file gone missing refuses the reload.
+func TestReloadRereadsSecretFiles(t *testing.T) {
+	dir := t.TempDir()
+	tok := filepath.Join(dir, "token")
+	if err := os.WriteFile(tok, []byte("first-token\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfgPath := filepath.Join(dir, "switchboard.yaml")
+	os.WriteFile(cfgPath, []byte(`
+server: { listen: "127.0.0.1:0" }
+admin: { listen: "127.0.0.1:0" }
+queue: { dir: `+filepath.Join(dir, "q")+` }
+sources:
+  app: { type: generic, auth: { bearer_token_file: `+tok+` } }
+sinks:
+  archive: { type: file, path: `+filepath.Join(dir, "events.jsonl")+` }
+rules:
+  - { name: all, to: [archive] }
+`), 0o600)
+	d := daemontest.StartFile(t, cfgPath)
+	url := "http://" + d.WebhookAddr() + "/hooks/app"
+	post := func(token string) int {
+		code, _ := daemontest.Post(t, url, `{"event":"e"}`, "Authorization", "Bearer "+token)
+		return code
+	}
+	if ch, err := d.Reload("test"); err != nil || !ch.Unchanged {
+		t.Fatalf("reload of the running file and secrets: %+v, %v; want unchanged", ch, err)
+	}
+	os.WriteFile(tok, []byte("second-token\n"), 0o600)
+	ch, err := d.Reload("test")
+	if err != nil || ch.Unchanged || !slices.Equal(ch.SourcesChanged, []string{"app"}) {
+		t.Fatalf("reload after rotating the secret: %+v, %v; want source app changed", ch, err)
+	}
+	if post("second-token") != 200 || post("first-token") != 401 {
+		t.Errorf("after the rotation: new token %d, old token %d; want 200 and 401", post("second-token"), post("first-token"))
+	}
+	os.Remove(tok)
+	if _, err := d.Reload("test"); err == nil || !strings.Contains(err.Error(), "bearer_token_file") {
+		t.Errorf("reload with the secret file gone: %v; want it refused, naming the setting", err)
+	}
+	if post("second-token") != 200 {
+		t.Error("a refused reload changed the running token")
+	}
+}

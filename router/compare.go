@@ -2,6 +2,7 @@ package router
 
 import (
 	"encoding/json"
+	"math"
 	"reflect"
 	"strconv"
 
@@ -97,8 +98,11 @@ func (numberCompare) Visit(n *ast.Node) {
 
 func unknownType(t reflect.Type) bool { return t == nil || t.Kind() == reflect.Interface }
 
+// jsonNumber is a literal past uint64 (bigint.go), a string to expr.
+var jsonNumber = reflect.TypeFor[json.Number]()
+
 func mayBeNumber(t reflect.Type) bool {
-	if unknownType(t) {
+	if unknownType(t) || t == jsonNumber {
 		return true
 	}
 	switch t.Kind() {
@@ -131,7 +135,10 @@ func numCompare(a, b any) (int, bool) {
 			}
 			return cmp3(x, uint64(y)), true
 		case float64:
-			return cmp3(float64(x), y), true
+			if x <= 1<<53 { // exact as a float64
+				return cmp3(float64(x), y), !math.IsNaN(y)
+			}
+			return decimalVsFloat(strconv.FormatUint(x, 10), y)
 		case json.Number:
 			return compareDecimal(strconv.FormatUint(x, 10), string(y)), true
 		}
@@ -140,10 +147,15 @@ func numCompare(a, b any) (int, bool) {
 		case uint64, json.Number:
 			c, ok := numCompare(y, x)
 			return -c, ok
+		case float64:
+			if -1<<53 <= x && x <= 1<<53 { // exact as a float64: expr's own way
+				return 0, false
+			}
+			return decimalVsFloat(strconv.Itoa(x), y)
 		}
 	case float64:
 		switch y := b.(type) {
-		case uint64, json.Number:
+		case uint64, json.Number, int:
 			c, ok := numCompare(y, x)
 			return -c, ok
 		}
@@ -154,13 +166,29 @@ func numCompare(a, b any) (int, bool) {
 		case int:
 			return compareDecimal(string(x), strconv.Itoa(y)), true
 		case float64:
-			return compareDecimal(string(x), strconv.FormatFloat(y, 'e', -1, 64)), true
+			return decimalVsFloat(string(x), y)
 		case uint64:
 			c, _ := numCompare(y, x)
 			return -c, true
 		}
 	}
 	return 0, false
+}
+
+// decimalVsFloat orders a number written in decimal and a float64, the
+// float as the shortest decimal that reads back as it (what a payload's
+// float or a rule's literal was written as): an integer past 2^53 is not
+// rounded to the nearest float64 first. ok is false for NaN.
+func decimalVsFloat(d string, f float64) (int, bool) {
+	switch {
+	case math.IsNaN(f):
+		return 0, false
+	case math.IsInf(f, 1):
+		return -1, true
+	case math.IsInf(f, -1):
+		return 1, true
+	}
+	return compareDecimal(d, strconv.FormatFloat(f, 'e', -1, 64)), true
 }
 
 func cmp3[T int | uint64 | float64](a, b T) int {

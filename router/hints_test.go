@@ -47,7 +47,8 @@ func TestWhenHintsLeaveGoodExpressionsAlone(t *testing.T) {
 // Whatever an operator writes in when, check answers with problems, never
 // a panic.
 func FuzzCompileWhen(f *testing.F) {
-	for _, s := range []string{`status = "failed"`, `duration < 5`, `len(payload.x) > count`, `a.b.c == nil`, `"x" matches "["`} {
+	for _, s := range []string{`status = "failed"`, `duration < 5`, `len(payload.x) > count`, `a.b.c == nil`, `"x" matches "["`,
+		`payload.id == 12345678901234567891`, `-1_2345678901234567891 < x && "99999999999999999999" == y`} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, when string) {

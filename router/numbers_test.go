@@ -61,6 +61,69 @@ func TestRulesCompareNumbersByValue(t *testing.T) {
 	}
 }
 
+// Issue 10.2: rules compare ids and amounts past int64 with literals past
+// int64 (which expr alone refuses to compile), and an integer against a
+// float exactly, not through the nearest float64.
+func TestRulesCompareLiteralsPastInt64(t *testing.T) {
+	payload := `{"id":12345678901234567891,"other":12345678901234567892,"huge":123456789012345678901234567890,` +
+		`"neg":-9223372036854775809,"min":-9223372036854775808,"p53":9007199254740993,"s":"12345678901234567891"}`
+	for _, tc := range []struct {
+		when string
+		want bool
+	}{
+		{`payload.id == 12345678901234567891`, true},
+		{`payload.other == 12345678901234567891`, false},
+		{`payload.id != 12345678901234567892`, true},
+		{`payload.id < 12_345_678_901_234_567_892`, true},
+		{`payload.id in [1, 12345678901234567891]`, true},
+		{`payload.other in [1, 12345678901234567891]`, false},
+		{`payload.huge == 123456789012345678901234567890`, true},
+		{`payload.huge > 123456789012345678901234567889`, true},
+		{`payload.id < 123456789012345678901234567890`, true},
+		{`payload.neg == -9223372036854775809`, true},
+		{`payload.neg < -9223372036854775808`, true},
+		{`payload.min == -9223372036854775808`, true},
+		{`payload.id > 12345678901234567000.0`, true}, // as a float64 both are 12345678901234567168
+		{`payload.p53 == 9007199254740992.0`, false},  // as a float64 both are 2^53
+		{`payload.p53 > 9007199254740992.0`, true},
+		{`payload.s == "12345678901234567891"`, true},
+		{`payload.missing == 12345678901234567891`, false},
+		{`status == "completed" && payload.id == 12345678901234567891`, true},
+		{`payload.s == 12345678901234567891`, false},
+	} {
+		t.Run(tc.when, func(t *testing.T) {
+			tb := compile(t, []config.Rule{{Name: "r", When: tc.when, To: []string{"crm"}}})
+			var trace []router.Verdict
+			got := len(route(tb, inbound("completed", payload), nil, &trace)) == 1
+			if trace[0].Verdict == router.Error {
+				t.Fatalf("rule failed: %s", trace[0].Reason)
+			}
+			if got != tc.want {
+				t.Errorf("%s: got %v, want %v", tc.when, got, tc.want)
+			}
+			// The indexed path (no trace) agrees.
+			if got := len(route(tb, inbound("completed", payload), nil, nil)) == 1; got != tc.want {
+				t.Errorf("%s without a trace: got %v, want %v", tc.when, got, tc.want)
+			}
+		})
+	}
+}
+
+// A literal past int64 keeps its column in messages: it is widened in
+// place, not moved.
+func TestLiteralPastInt64KeepsColumns(t *testing.T) {
+	_, ps := router.Compile([]config.Rule{{Name: "r", When: `payload.id == 12345678901234567891 && nope(1)`, To: []string{"crm"}}},
+		nil, []string{"crm"}, nil)
+	if len(ps) != 1 || !strings.Contains(ps[0].Msg, "nope") {
+		t.Fatalf("problems %v", ps)
+	}
+	_, ps = router.Compile([]config.Rule{{Name: "r", When: `payload.id == 12345678901234567891 +`, To: []string{"crm"}}},
+		nil, []string{"crm"}, nil)
+	if len(ps) != 1 || !strings.Contains(ps[0].Msg, "column 36") {
+		t.Fatalf("problems %v", ps)
+	}
+}
+
 // Ordering a number against a string is a rule error, as expr has it.
 func TestRulesCompareNumberWithString(t *testing.T) {
 	tb := compile(t, []config.Rule{{Name: "r", When: `payload.big < "x"`, To: []string{"crm"}}})

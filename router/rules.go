@@ -171,7 +171,8 @@ func Compile(rules []config.Rule, unmatched []string, sinks []string, sources ma
 			if err != nil {
 				ps.Add(at+".when", "%v", err)
 			} else {
-				r.conds, r.whole = t.index.whenConds(rc.When)
+				widened, _ := widenBigInts(rc.When)
+				r.conds, r.whole = t.index.whenConds(widened)
 			}
 			r.when = prog
 		}
@@ -219,6 +220,10 @@ func compileExpr(src string, vars map[string]bool, asBool bool) (*vm.Program, er
 		expr.AllowUndefinedVariables(),
 		expr.Patch(nilSafe{}),
 		expr.Patch(names),
+	}
+	src, big := widenBigInts(src)
+	if big != nil {
+		opts = append(opts, expr.Patch(big))
 	}
 	if asBool {
 		opts = append(opts, expr.AsBool())

@@ -37,6 +37,9 @@ func TestCheckRefusesWhatRunWouldRefuse(t *testing.T) {
 		{"file sink below a file", "queue: { dir: " + filepath.Join(dir, "q") + " }\nsources:\n  app: { type: generic }\nsinks:\n  archive: { type: file, path: " + filepath.Join(blocker, "events.jsonl") + " }\n", []string{
 			"sinks.archive.path: " + blocker + " is a file, not a directory; make it writable by the user switchboard runs as, or choose another path",
 		}},
+		{"file sink path is a directory", "queue: { dir: " + filepath.Join(dir, "q") + " }\nsources:\n  app: { type: generic }\nsinks:\n  archive: { type: file, path: " + dir + " }\n", []string{
+			"sinks.archive.path: " + dir + " is a directory; path names the file the sink appends to, e.g. " + filepath.Join(dir, "events.jsonl"),
+		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p := writeConfig(t, tc.yaml)

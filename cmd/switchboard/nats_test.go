@@ -227,7 +227,14 @@ func TestNATSDeadLettersAndRetriesAcrossReplicas(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "d1") || !strings.Contains(out, "400") {
 		t.Fatalf("dlq list on the other replica: %d %s %s", code, out, errOut)
 	}
-	id := fmt.Sprint(list[len(list)-1]["id"]) // newest first: d1 is the last
+	// d1's own dead letter: d1 and d2 die at about the same time, in
+	// either order, as two workers deliver them at once.
+	var id string
+	for _, dl := range list {
+		if dl["event_id"] == "d1" {
+			id = fmt.Sprint(dl["id"])
+		}
+	}
 	code, out, errOut = b.cli("dlq", "show", id)
 	if code != 0 || !strings.Contains(out, `"event_id": "d1"`) || !strings.Contains(out, `"payload"`) {
 		t.Fatalf("dlq show %s: %d %s %s", id, code, out, errOut)

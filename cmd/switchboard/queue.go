@@ -125,6 +125,10 @@ func queueCheck(opts logqueue.Options, stdout, stderr io.Writer) int {
 	if r.TornBytes > 0 {
 		fmt.Fprintf(stdout, "  the last %d bytes are a crash's unsynced write; the next start cuts them off (nothing there was answered as stored)\n", r.TornBytes)
 	}
+	if r.Unreadable > 0 {
+		fmt.Fprintf(stdout, "  %d record%s intact on disk cannot be decoded by this build; the next start makes dead letters of their deliveries, raw bytes kept (dlq show)\n",
+			r.Unreadable, plural(r.Unreadable))
+	}
 	return exitOK
 }
 

@@ -330,6 +330,9 @@ func TestDamageStopsTheStartWithOneClearError(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Salvage: %v", err)
 			}
+			if r.Bytes == 0 {
+				t.Errorf("salvage reports 0 bytes read (report %+v)", r)
+			}
 			q, err := logqueue.Open(logqueue.Options{Dir: to, Log: quietLog()})
 			if err != nil {
 				t.Fatalf("the salvaged queue does not open: %v", err)
@@ -431,6 +434,12 @@ func TestUnreadableRecordBecomesADeadLetter(t *testing.T) {
 	b[i-2] = 0xFF // the event's flags: no such flags
 	reframe(b[start:end])
 	os.WriteFile(seg, b, 0o640)
+
+	// queue check says so before a start does anything about it.
+	r, err := logqueue.Check(logqueue.Options{Dir: dir, Log: quietLog()})
+	if err != nil || r.Unreadable != 1 {
+		t.Fatalf("Check = %+v, %v; want 1 unreadable record and no damage", r, err)
+	}
 
 	var logs logBuffer
 	unreadable := newCounter()
@@ -544,6 +553,24 @@ func TestSecondOpenIsRefusedAtOnce(t *testing.T) {
 	} {
 		if err := open(); err == nil || !strings.Contains(err.Error(), "in use by") {
 			t.Errorf("%s beside an open queue: %v", name, err)
+		}
+	}
+}
+
+// Something else where the lock file goes (a directory) stops the start
+// with what to do, in Open and in the offline tools alike.
+func TestLockFileInTheWay(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.Mkdir(filepath.Join(dir, "LOCK"), 0o750); err != nil {
+		t.Fatal(err)
+	}
+	want := "queue.dir " + dir + ": cannot take its lock file LOCK: is a directory; it holds no data: if it is not a file, remove it"
+	for name, open := range map[string]func() error{
+		"Open":  func() error { _, err := logqueue.Open(logqueue.Options{Dir: dir, Log: quietLog()}); return err },
+		"Check": func() error { _, err := logqueue.Check(logqueue.Options{Dir: dir, Log: quietLog()}); return err },
+	} {
+		if err := open(); err == nil || !strings.HasPrefix(err.Error(), want) {
+			t.Errorf("%s: %v\nwant it to start with %q", name, err, want)
 		}
 	}
 }

@@ -32,6 +32,21 @@ func (q *Queue) damage(file, format string, args ...any) error {
 	return &DamageError{Dir: q.dir, File: file, Problem: fmt.Sprintf(format, args...)}
 }
 
+// lockError says what to do about a lock file that cannot be taken: it
+// holds no data, so anything in its place can go.
+func (q *Queue) lockError(err error) error {
+	return fmt.Errorf("queue.dir %s: cannot take its lock file %s: %w; it holds no data: if it is not a file, remove it (switchboard creates it again), and let the user switchboard runs as write in %s",
+		q.dir, lockName, unwrapPathErr(err), q.dir)
+}
+
+func unwrapPathErr(err error) error {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}
+
 // Open opens the queue in opts.Dir, creating it if needed, checks every
 // file and rebuilds the schedule by reading the log once.
 func Open(opts Options) (*Queue, error) {
@@ -44,7 +59,7 @@ func Open(opts Options) (*Queue, error) {
 		return nil, fmt.Errorf("queue.dir %s is in use by another switchboard process (one daemon per queue.dir): stop it, or give this one its own queue.dir", q.dir)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("queue.dir %s: %w", q.dir, err)
+		return nil, q.lockError(err)
 	}
 	q.lock = lock
 	r, err := q.load()

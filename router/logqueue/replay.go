@@ -261,6 +261,9 @@ func (q *Queue) unreadableRecord(r *replayState, l loc, n uint32, err error) {
 	if m := q.opts.Metrics; m != nil && m.Unreadable != nil {
 		m.Unreadable.Inc()
 	}
+	if q.report != nil {
+		q.report.Unreadable++
+	}
 	q.rawDead(r, id, l, n, r.now)
 }
 

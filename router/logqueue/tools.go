@@ -24,6 +24,9 @@ type Report struct {
 	// TornBytes is a crash's unsynced tail that a start would cut off:
 	// not damage.
 	TornBytes int64
+	// Unreadable counts records intact on disk that this build cannot
+	// decode (Check): a start makes dead letters of them, raw bytes kept.
+	Unreadable int
 	// Damaged lists the places that could not be read (Salvage).
 	Damaged []string
 	// DamagedBytes is how many bytes those places held.
@@ -49,9 +52,11 @@ func Check(opts Options) (*Report, error) {
 	if len(d.segs) == 0 && len(d.ddps) == 0 && !d.state && !d.old {
 		return nil, fmt.Errorf("queue.dir %s holds no queue", q.dir)
 	}
-	if _, err := q.load(); err != nil {
+	r, err := q.load()
+	if err != nil {
 		return q.report, err
 	}
+	q.report.Unreadable += len(r.unreadable)
 	q.count(q.report)
 	q.report.Bytes = q.DiskBytes()
 	return q.report, nil
@@ -63,7 +68,7 @@ func (q *Queue) lockDir() (io.Closer, error) {
 		return nil, fmt.Errorf("queue.dir %s is in use by a running switchboard; stop it first", q.dir)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("queue.dir %s: %w", q.dir, err)
+		return nil, q.lockError(err)
 	}
 	return lock, nil
 }
@@ -139,6 +144,7 @@ func Salvage(opts Options, dir string) (*Report, error) {
 		q.mu.Unlock()
 	}
 	q.count(r)
+	r.Bytes = q.DiskBytes()
 	if err := q.exportTo(dir); err != nil {
 		return r, err
 	}

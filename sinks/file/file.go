@@ -169,6 +169,12 @@ func (s *Sink) Preflight() error {
 	if err := config.WritableDir(filepath.Dir(s.path)); err != nil {
 		return config.Problems{{Path: "path", Msg: err.Error() + "; make it writable by the user switchboard runs as, or choose another path"}}
 	}
+	// A directory at the path itself would fail every delivery, each
+	// retried for hours before it is dead-lettered.
+	if fi, err := os.Stat(s.path); err == nil && fi.IsDir() {
+		return config.Problems{{Path: "path", Msg: fmt.Sprintf("%s is a directory; path names the file the sink appends to, e.g. %s",
+			s.path, filepath.Join(s.path, "events.jsonl"))}}
+	}
 	return nil
 }
 

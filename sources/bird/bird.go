@@ -52,6 +52,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"time"
@@ -221,13 +222,21 @@ func (s *Source) event(obj sources.Object, body []byte, received time.Time) (*ro
 		ev.ID = callID + ":" + ev.Status
 	}
 	for _, field := range []string{"updatedAt", "createdAt"} {
-		t, err := rfc3339(payload[field])
+		v := payload[field]
+		t, err := rfc3339(v)
 		if err == nil {
 			ev.Time, ev.TimeNote = t, ""
 			break
 		}
-		if errors.Is(err, router.ErrTimeRange) && ev.TimeNote == "" {
+		// A time sent but unusable is said (the ingest pipeline logs it at
+		// warn), unless the next field gives one.
+		switch {
+		case ev.TimeNote != "" || v == nil || v == "":
+		case errors.Is(err, router.ErrTimeRange):
 			ev.TimeNote = "payload." + field + ": " + err.Error()
+		default:
+			b, _ := json.Marshal(v)
+			ev.TimeNote = fmt.Sprintf("payload.%s: %.64s is not an RFC 3339 time", field, b)
 		}
 	}
 	return ev, nil

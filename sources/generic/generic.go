@@ -159,7 +159,7 @@ func (s *Source) event(obj sources.Object, received time.Time) (*router.Event, e
 		ev.Status = router.String(v)
 	}
 	if v, ok := field(fieldID); ok {
-		ev.ID = router.String(v)
+		ev.ID = s.idText(obj, v)
 	}
 	if ev.ID == "" {
 		ev.ID = router.DeriveID(s.name, raw)
@@ -173,6 +173,21 @@ func (s *Source) event(obj sources.Object, received time.Time) (*router.Event, e
 		}
 	}
 	return ev, nil
+}
+
+// idText is the id as sent: a string's value, or a number's JSON text
+// verbatim, so that ids that differ in any digit (1 and 1.0, 0.1 and
+// 0.10, 12345678901234567891 and ...892) are different events.
+func (s *Source) idText(obj sources.Object, v any) string {
+	switch v.(type) {
+	case int, uint64, float64, json.Number:
+		var found [1][]byte
+		router.RawPaths(obj.Raw, s.paths[fieldID:fieldID+1], found[:])
+		if t := found[0]; len(t) > 0 && t[0] != '"' {
+			return string(t)
+		}
+	}
+	return router.String(v)
 }
 
 // fields reads the source's fields of obj: from its decoded payload, or

@@ -77,6 +77,33 @@ func TestDerivedIDIsStableAndDistinct(t *testing.T) {
 	}
 }
 
+// Issue 10.2: an id keeps the digits it was sent with, whatever the body's
+// form: numbers that differ in their text are different events.
+func TestNumericIDsAreTheirText(t *testing.T) {
+	s := build(t, map[string]any{"id_field": "m.id"})
+	for _, tc := range []struct{ body, want string }{
+		{`{"event":"e","m":{"id":12345678901234567891}}`, "12345678901234567891"},
+		{`{"event":"e","m":{"id":1.0}}`, "1.0"},
+		{`{"event":"e","m":{"id":1}}`, "1"},
+		{`{"event":"e","m":{"id":1e2}}`, "1e2"},
+		{`{"event":"e","m":{"id":0.10}}`, "0.10"},
+		{`{"event":"e","m":{"id":-0}}`, "-0"},
+		{`{"event":"e","m":{"id":"1.0"}}`, "1.0"},
+		{`{event:'e',m:{id:1.0,},}`, "1.0"},                                         // relaxed
+		{`[{"event":"e","m":{"id":1.50}}]`, "1.50"},                                 // a batch
+		{`{"event":"e","m":{"id":1},"m":{"id":2.0}}`, "2.0"},                        // the last of a repeated key
+		{`[{event:'e',m:{id:99999999999999999999999}}]`, "99999999999999999999999"}, // relaxed batch
+	} {
+		res, err := parse(s, tc.body)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.body, err)
+		}
+		if got := res.Events[0].ID; got != tc.want {
+			t.Errorf("%s: id %q, want %q", tc.body, got, tc.want)
+		}
+	}
+}
+
 func TestBatch(t *testing.T) {
 	res, err := parse(build(t, nil), `[{"event":"a","id":"1"}, {"event":"b","id":"2"}]`)
 	if err != nil {

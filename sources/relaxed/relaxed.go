@@ -109,6 +109,8 @@ func Decode(b []byte, o Options) (Doc, error) {
 	d := Doc{Value: v, Strict: !p.relaxed, JSON: b, Elements: p.elems}
 	if p.relaxed {
 		// Rare: write it again as strict JSON, spans now in the output.
+		// This pass builds no values (the first one did): a relaxed body
+		// of many tiny values would otherwise cost their memory twice.
 		w := parser{b: b, maxElems: o.MaxElements, emit: true, out: make([]byte, 0, len(b)+len(b)/8)}
 		if _, err := w.run(); err != nil {
 			return Doc{}, err // cannot happen: the same input parsed once already
@@ -371,7 +373,9 @@ func (p *parser) object(depth int) (any, error) {
 		if err != nil {
 			return nil, err
 		}
-		p.keys = append(p.keys, key)
+		if !p.emit {
+			p.keys = append(p.keys, key)
+		}
 		p.push(v)
 		if err := p.space(); err != nil {
 			return nil, err
@@ -460,6 +464,9 @@ func (p *parser) array(depth int) (any, error) {
 // gentler growth past 256 elements leaves four times the final size
 // behind as garbage for one large array.
 func (p *parser) push(v any) {
+	if p.emit {
+		return // the values were built by the first pass
+	}
 	if len(p.vals) == cap(p.vals) {
 		grown := make([]any, len(p.vals), max(64, 2*cap(p.vals)))
 		copy(grown, p.vals)
@@ -474,6 +481,9 @@ var emptyArray any = []any{}
 
 // makeArray takes the values above mark off the scratch stack.
 func (p *parser) makeArray(mark int) any {
+	if p.emit {
+		return nil
+	}
 	if len(p.vals) == mark {
 		return emptyArray
 	}
@@ -487,6 +497,9 @@ func (p *parser) makeArray(mark int) any {
 // makeObject takes the members above the marks off the scratch stacks; a
 // repeated key keeps its last value, as in encoding/json.
 func (p *parser) makeObject(vmark, kmark int) map[string]any {
+	if p.emit {
+		return nil
+	}
 	m := make(map[string]any, len(p.keys)-kmark)
 	for i, k := range p.keys[kmark:] {
 		m[k] = p.vals[vmark+i]
@@ -598,6 +611,9 @@ func (p *parser) bare() (any, error) {
 		return w, nil
 	}
 	p.write(w) // the number's text, verbatim
+	if p.emit {
+		return nil, nil
+	}
 	return router.Number(w), nil
 }
 

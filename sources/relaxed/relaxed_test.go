@@ -256,6 +256,25 @@ func TestDecodeWritesStrictJSON(t *testing.T) {
 	}
 }
 
+// A relaxed body is read twice (values, then its strict JSON); the second
+// pass must build no values, or a body of many tiny values costs their
+// memory twice (issue 10.3's bound on memory per request).
+func TestDecodeRelaxedBuildsValuesOnce(t *testing.T) {
+	strict := []byte(`{"event":"a","z":[` + strings.Repeat(`{},"s",1,`, 500) + `{}]}`)
+	relaxedBody := []byte(`{event:'a',z:[` + strings.Repeat(`{},'s',1,`, 500) + `{},],}`)
+	allocs := func(b []byte) float64 {
+		return testing.AllocsPerRun(20, func() {
+			if _, err := Decode(b, Options{}); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+	s, r := allocs(strict), allocs(relaxedBody)
+	if r > s+600 { // the second pass may allocate its strings (500), no maps
+		t.Errorf("relaxed body: %.0f allocations, strict: %.0f; the strict rewrite rebuilds the values", r, s)
+	}
+}
+
 func TestDecodeElements(t *testing.T) {
 	for _, tc := range []struct {
 		in   string

@@ -172,8 +172,14 @@ func (s *Source) event(n *notification, req *sources.Request) (*router.Event, er
 	if v, ok := p["status"]; ok {
 		ev.Status = router.String(v)
 	}
-	if t, ok := epoch(p["time"]); ok {
-		ev.Time = t
+	if v := p["time"]; v != nil && v != "" {
+		if t, ok := epoch(v); ok {
+			ev.Time = t
+		} else {
+			// The ingest pipeline logs it: the event keeps the receipt time.
+			ev.TimeNote = "payload.time: " + quoteShort(router.String(v)) +
+				" is not Unix milliseconds or seconds between 1970 and 5138"
+		}
 	}
 	ev.RawPayload = n.raw
 	if ev.RawPayload == nil {

@@ -275,9 +275,16 @@ func TestEventFields(t *testing.T) {
 	if ev.Status != "" || !ev.Time.Equal(time.Unix(1650636000, 0)) {
 		t.Errorf("status %q time %v; want no status and the time read as seconds", ev.Status, ev.Time)
 	}
-	ev = sourcetest.ParseOne(t, s, jsonRequest([]byte(`{"type":"event","time":"soon"}`)))
-	if !ev.Time.Equal(received) {
-		t.Errorf("time %v, want the receipt time", ev.Time)
+	// An unusable time gives the receipt time, and a note the ingest
+	// pipeline logs at warn (issue 10.1), with the field and the value.
+	for _, bad := range []string{`"soon"`, `99999999999999999`, `-5`, `1e300`} {
+		ev = sourcetest.ParseOne(t, s, jsonRequest([]byte(`{"type":"event","time":`+bad+`}`)))
+		if !ev.Time.Equal(received) || !strings.HasPrefix(ev.TimeNote, "payload.time: ") {
+			t.Errorf("time %s: %v, note %q; want the receipt time and a note", bad, ev.Time, ev.TimeNote)
+		}
+	}
+	if ev = sourcetest.ParseOne(t, s, jsonRequest([]byte(`{"type":"event"}`))); ev.TimeNote != "" {
+		t.Errorf("no time field: note %q, want none", ev.TimeNote)
 	}
 	// A strict body that needs no normalization is kept verbatim.
 	body := []byte(`{"type":"event", "status":"hangup", "app_id":1}`)
