@@ -101,10 +101,15 @@ func (q *Queue) noteFull(si uint16, kind fullKind) {
 // letters since their last line, at most every fullLogEvery per sink and
 // bound (all of them when closing). In the writer, without q.mu.
 func (q *Queue) logFull(closing bool) {
-	if len(q.w.full) == 0 {
+	now := q.now()
+	due := func(n *fullNote) bool { return n.count > 0 && (closing || now.Sub(n.logged) >= fullLogEvery) }
+	any := false
+	for _, n := range q.w.full {
+		any = any || due(n)
+	}
+	if !any {
 		return
 	}
-	now := q.now()
 	q.mu.Lock()
 	share, sharedBy := q.share(), q.st.sharedBy
 	names := make(map[uint16]string, len(q.w.full))
@@ -113,7 +118,7 @@ func (q *Queue) logFull(closing bool) {
 	}
 	q.mu.Unlock()
 	for k, n := range q.w.full {
-		if n.count == 0 || !closing && now.Sub(n.logged) < fullLogEvery {
+		if !due(n) {
 			continue
 		}
 		const msg = "sink backlog full: new deliveries go straight to the dead-letter queue until it drains"
