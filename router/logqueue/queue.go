@@ -471,9 +471,10 @@ func (q *Queue) overShare(ds []delivery, dels []enqDelivery, size int64, now tim
 		}
 		d.full, changed = fullShare, true
 		ds[j].state = stDead
+		// What says why comes first: `dlq list` shows 120 characters.
 		ds[j].detail = detail{at: now, lastError: fmt.Sprintf(
-			"backlog full: %d bytes of events were already queued for this sink, and this event would take it past its share of queue.max_bytes (%d bytes: %d bytes shared by %d sinks)",
-			s.bytes+s.reservedBytes, share, q.opts.MaxBytes, q.st.sharedBy)}
+			"backlog full: this sink's share of queue.max_bytes (%d bytes: %d over %d sinks) already holds %d bytes of queued events",
+			share, q.opts.MaxBytes, q.st.sharedBy, s.bytes+s.reservedBytes)}
 	}
 	return changed
 }

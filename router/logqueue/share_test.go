@@ -78,8 +78,8 @@ func TestSinkPastItsShareDeadLettersItsNewDeliveries(t *testing.T) {
 		t.Fatalf("dead letters = %d, %v", len(list), err)
 	}
 	for i, dl := range list {
-		want := fmt.Sprintf("backlog full: %d bytes of events were already queued for this sink, and this event would take it past its share of queue.max_bytes (%d bytes: %d bytes shared by 2 sinks)",
-			sinkBytes(q)["down"], share, 11*size)
+		want := fmt.Sprintf("backlog full: this sink's share of queue.max_bytes (%d bytes: %d over 2 sinks) already holds %d bytes of queued events",
+			share, 11*size, sinkBytes(q)["down"])
 		if dl.Sink != "down" || dl.EventID != fmt.Sprintf("s%02d", i+5) || dl.LastError != want {
 			t.Errorf("dead letter %d = %s %s %q;\nwant down s%02d %q", i, dl.Sink, dl.EventID, dl.LastError, i+5, want)
 		}
