@@ -594,6 +594,45 @@ func TestOpenFailsClearly(t *testing.T) {
 	}
 }
 
+// A replica starting on streams that another made with the same settings
+// uses them as they are, quietly; one with other settings brings them to
+// its own and says so.
+func TestOpenOnExistingStreams(t *testing.T) {
+	srv := natstest.RunServer(t)
+	open(t, srv.URL, func(o *Options) { o.MaxBytes = 1 << 20; o.MaxPendingPerSink = 10 })
+	var logs strings.Builder
+	var mu sync.Mutex
+	logTo := func(o *Options) {
+		o.MaxBytes, o.MaxPendingPerSink = 1<<20, 10
+		o.Log = slog.New(slog.NewTextHandler(writerFunc(func(b []byte) (int, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			return logs.Write(b)
+		}), nil))
+	}
+	open(t, srv.URL, logTo)
+	mu.Lock()
+	if logs.Len() > 0 {
+		t.Errorf("a replica with the same settings logged:\n%s", logs.String())
+	}
+	mu.Unlock()
+	q := open(t, srv.URL, logTo, func(o *Options) { o.MaxBytes = 2 << 20 })
+	mu.Lock()
+	got := logs.String()
+	mu.Unlock()
+	if strings.Count(got, "changing the settings of an existing JetStream stream") != 1 || !strings.Contains(got, "max_bytes=\"1048576 -> 2097152\"") {
+		t.Errorf("a replica with another max_bytes logged:\n%s", got)
+	}
+	info, err := q.work.Info(context.Background())
+	if err != nil || info.Config.MaxBytes != 2<<20 || info.Config.MaxMsgsPerSubject != 10 {
+		t.Fatalf("work stream after the update: %+v, %v", info, err)
+	}
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(b []byte) (int, error) { return f(b) }
+
 // A sink's concurrency changing (a reload) replaces its pump; a worker
 // waiting in Next meanwhile is served by the new one, and the consumer
 // takes the new limit.
