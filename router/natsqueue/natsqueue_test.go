@@ -9,6 +9,7 @@ import (
 	"reflect"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -444,6 +445,27 @@ func TestDeadLetterLimits(t *testing.T) {
 	if list, _ := q.allDead(); len(list) != 0 {
 		t.Errorf("%d dead letters older than max age kept", len(list))
 	}
+}
+
+// The replicas' sweep enforces the limits by itself within seconds, as
+// the embedded queue does (it once ran every 30 seconds).
+func TestDeadLetterLimitsSweptSoon(t *testing.T) {
+	srv := natstest.RunServer(t)
+	var dropped atomic.Int32
+	q := open(t, srv.URL, func(o *Options) {
+		o.DeadLetterMaxBytes = 1
+		o.Dropped = func(router.DeadLetter) { dropped.Add(1) }
+	})
+	enqueue(t, q, []string{"crm"}, event("bird", "e0"))
+	d := next(t, q, "crm", 5*time.Second)
+	d.LastError = "permanent failure"
+	if err := q.Dead(d); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 3*sweepEvery, "the dead letter past dead_letter_max_bytes dropped", func() bool {
+		list, err := q.allDead()
+		return err == nil && len(list) == 0 && dropped.Load() == 1
+	})
 }
 
 func TestDeadLetterSinks(t *testing.T) {
