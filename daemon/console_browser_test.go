@@ -474,6 +474,11 @@ func TestBrowserDeadLetterReplayDelivers(t *testing.T) {
 	// One, from its detail, confirmed.
 	p.do(chromedp.Click(chromedp.CSS(`#dlq-table tbody tr:first-child td:nth-child(3)`)))
 	p.waitFor("the detail", `!document.querySelector('#dlq-detail').hidden && document.querySelector('#dlq-detail').innerText.includes('422')`, 5*time.Second)
+	// With its event: the normalized event as JSON, its payload included.
+	p.waitFor("the dead letter's event", `document.querySelector('#dlq-detail pre.code:last-of-type').innerText.includes('"to": "+44770090000')`, 5*time.Second)
+	if txt := p.text("#dlq-detail"); strings.Contains(txt, "[object") {
+		t.Errorf("the dead letter's detail shows an object's name instead of its content:\n%s", txt)
+	}
 	p.contrast("dead letters, dark")
 	p.shot("dlq")
 	p.do(chromedp.Click(chromedp.CSS(`#dlq-replay-one`)))

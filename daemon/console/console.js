@@ -678,8 +678,8 @@ async function showDead(id) {
     h('div', {class: 'controls'},
       h('button', {type: 'button', id: 'dlq-replay-one', onclick: () => act('replay', {ids: [dl.id]}, `Replay dead letter ${dl.id} to ${dl.sink}?`)}, 'Replay'),
       h('button', {type: 'button', id: 'dlq-purge-one', class: 'danger', onclick: () => act('purge', {ids: [dl.id]}, `Purge dead letter ${dl.id}? Its event is deleted for good.`)}, 'Purge')),
-    dl.event ? [h('h3', {}, 'Event'), h('pre', {class: 'code wrap', tabindex: 0}, fmt.json(dl.event))] :
-      h('p', {class: 'muted'}, 'The stored record could not be read as an event; it is kept as it is (' + (dl.raw ? dl.raw.length : 0) + ' characters of base64), and replaying it needs a build that reads it.'));
+    ...(dl.event ? [h('h3', {}, 'Event'), h('pre', {class: 'code wrap', tabindex: 0}, fmt.json(dl.event))] :
+      [h('p', {class: 'muted'}, 'The stored record could not be read as an event; it is kept as it is (' + (dl.raw ? dl.raw.length : 0) + ' characters of base64), and replaying it needs a build that reads it.')]));
   panel.hidden = false;
 }
 
