@@ -820,11 +820,33 @@ async function loadConfig() {
   case 'differs':
     disk.push(h('div', {class: 'alert warn'}, 'The file on disk differs from what runs (not reloaded yet, or refused). ',
       h('span', {class: 'muted'}, '− running, + file')));
-    disk.push(h('pre', {class: 'code diff', tabindex: 0}, v.disk.diff.map((l) =>
-      h('span', {class: l.op === '+' ? 'add' : l.op === '-' ? 'del' : null}, l.op + ' ' + l.text + '\n'))));
+    disk.push(h('pre', {class: 'code diff', tabindex: 0}, diffLines(v.disk.diff)));
     break;
   }
   $('#config-disk').replaceChildren(...disk);
+}
+
+// diffLines shows each change with three lines around it; a longer run of
+// unchanged lines folds into one line saying how many, so that a change
+// at the end of a long config is seen without scrolling.
+function diffLines(diff) {
+  const near = diff.map(() => false);
+  diff.forEach((l, i) => {
+    if (l.op !== ' ') for (let j = Math.max(0, i - 3); j <= Math.min(diff.length - 1, i + 3); j++) near[j] = true;
+  });
+  const out = [];
+  for (let i = 0; i < diff.length;) {
+    if (near[i]) {
+      const l = diff[i++];
+      out.push(h('span', {class: l.op === '+' ? 'add' : l.op === '-' ? 'del' : null}, l.op + ' ' + l.text + '\n'));
+      continue;
+    }
+    let j = i;
+    while (j < diff.length && !near[j]) j++;
+    out.push(h('span', {class: 'fold'}, `  … ${j - i} unchanged line${j - i === 1 ? '' : 's'} …\n`));
+    i = j;
+  }
+  return out;
 }
 $('#config-refresh').addEventListener('click', loadConfig);
 pages.config = {enter: loadConfig};
