@@ -33,6 +33,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"os"
 	"slices"
 	"strings"
@@ -213,10 +214,25 @@ func (q *Queue) connect() error {
 			return nil
 		}
 		if time.Now().After(deadline) || errors.Is(err, nats.ErrAuthorization) || strings.Contains(err.Error(), "tls") {
-			return fmt.Errorf("cannot connect to NATS at %s (queue.nats.url): %w", q.opts.URL, err)
+			return fmt.Errorf("cannot connect to NATS at %s (queue.nats.url): %w", RedactURL(q.opts.URL), err)
 		}
 		time.Sleep(250 * time.Millisecond)
 	}
+}
+
+// RedactURL returns a server list as queue.nats.url takes it with any
+// user and password in it replaced, so that it can be logged.
+func RedactURL(list string) string {
+	parts := strings.Split(list, ",")
+	for i, p := range parts {
+		p = strings.TrimSpace(p)
+		if u, err := url.Parse(p); err == nil && u.User != nil {
+			u.User = url.User("<secret>")
+			p = strings.Replace(u.String(), url.PathEscape("<secret>"), "<secret>", 1)
+		}
+		parts[i] = p
+	}
+	return strings.Join(parts, ",")
 }
 
 // setUpInTime runs setUp until it succeeds or ConnectTimeout passes: a
@@ -351,7 +367,7 @@ func (q *Queue) ensureStream(ctx context.Context, cfg jetstream.StreamConfig) (j
 	}
 	if err != nil {
 		return nil, fmt.Errorf("cannot create or update JetStream stream %s on %s: %w (check that JetStream is enabled, that the account may create streams, and that an existing stream of that name was made by switchboard)",
-			cfg.Name, q.opts.URL, err)
+			cfg.Name, RedactURL(q.opts.URL), err)
 	}
 	return s, nil
 }
@@ -418,7 +434,7 @@ func (q *Queue) ensureBucket(ctx context.Context) error {
 		q.keyTTL = true
 	}
 	if err != nil {
-		return fmt.Errorf("cannot create or update JetStream key-value bucket %s on %s: %w", cfg.Bucket, q.opts.URL, err)
+		return fmt.Errorf("cannot create or update JetStream key-value bucket %s on %s: %w", cfg.Bucket, RedactURL(q.opts.URL), err)
 	}
 	q.seen = kv
 	return nil

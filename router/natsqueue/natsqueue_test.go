@@ -606,6 +606,11 @@ func TestOpenFailsClearly(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "cannot connect to NATS at nats://127.0.0.1:1 (queue.nats.url)") {
 		t.Fatalf("err = %v", err)
 	}
+	// Credentials in the URL stay out of the message (it is logged).
+	_, err = Open(Options{URL: "nats://ops:hunter2@127.0.0.1:1", ConnectTimeout: 500 * time.Millisecond, Log: quiet})
+	if err == nil || strings.Contains(err.Error(), "hunter2") || !strings.Contains(err.Error(), "nats://<secret>@127.0.0.1:1") {
+		t.Fatalf("err = %v", err)
+	}
 	// A server without JetStream.
 	o := natstest.Options("plain", t.TempDir())
 	o.JetStream = false
