@@ -240,10 +240,12 @@ func RedactURL(list string) string {
 // until its servers have found each other.
 func (q *Queue) setUpInTime() error {
 	deadline := time.Now().Add(q.opts.ConnectTimeout)
-	for {
-		// Each try has its own bound: a request lost in a leader change
-		// must not use up the whole wait.
-		try := time.Now().Add(5 * time.Second)
+	for bound := time.Second; ; bound = min(2*bound, 5*time.Second) {
+		// Each try has its own bound, short at first: a request lost in a
+		// leader change, or sent to a server of a new cluster that does
+		// not serve JetStream yet, goes unanswered, and must not use up
+		// the whole wait. Every step can be made again.
+		try := time.Now().Add(bound)
 		if try.After(deadline) {
 			try = deadline
 		}
