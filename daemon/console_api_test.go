@@ -166,46 +166,6 @@ func TestHistoryShowsEveryAttempt(t *testing.T) {
 	}
 }
 
-// A file sink is often done with an event before the request that
-// accepted it has put it in the history: its attempt is still shown.
-func TestHistoryKeepsTheAttemptsOfAFastSink(t *testing.T) {
-	dir := t.TempDir()
-	d := daemontest.Start(t, fmt.Sprintf(`
-server: { listen: "127.0.0.1:0" }
-admin: { listen: "127.0.0.1:0" }
-queue: { dir: %q }
-sources:
-  calls: { type: generic, path: /hooks/calls, event: call, id_field: id }
-sinks:
-  archive: { type: file, path: %q }
-rules:
-  - { name: all, to: [archive] }
-`, filepath.Join(dir, "q"), filepath.Join(dir, "events.jsonl")))
-	const n = 40
-	for i := range n {
-		post(t, d, fmt.Sprintf(`{"id":"f%d"}`, i))
-	}
-	var page struct {
-		Items []struct {
-			ID         string
-			Deliveries []struct {
-				State    string
-				Attempts []struct{ Outcome string }
-			}
-		}
-	}
-	daemontest.Eventually(t, "every event's delivery in the history", func() bool {
-		getJSON(t, d, "/api/history?source=calls", &page)
-		done := 0
-		for _, it := range page.Items {
-			if len(it.Deliveries) == 1 && it.Deliveries[0].State == "delivered" && len(it.Deliveries[0].Attempts) == 1 {
-				done++
-			}
-		}
-		return len(page.Items) == n && done == n
-	})
-}
-
 // tapStream opens the tap and returns its lines.
 func tapStream(t *testing.T, d *daemon.Daemon, query string) (*bufio.Scanner, func()) {
 	t.Helper()

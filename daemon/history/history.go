@@ -136,29 +136,8 @@ const shardCount = 64
 type shard struct {
 	mu sync.Mutex
 	m  map[key]*Entry
-	// early holds what delivery workers reported about events whose entry
-	// is not added yet (see update); nil until needed.
-	early map[key]*early
-	_     [32]byte // one shard per cache line: adds on several cores
+	_  [40]byte // one shard per cache line: adds on several cores
 }
-
-// early is what was reported about the deliveries of an event before its
-// entry was added. The queue hands a delivery to a worker as soon as it is
-// stored, before the accepting request gets to Add the event: a fast sink
-// is often done by then, and its attempt must not be lost.
-type early struct {
-	at         time.Time // the first report
-	deliveries []delivery
-}
-
-const (
-	// earlyPerShard bounds the reports kept per shard for entries not
-	// added yet. Reports about events the history will never hold (pushed
-	// out, or accepted before a restart) take room here too, until pushed
-	// out or past earlyTTL.
-	earlyPerShard = 64
-	earlyTTL      = time.Minute
-)
 
 // Store is the bounded history. A nil *Store keeps nothing: every method
 // is a no-op, so that history can be off.
@@ -223,13 +202,6 @@ func (s *Store) Add(e *Entry) {
 		k := key{e.Source, e.ID}
 		sh := s.shard(k)
 		sh.mu.Lock()
-		if r := sh.early[k]; r != nil {
-			delete(sh.early, k)
-			// Reports from before this acceptance are about an earlier one.
-			if !r.at.Before(e.ReceivedAt) {
-				e.adopt(r.deliveries)
-			}
-		}
 		sh.m[k] = e
 		sh.mu.Unlock()
 	}
@@ -264,119 +236,65 @@ func (s *Store) lookup(source, id string) *Entry {
 
 // Attempting marks the delivery of (source, id) to sink in flight.
 func (s *Store) Attempting(source, id, sink string) {
-	s.update(source, id, sink, time.Now(), func(d *delivery) { d.state = InFlight })
+	if s == nil {
+		return
+	}
+	if e := s.lookup(source, id); e != nil {
+		e.mu.Lock()
+		if d := e.delivery(sink); d != nil {
+			d.state = InFlight
+		}
+		e.mu.Unlock()
+	}
 }
 
 // Abandoned marks an attempt cut short by a stopping worker: the delivery
 // is pending again and the attempt does not count.
 func (s *Store) Abandoned(source, id, sink string) {
-	s.update(source, id, sink, time.Now(), func(d *delivery) {
-		if d.state == InFlight {
+	if s == nil {
+		return
+	}
+	if e := s.lookup(source, id); e != nil {
+		e.mu.Lock()
+		if d := e.delivery(sink); d != nil && d.state == InFlight {
 			d.state = Pending
 		}
-	})
+		e.mu.Unlock()
+	}
 }
 
 // Attempted records an attempt's end; next is when a retry is due.
 func (s *Store) Attempted(source, id, sink, deliveryID string, a Attempt, next time.Time) {
-	s.update(source, id, sink, a.At, func(d *delivery) {
-		d.deliveryID = deliveryID
-		switch a.Outcome {
-		case "success":
-			d.state = Delivered
-		case "dead":
-			d.state = Dead
-		default:
-			d.state, d.next = Retrying, next
-		}
-		if len(d.attempts) == maxAttempts {
-			// Keep the first attempt: it says how the trouble began.
-			copy(d.attempts[1:], d.attempts[2:])
-			d.attempts = d.attempts[:maxAttempts-1]
-			d.omitted++
-		}
-		d.attempts = append(d.attempts, a)
-	})
-}
-
-// update applies f to the delivery of (source, id) to sink, adding the
-// delivery if the entry has none for sink (a replayed dead letter of a
-// sink the event was not routed to). An event whose entry is not added
-// yet gets the report kept for it until Add (see early); at is when the
-// report was made.
-func (s *Store) update(source, id, sink string, at time.Time, f func(*delivery)) {
 	if s == nil {
 		return
 	}
-	k := key{source, id}
-	sh := s.shard(k)
-	sh.mu.Lock()
-	e := sh.m[k]
+	e := s.lookup(source, id)
 	if e == nil {
-		r := sh.earlyFor(k, at)
-		f(deliveryIn(&r.deliveries, sink))
-		sh.mu.Unlock()
-		return
+		return // older than the history, or accepted before a restart
 	}
-	sh.mu.Unlock()
 	e.mu.Lock()
-	f(deliveryIn(&e.deliveries, sink))
-	e.mu.Unlock()
-}
-
-// earlyFor returns the reports kept for k, making room for them if
-// needed. The caller holds sh.mu.
-func (sh *shard) earlyFor(k key, at time.Time) *early {
-	if r := sh.early[k]; r != nil {
-		return r
+	defer e.mu.Unlock()
+	d := e.delivery(sink)
+	if d == nil { // a replayed dead letter of a sink the event was not routed to
+		e.deliveries = append(e.deliveries, delivery{sink: sink})
+		d = &e.deliveries[len(e.deliveries)-1]
 	}
-	if sh.early == nil {
-		sh.early = make(map[key]*early)
+	d.deliveryID = deliveryID
+	switch a.Outcome {
+	case "success":
+		d.state = Delivered
+	case "dead":
+		d.state = Dead
+	default:
+		d.state, d.next = Retrying, next
 	}
-	if len(sh.early) >= earlyPerShard {
-		sh.dropEarly(at.Add(-earlyTTL))
-		for old := range sh.early {
-			if len(sh.early) < earlyPerShard {
-				break
-			}
-			delete(sh.early, old)
-		}
+	if len(d.attempts) == maxAttempts {
+		// Keep the first attempt: it says how the trouble began.
+		copy(d.attempts[1:], d.attempts[2:])
+		d.attempts = d.attempts[:maxAttempts-1]
+		d.omitted++
 	}
-	r := &early{at: at}
-	sh.early[k] = r
-	return r
-}
-
-// dropEarly forgets the reports made before cutoff. The caller holds
-// sh.mu.
-func (sh *shard) dropEarly(cutoff time.Time) {
-	for k, r := range sh.early {
-		if r.at.Before(cutoff) {
-			delete(sh.early, k)
-		}
-	}
-}
-
-// adopt takes the deliveries reported before the entry was added; each
-// is further along than the entry's own pending one.
-func (e *Entry) adopt(reported []delivery) {
-	for _, r := range reported {
-		if d := e.delivery(r.sink); d != nil {
-			*d = r
-		} else {
-			e.deliveries = append(e.deliveries, r)
-		}
-	}
-}
-
-func deliveryIn(ds *[]delivery, sink string) *delivery {
-	for i := range *ds {
-		if (*ds)[i].sink == sink {
-			return &(*ds)[i]
-		}
-	}
-	*ds = append(*ds, delivery{sink: sink, state: Pending})
-	return &(*ds)[len(*ds)-1]
+	d.attempts = append(d.attempts, a)
 }
 
 func (e *Entry) delivery(sink string) *delivery {
@@ -395,12 +313,6 @@ func (s *Store) Sweep(now time.Time) int {
 		return 0
 	}
 	cutoff := now.Add(-time.Duration(s.maxAge.Load()))
-	for i := range s.shards {
-		sh := &s.shards[i]
-		sh.mu.Lock()
-		sh.dropEarly(now.Add(-earlyTTL))
-		sh.mu.Unlock()
-	}
 	n := 0
 	for i := range s.ring {
 		if e := s.ring[i].Load(); e != nil && e.ReceivedAt.Before(cutoff) && s.ring[i].CompareAndSwap(e, nil) {

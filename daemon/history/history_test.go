@@ -120,42 +120,6 @@ func TestRetryShowsNextAttemptAndAbandonIsPending(t *testing.T) {
 	}
 }
 
-// The queue hands a delivery to a worker as soon as it is stored: a fast
-// sink reports before the accepting request adds the entry. Those reports
-// are kept for it; reports older than the entry (about an earlier
-// acceptance of the id) are not.
-func TestAttemptsReportedBeforeTheEntryIsAdded(t *testing.T) {
-	s := New(10, 0)
-	s.Attempting("bird", "e1", "crm")
-	s.Attempted("bird", "e1", "crm", "d1", Attempt{At: t0.Add(time.Millisecond), Status: 200, Outcome: "success"}, time.Time{})
-	s.Attempting("bird", "e1", "oncall")
-	s.Attempted("bird", "old", "crm", "d0", Attempt{At: t0.Add(-time.Hour), Outcome: "success"}, time.Time{})
-	s.Add(accepted("bird", "e1", t0, "crm", "oncall", "archive"))
-	s.Add(accepted("bird", "old", t0, "crm"))
-	v := s.Find(Query{ID: "e1"}, t0).Items[0]
-	if got := fmt.Sprint(v.Deliveries[0].State, len(v.Deliveries[0].Attempts), " ", v.Deliveries[1].State, " ", v.Deliveries[2].State); got != "delivered1 in_flight pending" {
-		t.Errorf("deliveries %+v, want crm delivered with its attempt, oncall in flight, archive pending", v.Deliveries)
-	}
-	s.Attempted("bird", "e1", "oncall", "d2", Attempt{At: t0.Add(time.Second), Outcome: "success"}, time.Time{})
-	if d := s.Find(Query{ID: "e1"}, t0).Items[0].Deliveries[1]; d.State != Delivered {
-		t.Errorf("oncall after its attempt ended: %+v", d)
-	}
-	if d := s.Find(Query{ID: "old"}, t0).Items[0].Deliveries[0]; d.State != Pending || len(d.Attempts) != 0 {
-		t.Errorf("a report older than the entry was taken: %+v", d)
-	}
-	// Reports about events that never come are bounded.
-	for i := range 20_000 {
-		s.Attempted("bird", fmt.Sprint("gone-", i), "crm", "d", Attempt{At: t0, Outcome: "success"}, time.Time{})
-	}
-	n := 0
-	for i := range s.shards {
-		n += len(s.shards[i].early)
-	}
-	if n > shardCount*earlyPerShard {
-		t.Errorf("%d early reports kept, want at most %d", n, shardCount*earlyPerShard)
-	}
-}
-
 func TestAttemptsAreCappedKeepingTheFirst(t *testing.T) {
 	s := New(10, 0)
 	s.Add(accepted("bird", "e1", t0, "crm"))
