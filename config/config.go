@@ -385,6 +385,9 @@ var nameRE = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_-]*$`)
 func (f *File) check(ps *Problems) {
 	checkListen(ps, "server.listen", f.Server.Listen)
 	checkListen(ps, "admin.listen", f.Admin.Listen)
+	if listenersClash(f.Server.Listen, f.Admin.Listen) {
+		ps.Add("admin.listen", "%q and server.listen %q take the same port, so the daemon could not start; give the admin listener its own port, e.g. 127.0.0.1:9090", f.Admin.Listen, f.Server.Listen)
+	}
 	f.Admin.check(ps)
 	if f.Server.MaxBodyBytes <= 0 {
 		ps.Add("server.max_body_bytes", "must be more than 0, e.g. 1MiB")
@@ -515,6 +518,21 @@ func validHeaderName(s string) bool {
 		}
 	}
 	return true
+}
+
+// listenersClash reports whether two listen addresses cannot both be
+// bound: the same port (not 0, which picks a free one) on the same host,
+// or on all interfaces for either.
+func listenersClash(a, b string) bool {
+	ha, pa, errA := net.SplitHostPort(a)
+	hb, pb, errB := net.SplitHostPort(b)
+	if errA != nil || errB != nil || pa != pb || pa == "0" {
+		return false
+	}
+	wild := func(h string) bool { return h == "" || h == "0.0.0.0" || h == "::" }
+	local := func(h string) bool { return strings.EqualFold(h, "localhost") }
+	return strings.EqualFold(ha, hb) || wild(ha) || wild(hb) ||
+		local(ha) && LoopbackListen(b) || local(hb) && LoopbackListen(a)
 }
 
 func checkListen(ps *Problems, key, addr string) {

@@ -79,6 +79,9 @@ var badConfigs = []struct {
 		`admin.listen: "localhost" is not host:port; write it like ":8080" or "127.0.0.1:9090"`,
 		`server.listen: "8080" is not host:port; write it like ":8080" or "127.0.0.1:9090"`,
 	}},
+	{file: "bad-listen-clash.yaml", want: []string{
+		`admin.listen: "127.0.0.1:8080" and server.listen ":8080" take the same port, so the daemon could not start; give the admin listener its own port, e.g. 127.0.0.1:9090`,
+	}},
 	{file: "bad-history.yaml", want: []string{
 		"history.max_age: must be 0 (kept until max_events newer events push it out) or a duration such as 1h",
 		"history.max_events: must be 0 (history off) to 1000000; each event kept costs about 1 KB of memory",
@@ -773,5 +776,28 @@ func TestSecretNeverPrints(t *testing.T) {
 	b, err := json.Marshal(map[string]Secret{"token": s})
 	if err != nil || string(b) != `{"token":"\u003csecret\u003e"}` {
 		t.Errorf("json = %s, %v", b, err)
+	}
+}
+
+func TestListenersClash(t *testing.T) {
+	for _, tt := range []struct {
+		server, admin string
+		clash         bool
+	}{
+		{":8080", ":9090", false},
+		{":8080", ":8080", true},
+		{":8080", "127.0.0.1:8080", true},
+		{"0.0.0.0:9090", "127.0.0.1:9090", true},
+		{"[::]:9090", "[::1]:9090", true},
+		{"127.0.0.1:8080", "127.0.0.1:8080", true},
+		{"localhost:8080", "127.0.0.1:8080", true},
+		{"127.0.0.1:8080", "[::1]:8080", false},
+		{"10.0.0.1:8080", "127.0.0.1:8080", false},
+		{"127.0.0.1:0", "127.0.0.1:0", false}, // each picks a free port
+		{"8080", "8080", false},               // not host:port: its own problem
+	} {
+		if got := listenersClash(tt.server, tt.admin); got != tt.clash {
+			t.Errorf("listenersClash(%q, %q) = %v, want %v", tt.server, tt.admin, got, tt.clash)
+		}
 	}
 }

@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"os"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -122,8 +123,11 @@ func nameEnv(ps Problems, uses []envUse) Problems {
 			named := "the value of ${" + u.name + "}"
 			p.Msg = strings.ReplaceAll(p.Msg, strconv.Quote(u.value), named)
 			p.Msg = strings.ReplaceAll(p.Msg, "'"+u.value+"'", named)
-			if len(u.value) >= minBareEnvValue || related(p.Path, u.path) {
+			if len(u.value) >= minBareEnvValue || related(plainPath(p.Path), u.path) {
 				p.Msg = strings.ReplaceAll(p.Msg, u.value, "${"+u.name+"}")
+			}
+			if related(plainPath(p.Path), u.path) {
+				p.Msg = nameFragments(p.Msg, u)
 			}
 		}
 		out[i] = p
@@ -135,6 +139,44 @@ func nameEnv(ps Problems, uses []envUse) Problems {
 // appears in a problem; a shorter one ("info", "8080") is replaced only
 // in problems about the setting it went into.
 const minBareEnvValue = 8
+
+// quoted matches what problems quote: "text" (with Go escapes) or 'text'.
+var quoted = regexp.MustCompile(`"(?:[^"\\]|\\.)*"|'[^']*'`)
+
+// nameFragments names the environment variable in place of each quoted
+// part of its value in msg: a parser quotes the token it stopped at
+// (expr's `bad number syntax: "9f"`, `Identifier("secret")`), which is a
+// piece of the value when the whole value was put into an expression.
+func nameFragments(msg string, u envUse) string {
+	return quoted.ReplaceAllStringFunc(msg, func(q string) string {
+		text := q[1 : len(q)-1]
+		if q[0] == '"' {
+			if s, err := strconv.Unquote(q); err == nil {
+				text = s
+			}
+		}
+		if len(text) >= 2 && strings.Contains(u.value, text) {
+			return "part of ${" + u.name + "}"
+		}
+		return q
+	})
+}
+
+// plainPath is a problem's path without the names it shows beside list
+// indexes: "rules[0] (calls).when" is the setting rules[0].when.
+func plainPath(p string) string {
+	for {
+		i := strings.Index(p, " (")
+		if i < 0 {
+			return p
+		}
+		j := strings.IndexByte(p[i:], ')')
+		if j < 0 {
+			return p
+		}
+		p = p[:i] + p[i+j+1:]
+	}
+}
 
 // related reports whether one path is the other or inside it.
 func related(a, b string) bool {

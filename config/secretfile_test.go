@@ -177,12 +177,18 @@ func TestEnvValuesAreNamedNotPrinted(t *testing.T) {
 	uses := []envUse{
 		{"sinks.a.url", "HOST", "info"},
 		{"sources.b.token_url", "CISCO_SECRET", "sup3r-s3cret-value"},
+		{"rules[1].when", "RULE_SECRET", "1234567890abcdef=="},
+		{"rules[2].throttle.key", "KEY", "hunter2 secret-value"},
 	}
 	ps := Problems{
 		{Path: "log.level", Msg: `"verbose" is not a level; use debug, info, warn or error`},
 		{Path: "sinks.a.url", Msg: `"info" is not a URL; I read info`},
 		{Path: "sources.b.token_url", Msg: `'sup3r-s3cret-value' is not a URL`},
 		{Path: "rules[0]", Msg: `unknown sink sup3r-s3cret-value`},
+		// expr quotes the token it stopped at: a piece of the value.
+		{Path: "rules[1] (calls).when", Msg: `bad number syntax: "1234567890a" (column 11)`},
+		{Path: "rules[2] (calls).throttle.key", Msg: `unexpected token Identifier("secret") (column 9)`},
+		{Path: "rules[3] (other).when", Msg: `unexpected token Identifier("secret") (column 9)`},
 	}
 	got := nameEnv(ps, uses)
 	want := []string{
@@ -190,6 +196,9 @@ func TestEnvValuesAreNamedNotPrinted(t *testing.T) {
 		`sinks.a.url: the value of ${HOST} is not a URL; I read ${HOST}`,
 		`sources.b.token_url: the value of ${CISCO_SECRET} is not a URL`,
 		`rules[0]: unknown sink ${CISCO_SECRET}`,
+		`rules[1] (calls).when: bad number syntax: part of ${RULE_SECRET} (column 11)`,
+		`rules[2] (calls).throttle.key: unexpected token Identifier(part of ${KEY}) (column 9)`,
+		`rules[3] (other).when: unexpected token Identifier("secret") (column 9)`,
 	}
 	for i := range want {
 		if got[i].Error() != want[i] {

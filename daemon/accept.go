@@ -380,12 +380,12 @@ type deliveryObserver struct {
 
 func (o deliveryObserver) Attempting(d *router.Delivery) {
 	o.stats.sink(d.Sink).inFlight.Add(1)
-	o.history.Attempting(d.Event.Source, d.Event.ID, d.Sink)
+	o.history.Attempting(d.Event.Source, d.Event.ID, d.Sink, d.Event.ReceivedAt)
 }
 
 func (o deliveryObserver) Abandoned(d *router.Delivery) {
 	o.stats.sink(d.Sink).inFlight.Add(-1)
-	o.history.Abandoned(d.Event.Source, d.Event.ID, d.Sink)
+	o.history.Abandoned(d.Event.Source, d.Event.ID, d.Sink, d.Event.ReceivedAt)
 }
 
 func (o deliveryObserver) Delivered(d *router.Delivery, outcome string, took time.Duration, err error) {
@@ -421,5 +421,5 @@ func (o deliveryObserver) observe(d *router.Delivery, outcome string, took time.
 			next = d.NotBefore
 		}
 	}
-	o.history.Attempted(d.Event.Source, d.Event.ID, d.Sink, d.ID, a, next)
+	o.history.Attempted(d.Event.Source, d.Event.ID, d.Sink, d.Event.ReceivedAt, d.ID, a, next)
 }

@@ -30,7 +30,8 @@ import (
 //  1. /healthz and /readyz are open to all: probes carry no token and give
 //     any Host, and the answers hold no data.
 //  2. The Host must be allowed: a loopback name or address (any port),
-//     an address of the listener itself, or a name in admin.allowed_hosts.
+//     an address of the listener itself or the name admin.listen gives
+//     it, or a name in admin.allowed_hosts.
 //     A browser page that rebinds its own name to this host's address
 //     sends its own name, and is refused.
 //  3. An Origin, when present, must match the Host, and a browser's
@@ -84,6 +85,10 @@ type adminGuard struct {
 	next     http.Handler
 	sessions *sessions
 	local    localAddrs
+	// listenName is the host name admin.listen gives ("ops-box:9090"),
+	// lower case, or "" for an address: the name the operator, and the
+	// CLI, call the listener by.
+	listenName string
 }
 
 func (g *adminGuard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -159,7 +164,7 @@ func (g *adminGuard) hostAllowed(host string, allowed []string) bool {
 		name, port = strings.Trim(host, "[]"), ""
 	}
 	name = strings.ToLower(strings.TrimSuffix(name, "."))
-	if name == "localhost" {
+	if name == "localhost" || name == g.listenName && name != "" {
 		return true
 	}
 	if ip, err := netip.ParseAddr(name); err == nil {
@@ -178,6 +183,16 @@ func (g *adminGuard) hostAllowed(host string, allowed []string) bool {
 		}
 	}
 	return false
+}
+
+// listenName is the host name of a listen address, lower case, or ""
+// when it gives an address or none.
+func listenName(listen string) string {
+	host, _, err := net.SplitHostPort(listen)
+	if _, perr := netip.ParseAddr(host); err != nil || perr == nil {
+		return ""
+	}
+	return strings.ToLower(strings.TrimSuffix(host, "."))
 }
 
 func quoteHost(h string) string {
@@ -268,7 +283,7 @@ func (d *Daemon) adminHandler() http.Handler {
 			writeJSON(w, http.StatusMethodNotAllowed, map[string]string{"error": p + " takes POST with a JSON body"})
 		})
 	}
-	g := &adminGuard{d: d, next: mux, sessions: newSessions()}
+	g := &adminGuard{d: d, next: mux, sessions: newSessions(), listenName: listenName(d.snap.Load().File.Admin.Listen)}
 	g.sessionRoutes(mux)
 	d.pprofRoutes(mux)
 	d.mountConsole(mux)

@@ -438,3 +438,31 @@ func TestAdminPathTricksNeedTheToken(t *testing.T) {
 		}
 	}
 }
+
+// The host name admin.listen gives is the listener's own: the operator and
+// the CLI (dlq, tap, history) call it by that name.
+func TestListenNameIsAnAllowedHost(t *testing.T) {
+	name, err := os.Hostname()
+	if err != nil || name == "" || strings.EqualFold(name, "localhost") {
+		t.Skip("no host name other than localhost")
+	}
+	if _, err := net.LookupHost(name); err != nil {
+		t.Skipf("host name %s does not resolve: %v", name, err)
+	}
+	dir := t.TempDir()
+	cfg := strings.Replace(adminConfig(dir, ""), "admin:\n  listen: \"127.0.0.1:0\"", "admin:\n  listen: \""+strings.ToUpper(name)+":0\"", 1)
+	d := daemontest.Start(t, cfg)
+	_, port, _ := net.SplitHostPort(d.AdminAddr())
+	for host, want := range map[string]int{
+		name + ":" + port:              200,
+		strings.ToUpper(name) + ".":    200,
+		"evil." + name + ":" + port:    403,
+		name + ".evil.example:" + port: 403,
+	} {
+		req := adminRequest(t, d, endpoint{method: "GET", path: "/api/dlq"})
+		req.Host = host
+		if resp, body := do(t, req); resp.StatusCode != want {
+			t.Errorf("Host %q: %d %s; want %d", host, resp.StatusCode, body, want)
+		}
+	}
+}

@@ -201,3 +201,46 @@ func TestReloadNeverPrintsAnEnvironmentValue(t *testing.T) {
 		}
 	}
 }
+
+// A receiver whose answer holds a credential where the dead letter's
+// excerpt of the answer is cut: no part of it reaches the dead letter or
+// the log.
+func TestCredentialCutByTheAnswerExcerptIsRedacted(t *testing.T) {
+	const key = "x-api-key-value-0123456789abcdef"
+	echo := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// 190 bytes, then the key across byte 200, where excerpts are cut.
+		http.Error(w, strings.Repeat("-", 190)+r.Header.Get("X-Api-Key")+" was refused", http.StatusBadRequest)
+	}))
+	t.Cleanup(echo.Close)
+	cfg := `
+server: { listen: "127.0.0.1:0" }
+admin: { listen: "127.0.0.1:0" }
+queue: { dir: ` + filepath.Join(t.TempDir(), "q") + ` }
+sources:
+  app: { type: generic }
+sinks:
+  crm:
+    type: http
+    url: "` + echo.URL + `/in"
+    headers: { X-Api-Key: ` + key + ` }
+rules:
+  - { name: all, to: [crm] }
+`
+	d, logs := daemontest.StartLogged(t, cfg)
+	if code, ans := daemontest.Post(t, "http://"+d.WebhookAddr()+"/hooks/app", `{"event":"e","id":"cut-1"}`); code != 200 {
+		t.Fatalf("post: %d %v", code, ans)
+	}
+	var list string
+	daemontest.Eventually(t, "a dead letter", func() bool {
+		_, list = daemontest.Admin(t, d, "GET", "/api/dlq", "", "")
+		return strings.Contains(list, `"event_id":"cut-1"`)
+	})
+	if !strings.Contains(list, "400 Bad Request") {
+		t.Errorf("the dead letter does not say what went wrong: %s", list)
+	}
+	for where, text := range map[string]string{"dead letters": list, "log": logs.String()} {
+		if strings.Contains(text, key[:6]) {
+			t.Errorf("the start of the key (%q) is in the %s:\n%s", key[:6], where, text)
+		}
+	}
+}

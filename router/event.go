@@ -71,7 +71,9 @@ func (e *Event) MarshalJSON() ([]byte, error) {
 	if p := e.encoded.Load(); p != nil {
 		return p.b, nil
 	}
-	b := make([]byte, 0, 160+len(e.RawPayload))
+	// Sized for all of it, so that it is one allocation: the fixed text
+	// and two times are under 160 bytes.
+	b := make([]byte, 0, 160+len(e.ID)+len(e.Source)+len(e.Event)+len(e.Status)+len(e.RawPayload))
 	b = append(b, `{"id":`...)
 	b = AppendJSONString(b, e.ID)
 	b = append(b, `,"source":`...)

@@ -14,6 +14,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/hashicorp/go-retryablehttp"
+
+	"switchboard/redact"
 )
 
 // This file holds what the sinks that deliver over HTTP (http, slack)
@@ -21,16 +23,24 @@ import (
 // error that fits one log line. Each sink keeps its own error wording.
 
 // SnippetLen bounds how much of a failed answer goes into an error, which
-// ends up in logs and dead letters. Read SnippetLen+1 bytes of the answer
-// so that Snippet can tell that it cut it.
+// ends up in logs and dead letters.
 const SnippetLen = 200
 
-// Snippet makes the start of an answer fit for one log line: spaces
-// trimmed, control characters turned into spaces, invalid UTF-8 dropped,
-// and past SnippetLen bytes cut and marked with "…". It exists so that a
-// receiver's error page, whatever it holds, never breaks a log line or
-// floods a dead letter.
+// HeadLen is how much of an answer ReadAnswer keeps for Snippet: enough
+// past SnippetLen that a credential the receiver echoes within the first
+// SnippetLen bytes is read whole, in any of the forms the redactor knows
+// (base64, JSON escapes), and so redacted before the cut rather than cut
+// into a part the redactor cannot recognise.
+const HeadLen = 4 << 10
+
+// Snippet makes the start of an answer fit for one log line: configured
+// credentials redacted (redact.Current), spaces trimmed, control
+// characters turned into spaces, invalid UTF-8 dropped, and past
+// SnippetLen bytes cut and marked with "…". It exists so that a receiver's
+// error page, whatever it holds, never breaks a log line, floods a dead
+// letter or leaves part of a secret in either.
 func Snippet(b []byte) string {
+	b = redact.Current().Bytes(b)
 	cut := len(b) > SnippetLen
 	if cut {
 		b = b[:SnippetLen]
@@ -63,7 +73,7 @@ const drainLimit = 64 << 10
 
 // ReadAnswer reads what a sink needs of resp and releases it: the status
 // line (resp.Status, or the code and its text when the response has none)
-// and the head of the body, at most SnippetLen+1 bytes, for Snippet. It
+// and the head of the body, at most HeadLen bytes, for Snippet. It
 // then discards up to drainLimit more bytes and closes the body. It exists
 // so that every HTTP sink reads an answer alike: bounded, whatever the
 // receiver sends, and leaving the connection reusable when the answer is
@@ -72,7 +82,7 @@ const drainLimit = 64 << 10
 func ReadAnswer(resp *http.Response) (status string, head []byte) {
 	// Read into the stack; most answers are empty or a word, and only
 	// what was read is kept.
-	var buf [SnippetLen + 1]byte
+	var buf [HeadLen]byte
 	n, _ := io.ReadFull(resp.Body, buf[:])
 	if n > 0 {
 		head = bytes.Clone(buf[:n])

@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-retryablehttp"
+
+	"switchboard/redact"
 )
 
 func TestSnippet(t *testing.T) {
@@ -41,6 +43,24 @@ func TestSnippet(t *testing.T) {
 				t.Errorf("Snippet(%q) = %q, want %q", tt.in, got, tt.want)
 			}
 		})
+	}
+}
+
+// A receiver that echoes a credential where the cut falls inside it: the
+// credential is redacted before the cut, so no part of it remains.
+func TestSnippetRedactsBeforeItCuts(t *testing.T) {
+	const secret = "xapikey-secret-def0123456789"
+	defer redact.Set(redact.Current())
+	redact.Set(redact.New(secret))
+	for _, at := range []int{0, SnippetLen - 20, SnippetLen - len(secret)/2, SnippetLen - 1} {
+		in := strings.Repeat("x", at) + secret + strings.Repeat("y", 100)
+		got := Snippet([]byte(in))
+		for n := 4; n <= len(secret); n++ {
+			if strings.Contains(got, secret[:n]) {
+				t.Errorf("secret at %d: %d bytes of it left in %q", at, n, got)
+				break
+			}
+		}
 	}
 }
 
@@ -218,10 +238,10 @@ func TestReadAnswer(t *testing.T) {
 			"500 Internal Server Error", "oops\n", 5},
 		{"the receiver's own status text is kept", 400, "400 Nope", strings.NewReader(""), "400 Nope", "", 0},
 		{"no status line: the code and its text", 503, "", strings.NewReader(""), "503 Service Unavailable", "", 0},
-		{"head is SnippetLen+1 bytes, the rest drained", 502, "502 Bad Gateway", strings.NewReader(x(1000)),
-			"502 Bad Gateway", x(SnippetLen + 1), 1000},
-		{"drain stops at drainLimit", 500, "500 Internal Server Error", strings.NewReader(x(SnippetLen + 1 + drainLimit + 1000)),
-			"500 Internal Server Error", x(SnippetLen + 1), SnippetLen + 1 + drainLimit},
+		{"head is HeadLen bytes, the rest drained", 502, "502 Bad Gateway", strings.NewReader(x(HeadLen + 1000)),
+			"502 Bad Gateway", x(HeadLen), HeadLen + 1000},
+		{"drain stops at drainLimit", 500, "500 Internal Server Error", strings.NewReader(x(HeadLen + drainLimit + 1000)),
+			"500 Internal Server Error", x(HeadLen), HeadLen + drainLimit},
 		{"a failed read keeps what arrived", 500, "500 Internal Server Error",
 			io.MultiReader(strings.NewReader("partial"), iotest.ErrReader(syscall.ECONNRESET)),
 			"500 Internal Server Error", "partial", 7},
@@ -249,7 +269,7 @@ func TestReadAnswerLeavesConnectionReusable(t *testing.T) {
 		reused bool
 	}{
 		{"answer within drainLimit", 10 << 10, true},
-		{"answer past drainLimit", SnippetLen + 1 + drainLimit + 1<<20, false},
+		{"answer past drainLimit", HeadLen + drainLimit + 1<<20, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -118,14 +118,14 @@ type dlqAction struct {
 }
 
 func runDLQ(path string, a dlqAction, stdout, stderr io.Writer) int {
-	f, err := config.Load(path)
-	if err != nil {
-		fmt.Fprintf(stderr, "%s: %v\n", path, err)
-		return exitFail
+	cfg, err := loadClientConfig(path)
+	var c *dlqBackend
+	closeFn := func() {}
+	if err == nil {
+		c, closeFn, err = dlqClient(cfg)
 	}
-	c, closeFn, err := dlqClient(f)
 	if err == nil && c.base != "" {
-		c.token, err = adminToken(a.tokenFile, f)
+		c.token, err = cfg.adminTokenFor(a.tokenFile)
 	}
 	if err != nil {
 		fmt.Fprintln(stderr, err)
@@ -188,14 +188,24 @@ type dlqBackend struct {
 	known func(string) bool
 }
 
-func dlqClient(f *config.File) (*dlqBackend, func(), error) {
-	host := f.Admin.Listen
-	if h, p, err := net.SplitHostPort(host); err == nil && (h == "" || h == "0.0.0.0" || h == "::") {
-		host = net.JoinHostPort("127.0.0.1", p)
+func dlqClient(c *clientConfig) (*dlqBackend, func(), error) {
+	if err := c.need("admin.listen"); err != nil {
+		return nil, nil, err
 	}
+	host := adminHost(c.Admin.Listen)
 	if conn, err := net.DialTimeout("tcp", host, time.Second); err == nil {
 		conn.Close()
 		return &dlqBackend{base: "http://" + host}, func() {}, nil
+	}
+	// The daemon is stopped: the queue itself.
+	if err := c.need("queue"); err != nil {
+		return nil, nil, err
+	}
+	f := c.File
+	if f.Queue.Driver != config.DriverNATS {
+		if err := existingQueueDir(f.Queue.Dir, "queue.dir"); err != nil {
+			return nil, nil, fmt.Errorf("the daemon's admin API at %s does not answer, and %w", host, err)
+		}
 	}
 	q, err := daemon.OpenQueue(f, slog.New(slog.DiscardHandler))
 	if err != nil {

@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"net/http"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -208,6 +209,11 @@ func TestDLQUsageErrorsExit2(t *testing.T) {
 // other command: before the subcommand, or after the ids.
 func TestDLQFlagsAnywhere(t *testing.T) {
 	s := newSite(t, "", genericSource+"sinks:\n"+httpSink("crm", "http://127.0.0.1:1/", "")+"rules:\n  - name: all\n    to: [crm]\n")
+	// Where a daemon has run: dlq does not open a queue directory that
+	// does not exist.
+	if err := os.Mkdir(s.data, 0o700); err != nil {
+		t.Fatal(err)
+	}
 	for _, args := range [][]string{
 		{"dlq", "-c", s.cfg, "list"},
 		{"dlq", "--config", s.cfg, "list"},

@@ -88,7 +88,8 @@ rules:
 }
 
 func TestUsageErrorsExit2AndHelpExits0(t *testing.T) {
-	for _, args := range [][]string{{}, {"frobnicate"}, {"check", "--bogus"}, {"route", "-c", "x.yaml"}, {"check", "extra"}} {
+	for _, args := range [][]string{{}, {"frobnicate"}, {"check", "--bogus"}, {"route", "-c", "x.yaml"}, {"check", "extra"},
+		{"queue", "salvage", "--to", "", "--dir", "x"}} {
 		if code, _, _ := run(t, "", args...); code != 2 {
 			t.Errorf("%v: exit %d, want 2", args, code)
 		}

@@ -69,6 +69,12 @@ func newQueueCmd() *cobra.Command {
 		func(o logqueue.Options, stdout, stderr io.Writer) int { return queueSalvage(o, to, stdout, stderr) })
 	salvage.Flags().StringVar(&to, "to", "", "the new queue's directory (new or empty)")
 	salvage.MarkFlagRequired("to")
+	salvage.PreRunE = func(*cobra.Command, []string) error {
+		if to == "" {
+			return fmt.Errorf("--to needs a directory: where the salvaged queue goes")
+		}
+		return nil
+	}
 	cmd.AddCommand(
 		sub("check", "Verify every file of the queue; print what it holds", "  switchboard queue check -c config.example.yaml", queueCheck),
 		salvage,
@@ -82,14 +88,21 @@ func newQueueCmd() *cobra.Command {
 // needs no config (a config too broken to load may be why one is here).
 func queueOptions(path, dir string) (logqueue.Options, error) {
 	f := config.Defaults()
+	setting := "--dir"
 	if dir == "" {
-		loaded, err := config.Load(path)
-		if err != nil {
-			return logqueue.Options{}, fmt.Errorf("%s: %v (give the queue directory with --dir)", path, err)
+		c, err := loadClientConfig(path)
+		if err == nil {
+			err = c.need("queue")
 		}
-		f = *loaded
+		if err != nil {
+			return logqueue.Options{}, fmt.Errorf("%v\n(give the queue directory with --dir)", err)
+		}
+		f, setting = *c.File, "queue.dir"
 	} else {
 		f.Queue.Dir = dir
+	}
+	if err := existingQueueDir(f.Queue.Dir, setting); err != nil {
+		return logqueue.Options{}, err
 	}
 	opts := daemon.QueueOptions(&f, slog.New(slog.DiscardHandler))
 	opts.Metrics = nil

@@ -19,8 +19,6 @@ import (
 
 	"github.com/lmittmann/tint"
 	"github.com/spf13/cobra"
-
-	"switchboard/config"
 )
 
 const tapHelp = `Streams, live, what the running daemon makes of every request: accepted
@@ -218,21 +216,28 @@ type adminAPI struct {
 // adminClient reads the config for the admin address and token; nil and
 // an exit code when it cannot.
 func adminClient(path, tokenFile string, stderr io.Writer) (*adminAPI, int) {
-	f, err := config.Load(path)
-	if err != nil {
-		fmt.Fprintf(stderr, "%s: %v\n", path, err)
-		return nil, exitFail
+	c, err := loadClientConfig(path)
+	if err == nil {
+		err = c.need("admin.listen")
 	}
-	host := f.Admin.Listen
-	if h, p, err := net.SplitHostPort(host); err == nil && (h == "" || h == "0.0.0.0" || h == "::") {
-		host = net.JoinHostPort("127.0.0.1", p)
+	var token string
+	if err == nil {
+		token, err = c.adminTokenFor(tokenFile)
 	}
-	token, err := adminToken(tokenFile, f)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return nil, exitFail
 	}
-	return &adminAPI{base: "http://" + host, token: token}, exitOK
+	return &adminAPI{base: "http://" + adminHost(c.Admin.Listen), token: token}, exitOK
+}
+
+// adminHost is where the CLI calls an admin listener: a wildcard one
+// (":9090") on 127.0.0.1.
+func adminHost(listen string) string {
+	if h, p, err := net.SplitHostPort(listen); err == nil && (h == "" || h == "0.0.0.0" || h == "::") {
+		return net.JoinHostPort("127.0.0.1", p)
+	}
+	return listen
 }
 
 // badRequest is the daemon's 400: an argument it cannot use.

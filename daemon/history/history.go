@@ -136,8 +136,22 @@ const shardCount = 64
 type shard struct {
 	mu sync.Mutex
 	m  map[key]*Entry
-	_  [40]byte // one shard per cache line: adds on several cores
+	// early holds stand-ins for entries not added yet (see find).
+	early map[key]*Entry
+	_     [32]byte // one shard per cache line: adds on several cores
 }
+
+// A delivery can be attempted before its event's entry is added: the
+// queue hands a new event's deliveries to the workers as it stores them,
+// and the accept path adds the entry once the store returns. Attempts of
+// an event received less than earlyWindow ago that find no entry are kept
+// on a stand-in, which Add takes over; at most maxEarly stand-ins per
+// shard, and Sweep drops those no entry came for (an event accepted just
+// before a restart).
+const (
+	earlyWindow = 10 * time.Second
+	maxEarly    = 64
+)
 
 // Store is the bounded history. A nil *Store keeps nothing: every method
 // is a no-op, so that history can be off.
@@ -160,6 +174,7 @@ func New(maxEvents int, maxAge time.Duration) *Store {
 	s.maxAge.Store(int64(maxAge))
 	for i := range s.shards {
 		s.shards[i].m = make(map[key]*Entry, maxEvents/shardCount+1)
+		s.shards[i].early = map[key]*Entry{}
 	}
 	return s
 }
@@ -202,6 +217,10 @@ func (s *Store) Add(e *Entry) {
 		k := key{e.Source, e.ID}
 		sh := s.shard(k)
 		sh.mu.Lock()
+		if early := sh.early[k]; early != nil {
+			delete(sh.early, k)
+			e.takeOver(early)
+		}
 		sh.m[k] = e
 		sh.mu.Unlock()
 	}
@@ -225,37 +244,49 @@ func (s *Store) forget(e *Entry) {
 	sh.mu.Unlock()
 }
 
-func (s *Store) lookup(source, id string) *Entry {
+// find returns the entry of (source, id), locked, or nil. When there is
+// none and the event was received less than earlyWindow ago, it returns
+// the event's stand-in, made if need be, for Add to take over.
+func (s *Store) find(source, id string, received time.Time) *Entry {
 	k := key{source, id}
 	sh := s.shard(k)
 	sh.mu.Lock()
+	defer sh.mu.Unlock()
 	e := sh.m[k]
-	sh.mu.Unlock()
+	if e == nil {
+		e = sh.early[k]
+	}
+	if e == nil && time.Since(received) < earlyWindow && len(sh.early) < maxEarly {
+		e = &Entry{Source: source, ID: id, ReceivedAt: received}
+		sh.early[k] = e
+	}
+	// Locked before the shard is released, so that Add, which takes a
+	// stand-in over under the shard's lock, waits for this update.
+	if e != nil {
+		e.mu.Lock()
+	}
 	return e
 }
 
-// Attempting marks the delivery of (source, id) to sink in flight.
-func (s *Store) Attempting(source, id, sink string) {
+// Attempting marks the delivery of (source, id) to sink in flight;
+// received is when the event was received.
+func (s *Store) Attempting(source, id, sink string, received time.Time) {
 	if s == nil {
 		return
 	}
-	if e := s.lookup(source, id); e != nil {
-		e.mu.Lock()
-		if d := e.delivery(sink); d != nil {
-			d.state = InFlight
-		}
+	if e := s.find(source, id, received); e != nil {
+		e.deliveryOrNew(sink).state = InFlight
 		e.mu.Unlock()
 	}
 }
 
 // Abandoned marks an attempt cut short by a stopping worker: the delivery
 // is pending again and the attempt does not count.
-func (s *Store) Abandoned(source, id, sink string) {
+func (s *Store) Abandoned(source, id, sink string, received time.Time) {
 	if s == nil {
 		return
 	}
-	if e := s.lookup(source, id); e != nil {
-		e.mu.Lock()
+	if e := s.find(source, id, received); e != nil {
 		if d := e.delivery(sink); d != nil && d.state == InFlight {
 			d.state = Pending
 		}
@@ -264,21 +295,17 @@ func (s *Store) Abandoned(source, id, sink string) {
 }
 
 // Attempted records an attempt's end; next is when a retry is due.
-func (s *Store) Attempted(source, id, sink, deliveryID string, a Attempt, next time.Time) {
+func (s *Store) Attempted(source, id, sink string, received time.Time, deliveryID string, a Attempt, next time.Time) {
 	if s == nil {
 		return
 	}
-	e := s.lookup(source, id)
+	e := s.find(source, id, received)
 	if e == nil {
 		return // older than the history, or accepted before a restart
 	}
-	e.mu.Lock()
 	defer e.mu.Unlock()
-	d := e.delivery(sink)
-	if d == nil { // a replayed dead letter of a sink the event was not routed to
-		e.deliveries = append(e.deliveries, delivery{sink: sink})
-		d = &e.deliveries[len(e.deliveries)-1]
-	}
+	// A sink the event was not routed to: a replayed dead letter.
+	d := e.deliveryOrNew(sink)
 	d.deliveryID = deliveryID
 	switch a.Outcome {
 	case "success":
@@ -306,10 +333,41 @@ func (e *Entry) delivery(sink string) *delivery {
 	return nil
 }
 
+func (e *Entry) deliveryOrNew(sink string) *delivery {
+	if d := e.delivery(sink); d != nil {
+		return d
+	}
+	e.deliveries = append(e.deliveries, delivery{sink: sink, state: Pending})
+	return &e.deliveries[len(e.deliveries)-1]
+}
+
+// takeOver moves what the stand-in early recorded into e, which is not
+// published yet.
+func (e *Entry) takeOver(early *Entry) {
+	early.mu.Lock()
+	defer early.mu.Unlock()
+	for _, d := range early.deliveries {
+		*e.deliveryOrNew(d.sink) = d
+	}
+}
+
 // Sweep drops the entries older than history.max_age; the daemon calls
 // it from time to time so that an idle daemon gives the memory back.
 func (s *Store) Sweep(now time.Time) int {
-	if s == nil || s.maxAge.Load() == 0 {
+	if s == nil {
+		return 0
+	}
+	for i := range s.shards {
+		sh := &s.shards[i]
+		sh.mu.Lock()
+		for k, e := range sh.early {
+			if now.Sub(e.ReceivedAt) > earlyWindow {
+				delete(sh.early, k)
+			}
+		}
+		sh.mu.Unlock()
+	}
+	if s.maxAge.Load() == 0 {
 		return 0
 	}
 	cutoff := now.Add(-time.Duration(s.maxAge.Load()))

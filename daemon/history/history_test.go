@@ -71,7 +71,7 @@ func TestTheOldestIsPushedOutAndForgotten(t *testing.T) {
 		t.Errorf("kept %q, want the newest three", got)
 	}
 	// An attempt for a pushed-out event finds nothing and changes nothing.
-	s.Attempted("bird", "0", "crm", "d0", Attempt{At: t0, Outcome: "success"}, time.Time{})
+	s.Attempted("bird", "0", "crm", time.Time{}, "d0", Attempt{At: t0, Outcome: "success"}, time.Time{})
 	for i := range s.shards {
 		for k := range s.shards[i].m {
 			if k.id == "0" || k.id == "1" {
@@ -87,14 +87,14 @@ func TestTheOldestIsPushedOutAndForgotten(t *testing.T) {
 func TestAttemptsUpToDeliveryOrDeath(t *testing.T) {
 	s := New(10, 0)
 	s.Add(accepted("bird", "e1", t0, "crm", "oncall"))
-	s.Attempting("bird", "e1", "crm")
+	s.Attempting("bird", "e1", "crm", time.Time{})
 	if st := s.Find(Query{ID: "e1"}, t0).Items[0].Deliveries[0].State; st != InFlight {
 		t.Errorf("state while attempting = %s, want in_flight", st)
 	}
 	next := t0.Add(2 * time.Second)
-	s.Attempted("bird", "e1", "crm", "d1", Attempt{At: t0, Took: 1500 * time.Microsecond, Status: 503, Outcome: "retry", Error: "503 Service Unavailable"}, next)
-	s.Attempted("bird", "e1", "crm", "d1", Attempt{At: next, Status: 200, Outcome: "success"}, time.Time{})
-	s.Attempted("bird", "e1", "oncall", "d2", Attempt{At: t0, Status: 404, Outcome: "dead", Error: "permanent failure: 404"}, time.Time{})
+	s.Attempted("bird", "e1", "crm", time.Time{}, "d1", Attempt{At: t0, Took: 1500 * time.Microsecond, Status: 503, Outcome: "retry", Error: "503 Service Unavailable"}, next)
+	s.Attempted("bird", "e1", "crm", time.Time{}, "d1", Attempt{At: next, Status: 200, Outcome: "success"}, time.Time{})
+	s.Attempted("bird", "e1", "oncall", time.Time{}, "d2", Attempt{At: t0, Status: 404, Outcome: "dead", Error: "permanent failure: 404"}, time.Time{})
 	v := s.Find(Query{ID: "e1"}, t0).Items[0]
 	crm, oncall := v.Deliveries[0], v.Deliveries[1]
 	if crm.State != Delivered || len(crm.Attempts) != 2 || crm.Attempts[0].Status != 503 || crm.Attempts[0].TookMS != 1.5 || crm.Attempts[1].Status != 200 {
@@ -108,13 +108,13 @@ func TestAttemptsUpToDeliveryOrDeath(t *testing.T) {
 func TestRetryShowsNextAttemptAndAbandonIsPending(t *testing.T) {
 	s := New(10, 0)
 	s.Add(accepted("bird", "e1", t0, "crm"))
-	s.Attempted("bird", "e1", "crm", "d1", Attempt{At: t0, Outcome: "retry", Error: "timeout"}, t0.Add(time.Minute))
+	s.Attempted("bird", "e1", "crm", time.Time{}, "d1", Attempt{At: t0, Outcome: "retry", Error: "timeout"}, t0.Add(time.Minute))
 	d := s.Find(Query{ID: "e1"}, t0).Items[0].Deliveries[0]
 	if d.State != Retrying || !d.Next.Equal(t0.Add(time.Minute)) {
 		t.Errorf("after a retry: %+v", d)
 	}
-	s.Attempting("bird", "e1", "crm")
-	s.Abandoned("bird", "e1", "crm")
+	s.Attempting("bird", "e1", "crm", time.Time{})
+	s.Abandoned("bird", "e1", "crm", time.Time{})
 	if d := s.Find(Query{ID: "e1"}, t0).Items[0].Deliveries[0]; d.State != Pending || len(d.Attempts) != 1 {
 		t.Errorf("after an abandoned attempt: %+v, want pending with the one attempt", d)
 	}
@@ -124,7 +124,7 @@ func TestAttemptsAreCappedKeepingTheFirst(t *testing.T) {
 	s := New(10, 0)
 	s.Add(accepted("bird", "e1", t0, "crm"))
 	for i := range 100 {
-		s.Attempted("bird", "e1", "crm", "d1", Attempt{At: t0.Add(time.Duration(i) * time.Second), Outcome: "retry", Error: fmt.Sprint(i)}, t0)
+		s.Attempted("bird", "e1", "crm", time.Time{}, "d1", Attempt{At: t0.Add(time.Duration(i) * time.Second), Outcome: "retry", Error: fmt.Sprint(i)}, t0)
 	}
 	d := s.Find(Query{ID: "e1"}, t0).Items[0].Deliveries[0]
 	if len(d.Attempts) != maxAttempts || d.Attempts[0].Error != "0" || d.Attempts[1].Error != "69" ||
@@ -137,7 +137,7 @@ func TestAttemptsAreCappedKeepingTheFirst(t *testing.T) {
 func TestReplayedToAnotherSinkIsAdded(t *testing.T) {
 	s := New(10, 0)
 	s.Add(accepted("bird", "e1", t0, "crm"))
-	s.Attempted("bird", "e1", "archive", "d9", Attempt{At: t0, Outcome: "success"}, time.Time{})
+	s.Attempted("bird", "e1", "archive", time.Time{}, "d9", Attempt{At: t0, Outcome: "success"}, time.Time{})
 	v := s.Find(Query{ID: "e1"}, t0).Items[0]
 	if len(v.Deliveries) != 2 || v.Deliveries[1].Sink != "archive" || v.Deliveries[1].State != Delivered {
 		t.Errorf("deliveries = %+v", v.Deliveries)
@@ -200,9 +200,9 @@ func TestNilStoreIsOff(t *testing.T) {
 		t.Fatal("New(0) is not nil")
 	}
 	s.Add(accepted("bird", "a", t0, "crm"))
-	s.Attempting("bird", "a", "crm")
-	s.Attempted("bird", "a", "crm", "d", Attempt{}, t0)
-	s.Abandoned("bird", "a", "crm")
+	s.Attempting("bird", "a", "crm", time.Time{})
+	s.Attempted("bird", "a", "crm", time.Time{}, "d", Attempt{}, t0)
+	s.Abandoned("bird", "a", "crm", time.Time{})
 	s.SetMaxAge(time.Second)
 	if p := s.Find(Query{}, t0); len(p.Items) != 0 || s.Len() != 0 || s.Cap() != 0 || s.Sweep(t0) != 0 {
 		t.Error("a nil store answered something")
@@ -221,8 +221,8 @@ func TestConcurrentUse(t *testing.T) {
 			for i := range 2000 {
 				id := fmt.Sprintf("%d-%d", w, i)
 				s.Add(accepted("bird", id, t0, "crm"))
-				s.Attempting("bird", id, "crm")
-				s.Attempted("bird", id, "crm", "d", Attempt{At: t0, Outcome: "success"}, time.Time{})
+				s.Attempting("bird", id, "crm", time.Time{})
+				s.Attempted("bird", id, "crm", time.Time{}, "d", Attempt{At: t0, Outcome: "success"}, time.Time{})
 			}
 		}()
 	}
@@ -244,5 +244,91 @@ func TestConcurrentUse(t *testing.T) {
 	}
 	if indexed != 64 {
 		t.Errorf("index holds %d entries, want the 64 in the ring", indexed)
+	}
+}
+
+// lookup is the indexed entry of (source, id), or nil.
+func (s *Store) lookup(source, id string) *Entry {
+	k := key{source, id}
+	sh := s.shard(k)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	return sh.m[k]
+}
+
+// The queue hands a new event's deliveries to the workers as it stores
+// them, before the accept path adds the event: attempts made in between
+// are kept and shown once it is added.
+func TestAttemptsBeforeTheEntryIsAddedAreKept(t *testing.T) {
+	s := New(10, 0)
+	now := time.Now()
+	s.Attempting("bird", "e1", "crm", now)
+	s.Attempted("bird", "e1", "crm", now, "d1", Attempt{At: now, Status: 200, Outcome: "success"}, time.Time{})
+	s.Attempting("bird", "e1", "oncall", now)
+	s.Add(accepted("bird", "e1", now, "crm", "oncall", "archive"))
+	v := s.Find(Query{ID: "e1"}, now).Items[0]
+	got := map[string]string{}
+	for _, d := range v.Deliveries {
+		got[d.Sink] = fmt.Sprint(d.State, len(d.Attempts))
+	}
+	want := map[string]string{"crm": "delivered1", "oncall": "in_flight0", "archive": "pending0"}
+	if fmt.Sprint(got) != fmt.Sprint(want) || len(v.Deliveries) != 3 {
+		t.Errorf("deliveries %v, want %v", got, want)
+	}
+	if n := len(s.shard(key{"bird", "e1"}).early); n != 0 {
+		t.Errorf("%d stand-ins left after the add", n)
+	}
+}
+
+func TestAttemptsRacingTheAddAreKept(t *testing.T) {
+	s := New(1000, 0)
+	now := time.Now()
+	var wg sync.WaitGroup
+	for i := range 200 {
+		id := fmt.Sprint(i)
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			s.Attempted("bird", id, "crm", now, "d"+id, Attempt{At: now, Outcome: "success"}, time.Time{})
+		}()
+		go func() {
+			defer wg.Done()
+			s.Add(accepted("bird", id, now, "crm"))
+		}()
+	}
+	wg.Wait()
+	for _, v := range s.Find(Query{Limit: 500}, now).Items {
+		if d := v.Deliveries[0]; d.State != Delivered || len(d.Attempts) != 1 {
+			t.Errorf("event %s: %s with %d attempts, want delivered with 1", v.ID, d.State, len(d.Attempts))
+		}
+	}
+}
+
+// An attempt of an event received long ago (accepted before a restart,
+// or pushed out of the history) makes no stand-in; those no entry came
+// for are swept.
+func TestStandInsAreBounded(t *testing.T) {
+	s := New(10, 0)
+	s.Attempted("bird", "old", "crm", t0, "d1", Attempt{At: t0, Outcome: "success"}, time.Time{})
+	now := time.Now()
+	for i := range 10 * maxEarly * shardCount {
+		s.Attempting("bird", fmt.Sprint(i), "crm", now)
+	}
+	early := 0
+	for i := range s.shards {
+		if n := len(s.shards[i].early); n > maxEarly {
+			t.Errorf("shard %d holds %d stand-ins, more than %d", i, n, maxEarly)
+		}
+		early += len(s.shards[i].early)
+	}
+	old := key{"bird", "old"}
+	if s.shard(old).early[old] != nil || early == 0 {
+		t.Errorf("%d stand-ins; one for the old event: %v", early, s.shard(old).early[old] != nil)
+	}
+	s.Sweep(now.Add(earlyWindow + time.Second))
+	for i := range s.shards {
+		if n := len(s.shards[i].early); n != 0 {
+			t.Errorf("shard %d still holds %d stand-ins after a sweep", i, n)
+		}
 	}
 }

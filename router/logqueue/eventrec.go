@@ -72,7 +72,8 @@ func appendEvent(b []byte, e *router.Event) ([]byte, error) {
 	if flags&evHeaders != 0 {
 		b = binary.AppendUvarint(b, uint64(len(e.Headers)))
 		// In name order: the same event always stores the same bytes.
-		keys := make([]string, 0, len(e.Headers))
+		var inline [16]string // kept headers are few: no allocation
+		keys := inline[:0]
 		for k := range e.Headers {
 			keys = append(keys, k)
 		}
