@@ -320,7 +320,15 @@ func (q *Queue) setUp(ctx context.Context) error {
 		return err
 	}
 	if q.opts.DedupWindow > 0 {
-		return q.ensureBucket(ctx)
+		if err := q.ensureBucket(ctx); err != nil {
+			return err
+		}
+		// A bucket just created on a cluster answers reads only once its
+		// replicas run: until then every lookup is "no responders", and
+		// every request would be answered 503. Ready means readable.
+		if _, err := q.seen.Get(ctx, "probe"); err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
+			return fmt.Errorf("JetStream key-value bucket %s does not answer yet: %w", q.names.bucket, err)
+		}
 	}
 	return nil
 }
