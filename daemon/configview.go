@@ -35,7 +35,7 @@ type diskState struct {
 func (d *Daemon) serveConfig(w http.ResponseWriter, r *http.Request) {
 	snap := d.snap.Load()
 	red := redact.New(snap.Secrets...).With(redact.Current())
-	running, err := config.Render(snap.File)
+	running, err := config.Render(withSinkDefaults(snap.File))
 	if err != nil {
 		writeJSON(w, http.StatusInternalServerError, map[string]string{"error": "cannot render the running config: " + err.Error()})
 		return
@@ -64,7 +64,7 @@ func diskView(path, running string, red *redact.Redactor) diskState {
 		}
 		return ds
 	}
-	onDisk, err := config.Render(f)
+	onDisk, err := config.Render(withSinkDefaults(f))
 	if err != nil {
 		return diskState{State: "unreadable", Error: err.Error()}
 	}
@@ -74,6 +74,26 @@ func diskView(path, running string, red *redact.Redactor) diskState {
 		return diskState{State: "same"}
 	}
 	return diskState{State: "differs", Diff: lineDiff(running, disk)}
+}
+
+// withSinkDefaults returns f with each sink's concurrency as the sink
+// runs with it: left at 0 in the file, it is the sink type's default
+// (http 8, others 1), which the page must show rather than 0.
+func withSinkDefaults(f *config.File) *config.File {
+	c := *f
+	c.Sinks = make(map[string]config.Sink, len(f.Sinks))
+	for name, sc := range f.Sinks {
+		if sc.Concurrency == 0 {
+			sc.Concurrency = 1
+			if factory, ok := sinks.Lookup(sc.Type); ok {
+				if d, ok := factory().(sinks.DefaultConcurrency); ok {
+					sc.Concurrency = d.DefaultConcurrency()
+				}
+			}
+		}
+		c.Sinks[name] = sc
+	}
+	return &c
 }
 
 // fileSecrets lists f's credentials as Build would find them, without

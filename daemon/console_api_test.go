@@ -324,6 +324,10 @@ func TestConfigNeverShowsASecret(t *testing.T) {
 	if !strings.Contains(m["running"].(string), "Authorization: <secret>") || m["disk"].(map[string]any)["state"] != "same" {
 		t.Errorf("config answer: %s", body)
 	}
+	// Every default filled in: the http sink's concurrency as it runs.
+	if !strings.Contains(m["running"].(string), "concurrency: 8") {
+		t.Errorf("the running config does not show the http sink's default concurrency 8:\n%s", m["running"])
+	}
 	// An edit the reload refused (a rule naming no sink): a diff, still
 	// without secrets, old or new.
 	edited := strings.Replace(yaml, "crm-token-do-not-show", "new-crm-token-do-not-show", 1)

@@ -425,6 +425,50 @@ func TestBrowserConfigIsRedacted(t *testing.T) {
 	p.shot("config")
 }
 
+// A reload refused: its problems, and the diff from the file with the
+// change in view, unchanged lines folded away.
+func TestBrowserConfigDiffShowsTheChange(t *testing.T) {
+	chromium(t)
+	dir := t.TempDir()
+	path := filepath.Join(dir, "switchboard.yaml")
+	crm := daemontest.NewReceiver(t)
+	yaml := fmt.Sprintf(`
+server: { listen: "127.0.0.1:0" }
+admin: { listen: "127.0.0.1:0" }
+queue: { dir: %q }
+sources:
+  calls: { type: generic, path: /hooks/calls, id_field: id, status_field: status }
+sinks:
+  crm: { type: http, url: %q }
+rules:
+  - { name: failed-calls, when: 'status == "failed"', to: [crm] }
+`, filepath.Join(dir, "q"), crm.URL)
+	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	d := daemontest.StartFile(t, path)
+	edited := strings.Replace(yaml, `to: [crm] }`, `to: [nowhere] }`, 1)
+	if err := os.WriteFile(path, []byte(edited), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	daemontest.Eventually(t, "the refused reload", func() bool {
+		_, body := daemontest.Admin(t, d, http.MethodGet, "/api/config", "", "")
+		return strings.Contains(body, `"refused"`)
+	})
+	p := openConsole(t, d, "config", 1280, 900, false)
+	p.waitFor("the diff", `document.querySelector('#config-disk pre.diff') !== null`, 10*time.Second)
+	diff := p.text("#config-disk pre.diff")
+	if !strings.Contains(diff, "- ") || !strings.Contains(diff, "nowhere") || !strings.Contains(diff, "unchanged lines …") ||
+		strings.Contains(diff, "max_event_name_bytes") {
+		t.Errorf("the diff shows:\n%s\nwant the changed rule with a little context, the rest folded", diff)
+	}
+	if !strings.Contains(p.text("#config-disk"), "nowhere") {
+		t.Error("the refused reload's problem is not shown")
+	}
+	p.contrast("config diff, light")
+	p.shot("config-diff")
+}
+
 func TestBrowserAsksForTheToken(t *testing.T) {
 	d, _, _ := browserSite(t, `, auth: { bearer_token: "console-token-1234" }`)
 	p := openConsole(t, d, "overview", 1280, 900, true)
@@ -474,6 +518,11 @@ func TestBrowserDeadLetterReplayDelivers(t *testing.T) {
 	// One, from its detail, confirmed.
 	p.do(chromedp.Click(chromedp.CSS(`#dlq-table tbody tr:first-child td:nth-child(3)`)))
 	p.waitFor("the detail", `!document.querySelector('#dlq-detail').hidden && document.querySelector('#dlq-detail').innerText.includes('422')`, 5*time.Second)
+	// With its event: the normalized event as JSON, its payload included.
+	p.waitFor("the dead letter's event", `document.querySelector('#dlq-detail pre.code:last-of-type').innerText.includes('"to": "+44770090000')`, 5*time.Second)
+	if txt := p.text("#dlq-detail"); strings.Contains(txt, "[object") {
+		t.Errorf("the dead letter's detail shows an object's name instead of its content:\n%s", txt)
+	}
 	p.contrast("dead letters, dark")
 	p.shot("dlq")
 	p.do(chromedp.Click(chromedp.CSS(`#dlq-replay-one`)))

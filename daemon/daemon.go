@@ -169,10 +169,11 @@ func (d *Daemon) logStart(snap *Snapshot) {
 			}
 		}
 	}
-	d.log.Info("switchboard started", "version", d.Version, "config", d.ConfigPath, "queue_dir", snap.File.Queue.Dir,
+	attrs := append([]any{"version", d.Version, "config", d.ConfigPath}, QueueAttrs(snap.File.Queue)...)
+	d.log.Info("switchboard started", append(attrs,
 		"listen", d.webhookLn.Addr().String(), "admin", d.adminLn.Addr().String(),
 		"sources", len(snap.Sources), "sinks", len(snap.Sinks), "rules", len(snap.File.Rules),
-		"pending", pending, "dead_letters", dead)
+		"pending", pending, "dead_letters", dead)...)
 }
 
 func (d *Daemon) serve(srv *http.Server, ln net.Listener, name string) {

@@ -134,6 +134,7 @@ rules:
 			`switchboard_delivery_latency_seconds_count{sink="` + sink + `"}`,
 			`switchboard_queue_depth{sink="` + sink + `"}`,
 			`switchboard_dead_letters{sink="` + sink + `"}`,
+			`switchboard_dead_letters_dropped_total{sink="` + sink + `"}`,
 		}
 	}
 	for _, s := range present("zs-src", "zs-rule", "zs-sink") {

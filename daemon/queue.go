@@ -31,6 +31,15 @@ func OpenQueue(f *config.File, log *slog.Logger) (DurableQueue, error) {
 	return nil, fmt.Errorf("queue.driver %q is not a queue driver", f.Queue.Driver)
 }
 
+// QueueAttrs name the queue in the log: queue.dir, or the NATS servers
+// (without credentials) and stream.
+func QueueAttrs(q config.Queue) []any {
+	if q.Driver == config.DriverNATS {
+		return []any{"queue_driver", q.Driver, "nats_url", natsqueue.RedactURL(q.NATS.URL), "nats_stream", q.NATS.Stream}
+	}
+	return []any{"queue_dir", q.Dir}
+}
+
 // natsOptions are the shared queue's options for f.
 func natsOptions(f *config.File, log *slog.Logger) natsqueue.Options {
 	q, n := f.Queue, f.Queue.NATS

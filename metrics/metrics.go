@@ -199,6 +199,7 @@ func InitSink(name string) {
 	QueueDepth.WithLabelValues(name)
 	OldestPending.WithLabelValues(name)
 	DeadLetters.WithLabelValues(name)
+	DeadLettersDropped.WithLabelValues(name)
 }
 
 // DeleteSink removes the series of a sink that is no longer configured.
@@ -210,6 +211,7 @@ func DeleteSink(name string) {
 	QueueDepth.DeleteLabelValues(name)
 	OldestPending.DeleteLabelValues(name)
 	DeadLetters.DeleteLabelValues(name)
+	DeadLettersDropped.DeleteLabelValues(name)
 }
 
 // InitThrottle creates a storm control's series at 0; owner is "rule x"

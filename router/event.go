@@ -85,9 +85,9 @@ func (e *Event) MarshalJSON() ([]byte, error) {
 		b = AppendJSONString(b, e.Status)
 	}
 	b = append(b, `,"time":"`...)
-	b = e.Time.UTC().AppendFormat(b, TimeFormat)
+	b = AppendTime(b, e.Time)
 	b = append(b, `","received_at":"`...)
-	b = e.ReceivedAt.UTC().AppendFormat(b, TimeFormat)
+	b = AppendTime(b, e.ReceivedAt)
 	b = append(b, `","payload":`...)
 	payloadAt := len(b)
 	switch {

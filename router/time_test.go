@@ -55,3 +55,17 @@ func TestParseRFC3339(t *testing.T) {
 		t.Errorf("got %v %v", tm, err)
 	}
 }
+
+// FuzzAppendTime: the fast writer of event times writes what
+// time.AppendFormat writes with TimeFormat, for every time.
+func FuzzAppendTime(f *testing.F) {
+	for _, s := range []int64{0, -1, 1763600000, -62167219200, 253402300799, 253402300800, -62167219201, 1 << 40} {
+		f.Add(s, int64(123456789))
+	}
+	f.Fuzz(func(t *testing.T, sec, nsec int64) {
+		tm := time.Unix(sec, nsec%1e9)
+		if got, want := string(router.AppendTime(nil, tm)), tm.UTC().Format(router.TimeFormat); got != want {
+			t.Fatalf("AppendTime(%v) = %s, want %s", tm, got, want)
+		}
+	})
+}

@@ -52,7 +52,7 @@ func runDaemon(path string, stderr io.Writer) int {
 	metrics.SetBuildInfo(bv.Version, bv.shortRevision())
 	q, err := daemon.OpenQueue(snap.File, log)
 	if err != nil {
-		log.Error("cannot open the queue: "+err.Error(), "dir", snap.File.Queue.Dir)
+		log.Error("cannot open the queue: "+err.Error(), daemon.QueueAttrs(snap.File.Queue)...)
 		return exitFail
 	}
 	d := daemon.New(snap, q, log)

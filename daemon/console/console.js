@@ -678,8 +678,8 @@ async function showDead(id) {
     h('div', {class: 'controls'},
       h('button', {type: 'button', id: 'dlq-replay-one', onclick: () => act('replay', {ids: [dl.id]}, `Replay dead letter ${dl.id} to ${dl.sink}?`)}, 'Replay'),
       h('button', {type: 'button', id: 'dlq-purge-one', class: 'danger', onclick: () => act('purge', {ids: [dl.id]}, `Purge dead letter ${dl.id}? Its event is deleted for good.`)}, 'Purge')),
-    dl.event ? [h('h3', {}, 'Event'), h('pre', {class: 'code wrap', tabindex: 0}, fmt.json(dl.event))] :
-      h('p', {class: 'muted'}, 'The stored record could not be read as an event; it is kept as it is (' + (dl.raw ? dl.raw.length : 0) + ' characters of base64), and replaying it needs a build that reads it.'));
+    ...(dl.event ? [h('h3', {}, 'Event'), h('pre', {class: 'code wrap', tabindex: 0}, fmt.json(dl.event))] :
+      [h('p', {class: 'muted'}, 'The stored record could not be read as an event; it is kept as it is (' + (dl.raw ? dl.raw.length : 0) + ' characters of base64), and replaying it needs a build that reads it.')]));
   panel.hidden = false;
 }
 
@@ -820,11 +820,33 @@ async function loadConfig() {
   case 'differs':
     disk.push(h('div', {class: 'alert warn'}, 'The file on disk differs from what runs (not reloaded yet, or refused). ',
       h('span', {class: 'muted'}, '− running, + file')));
-    disk.push(h('pre', {class: 'code diff', tabindex: 0}, v.disk.diff.map((l) =>
-      h('span', {class: l.op === '+' ? 'add' : l.op === '-' ? 'del' : null}, l.op + ' ' + l.text + '\n'))));
+    disk.push(h('pre', {class: 'code diff', tabindex: 0}, diffLines(v.disk.diff)));
     break;
   }
   $('#config-disk').replaceChildren(...disk);
+}
+
+// diffLines shows each change with three lines around it; a longer run of
+// unchanged lines folds into one line saying how many, so that a change
+// at the end of a long config is seen without scrolling.
+function diffLines(diff) {
+  const near = diff.map(() => false);
+  diff.forEach((l, i) => {
+    if (l.op !== ' ') for (let j = Math.max(0, i - 3); j <= Math.min(diff.length - 1, i + 3); j++) near[j] = true;
+  });
+  const out = [];
+  for (let i = 0; i < diff.length;) {
+    if (near[i]) {
+      const l = diff[i++];
+      out.push(h('span', {class: l.op === '+' ? 'add' : l.op === '-' ? 'del' : null}, l.op + ' ' + l.text + '\n'));
+      continue;
+    }
+    let j = i;
+    while (j < diff.length && !near[j]) j++;
+    out.push(h('span', {class: 'fold'}, `  … ${j - i} unchanged line${j - i === 1 ? '' : 's'} …\n`));
+    i = j;
+  }
+  return out;
 }
 $('#config-refresh').addEventListener('click', loadConfig);
 pages.config = {enter: loadConfig};

@@ -148,3 +148,37 @@ func TestClusterReplicaLosesItsServer(t *testing.T) {
 		t.Fatalf("delivered %v", got)
 	}
 }
+
+// Replicas started together on a new cluster (a Deployment rolled out
+// with its NATS cluster) set the streams up at once: the one that finds
+// them made by the other uses them as they are. Updating a stream whose
+// creation is still under way used to go unanswered for the whole 5s
+// request timeout, twice, past the default 10s connect timeout.
+func TestClusterReplicasStartTogether(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs a three-server cluster")
+	}
+	c := natstest.RunCluster(t, 3)
+	var wg sync.WaitGroup
+	errs := make([]error, 3)
+	took := make([]time.Duration, 3)
+	for i := range errs {
+		wg.Go(func() {
+			start := time.Now()
+			q, err := Open(Options{URL: c.URL, Replicas: 3, DedupWindow: time.Hour, Log: quiet, ConnectTimeout: 20 * time.Second})
+			took[i], errs[i] = time.Since(start), err
+			if err == nil {
+				q.Close()
+			}
+		})
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("replica %d: %v", i, err)
+		}
+		if took[i] > 4*time.Second {
+			t.Errorf("replica %d took %v to set the queue up", i, took[i])
+		}
+	}
+}

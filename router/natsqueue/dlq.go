@@ -229,15 +229,20 @@ func (q *Queue) ListDead(query router.DeadQuery) (router.DeadPage, error) {
 	return page, nil
 }
 
+// sweepEvery is how often each replica checks the dead-letter limits: a
+// stream info request, about as often as the embedded queue checks them,
+// so that the limits hold within seconds there too.
+const sweepEvery = 2 * time.Second
+
 // sweepDeadLetters drops the oldest dead letters past the age and size
-// limits, every 30 seconds. Every replica sweeps; deleting by sequence
+// limits, every sweepEvery. Every replica sweeps; deleting by sequence
 // means each dead letter is dropped, logged and counted once.
 func (q *Queue) sweepDeadLetters() {
 	defer q.wg.Done()
 	if q.opts.DeadLetterMaxAge <= 0 && q.opts.DeadLetterMaxBytes <= 0 {
 		return
 	}
-	t := time.NewTicker(30 * time.Second)
+	t := time.NewTicker(sweepEvery)
 	defer t.Stop()
 	for {
 		q.dropOldDeadLetters(time.Now())

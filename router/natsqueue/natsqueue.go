@@ -33,7 +33,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -212,10 +214,25 @@ func (q *Queue) connect() error {
 			return nil
 		}
 		if time.Now().After(deadline) || errors.Is(err, nats.ErrAuthorization) || strings.Contains(err.Error(), "tls") {
-			return fmt.Errorf("cannot connect to NATS at %s (queue.nats.url): %w", q.opts.URL, err)
+			return fmt.Errorf("cannot connect to NATS at %s (queue.nats.url): %w", RedactURL(q.opts.URL), err)
 		}
 		time.Sleep(250 * time.Millisecond)
 	}
+}
+
+// RedactURL returns a server list as queue.nats.url takes it with any
+// user and password in it replaced, so that it can be logged.
+func RedactURL(list string) string {
+	parts := strings.Split(list, ",")
+	for i, p := range parts {
+		p = strings.TrimSpace(p)
+		if u, err := url.Parse(p); err == nil && u.User != nil {
+			u.User = url.User("<secret>")
+			p = strings.Replace(u.String(), url.PathEscape("<secret>"), "<secret>", 1)
+		}
+		parts[i] = p
+	}
+	return strings.Join(parts, ",")
 }
 
 // setUpInTime runs setUp until it succeeds or ConnectTimeout passes: a
@@ -223,10 +240,12 @@ func (q *Queue) connect() error {
 // until its servers have found each other.
 func (q *Queue) setUpInTime() error {
 	deadline := time.Now().Add(q.opts.ConnectTimeout)
-	for {
-		// Each try has its own bound: a request lost in a leader change
-		// must not use up the whole wait.
-		try := time.Now().Add(5 * time.Second)
+	for bound := time.Second; ; bound = min(2*bound, 5*time.Second) {
+		// Each try has its own bound, short at first: a request lost in a
+		// leader change, or sent to a server of a new cluster that does
+		// not serve JetStream yet, goes unanswered, and must not use up
+		// the whole wait. Every step can be made again.
+		try := time.Now().Add(bound)
 		if try.After(deadline) {
 			try = deadline
 		}
@@ -301,7 +320,15 @@ func (q *Queue) setUp(ctx context.Context) error {
 		return err
 	}
 	if q.opts.DedupWindow > 0 {
-		return q.ensureBucket(ctx)
+		if err := q.ensureBucket(ctx); err != nil {
+			return err
+		}
+		// A bucket just created on a cluster answers reads only once its
+		// replicas run: until then every lookup is "no responders", and
+		// every request would be answered 503. Ready means readable.
+		if _, err := q.seen.Get(ctx, "probe"); err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
+			return fmt.Errorf("JetStream key-value bucket %s does not answer yet: %w", q.names.bucket, err)
+		}
 	}
 	return nil
 }
@@ -319,29 +346,73 @@ func duplicateWindow(dedup time.Duration) time.Duration {
 	return max(dedup, time.Second)
 }
 
+// ensureStream creates the stream, or brings an existing one to cfg.
+// A stream that already has these settings (every replica but the first
+// to start) is used as it is: an update request that races another
+// replica's creation of the same stream can go unanswered until the
+// request times out, and would change nothing anyway.
 func (q *Queue) ensureStream(ctx context.Context, cfg jetstream.StreamConfig) (jetstream.Stream, error) {
-	// Every replica brings the stream to its own settings: say so when
-	// that changes what others set, since replicas should agree.
-	if old, err := q.js.Stream(ctx, cfg.Name); err == nil {
-		o := old.CachedInfo().Config
-		if o.Replicas != cfg.Replicas || o.MaxBytes != cfg.MaxBytes || o.MaxMsgsPerSubject != cfg.MaxMsgsPerSubject {
-			q.log.Warn("changing the settings of an existing JetStream stream to this replica's; give every replica the same queue settings",
-				"stream", cfg.Name, "replicas", fmt.Sprintf("%d -> %d", o.Replicas, cfg.Replicas),
-				"max_bytes", fmt.Sprintf("%d -> %d", o.MaxBytes, cfg.MaxBytes),
-				"max_msgs_per_subject", fmt.Sprintf("%d -> %d", o.MaxMsgsPerSubject, cfg.MaxMsgsPerSubject))
+	s, err := q.js.Stream(ctx, cfg.Name)
+	if errors.Is(err, jetstream.ErrStreamNotFound) {
+		s, err = q.js.CreateStream(ctx, cfg)
+		if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+			// Another replica created it meanwhile, with other settings.
+			s, err = q.js.Stream(ctx, cfg.Name)
 		}
 	}
-	s, err := q.js.CreateOrUpdateStream(ctx, cfg)
+	if err == nil {
+		old := s.CachedInfo().Config
+		if sameStream(old, cfg) {
+			return s, nil
+		}
+		// Every replica brings the stream to its own settings: say so when
+		// that changes what others set, since replicas should agree.
+		if old.Replicas != cfg.Replicas || old.MaxBytes != cfg.MaxBytes || limit(old.MaxMsgsPerSubject) != limit(cfg.MaxMsgsPerSubject) {
+			q.log.Warn("changing the settings of an existing JetStream stream to this replica's; give every replica the same queue settings",
+				"stream", cfg.Name, "replicas", fmt.Sprintf("%d -> %d", old.Replicas, cfg.Replicas),
+				"max_bytes", fmt.Sprintf("%d -> %d", old.MaxBytes, cfg.MaxBytes),
+				"max_msgs_per_subject", fmt.Sprintf("%d -> %d", limit(old.MaxMsgsPerSubject), limit(cfg.MaxMsgsPerSubject)))
+		}
+		s, err = q.js.UpdateStream(ctx, cfg)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("cannot create or update JetStream stream %s on %s: %w (check that JetStream is enabled, that the account may create streams, and that an existing stream of that name was made by switchboard)",
-			cfg.Name, q.opts.URL, err)
+			cfg.Name, RedactURL(q.opts.URL), err)
 	}
 	return s, nil
 }
 
-// ensureBucket opens the bucket of accepted ids. Servers before 2.11 keep
-// no TTL per key: the bucket then forgets every id after the longest
-// horizon configured, queue.dedup_window.
+// limit is a stream limit as the servers store it: 0 (unset) is -1.
+func limit(n int64) int64 {
+	if n == 0 {
+		return -1
+	}
+	return n
+}
+
+// sameStream reports whether a stream configured as have already has
+// every setting of want that switchboard sets.
+func sameStream(have, want jetstream.StreamConfig) bool {
+	return slices.Equal(have.Subjects, want.Subjects) &&
+		have.Description == want.Description &&
+		have.Retention == want.Retention &&
+		have.Storage == want.Storage &&
+		have.Replicas == want.Replicas &&
+		have.Discard == want.Discard &&
+		have.DiscardNewPerSubject == want.DiscardNewPerSubject &&
+		have.AllowDirect == want.AllowDirect &&
+		have.MaxAge == want.MaxAge &&
+		have.Duplicates == want.Duplicates &&
+		limit(have.MaxBytes) == limit(want.MaxBytes) &&
+		limit(have.MaxMsgs) == limit(want.MaxMsgs) &&
+		limit(have.MaxMsgsPerSubject) == limit(want.MaxMsgsPerSubject)
+}
+
+// ensureBucket opens the bucket of accepted ids, creating it if needed.
+// As with the streams, a bucket that already has these settings is used
+// as it is. Servers before 2.11 keep no TTL per key: the bucket then
+// forgets every id after the longest horizon configured,
+// queue.dedup_window.
 func (q *Queue) ensureBucket(ctx context.Context) error {
 	cfg := jetstream.KeyValueConfig{
 		Bucket:         q.names.bucket,
@@ -351,7 +422,18 @@ func (q *Queue) ensureBucket(ctx context.Context) error {
 		History:        1,
 		LimitMarkerTTL: time.Second,
 	}
-	kv, err := q.js.CreateOrUpdateKeyValue(ctx, cfg)
+	kv, err := q.js.KeyValue(ctx, cfg.Bucket)
+	if err == nil {
+		if st, err := kv.Status(ctx); err == nil && sameBucket(st.Config(), cfg) {
+			q.seen, q.keyTTL = kv, true
+			return nil
+		}
+	}
+	if err == nil || !errors.Is(err, jetstream.ErrBucketNotFound) {
+		kv, err = q.js.CreateOrUpdateKeyValue(ctx, cfg)
+	} else if kv, err = q.js.CreateKeyValue(ctx, cfg); errors.Is(err, jetstream.ErrBucketExists) {
+		kv, err = q.js.CreateOrUpdateKeyValue(ctx, cfg)
+	}
 	if errors.Is(err, jetstream.ErrLimitMarkerTTLNotSupported) {
 		q.log.Warn("the NATS servers keep no TTL per key (before 2.11): every accepted id is remembered for queue.dedup_window, a longer source window is not honoured",
 			"dedup_window", q.opts.DedupWindow)
@@ -362,10 +444,18 @@ func (q *Queue) ensureBucket(ctx context.Context) error {
 		q.keyTTL = true
 	}
 	if err != nil {
-		return fmt.Errorf("cannot create or update JetStream key-value bucket %s on %s: %w", cfg.Bucket, q.opts.URL, err)
+		return fmt.Errorf("cannot create or update JetStream key-value bucket %s on %s: %w", cfg.Bucket, RedactURL(q.opts.URL), err)
 	}
 	q.seen = kv
 	return nil
+}
+
+// sameBucket reports whether a bucket configured as have already has the
+// settings of want that switchboard sets.
+func sameBucket(have, want jetstream.KeyValueConfig) bool {
+	return have.Description == want.Description && have.Storage == want.Storage &&
+		have.Replicas == want.Replicas && have.History == want.History &&
+		have.LimitMarkerTTL == want.LimitMarkerTTL && have.TTL == want.TTL
 }
 
 // Ready reports why the queue cannot take events now, or nil: /readyz

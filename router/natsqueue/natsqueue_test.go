@@ -9,6 +9,7 @@ import (
 	"reflect"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -446,6 +447,27 @@ func TestDeadLetterLimits(t *testing.T) {
 	}
 }
 
+// The replicas' sweep enforces the limits by itself within seconds, as
+// the embedded queue does (it once ran every 30 seconds).
+func TestDeadLetterLimitsSweptSoon(t *testing.T) {
+	srv := natstest.RunServer(t)
+	var dropped atomic.Int32
+	q := open(t, srv.URL, func(o *Options) {
+		o.DeadLetterMaxBytes = 1
+		o.Dropped = func(router.DeadLetter) { dropped.Add(1) }
+	})
+	enqueue(t, q, []string{"crm"}, event("bird", "e0"))
+	d := next(t, q, "crm", 5*time.Second)
+	d.LastError = "permanent failure"
+	if err := q.Dead(d); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 3*sweepEvery, "the dead letter past dead_letter_max_bytes dropped", func() bool {
+		list, err := q.allDead()
+		return err == nil && len(list) == 0 && dropped.Load() == 1
+	})
+}
+
 func TestDeadLetterSinks(t *testing.T) {
 	srv := natstest.RunServer(t)
 	q := open(t, srv.URL)
@@ -584,6 +606,11 @@ func TestOpenFailsClearly(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "cannot connect to NATS at nats://127.0.0.1:1 (queue.nats.url)") {
 		t.Fatalf("err = %v", err)
 	}
+	// Credentials in the URL stay out of the message (it is logged).
+	_, err = Open(Options{URL: "nats://ops:hunter2@127.0.0.1:1", ConnectTimeout: 500 * time.Millisecond, Log: quiet})
+	if err == nil || strings.Contains(err.Error(), "hunter2") || !strings.Contains(err.Error(), "nats://<secret>@127.0.0.1:1") {
+		t.Fatalf("err = %v", err)
+	}
 	// A server without JetStream.
 	o := natstest.Options("plain", t.TempDir())
 	o.JetStream = false
@@ -593,6 +620,45 @@ func TestOpenFailsClearly(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+// A replica starting on streams that another made with the same settings
+// uses them as they are, quietly; one with other settings brings them to
+// its own and says so.
+func TestOpenOnExistingStreams(t *testing.T) {
+	srv := natstest.RunServer(t)
+	open(t, srv.URL, func(o *Options) { o.MaxBytes = 1 << 20; o.MaxPendingPerSink = 10 })
+	var logs strings.Builder
+	var mu sync.Mutex
+	logTo := func(o *Options) {
+		o.MaxBytes, o.MaxPendingPerSink = 1<<20, 10
+		o.Log = slog.New(slog.NewTextHandler(writerFunc(func(b []byte) (int, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			return logs.Write(b)
+		}), nil))
+	}
+	open(t, srv.URL, logTo)
+	mu.Lock()
+	if logs.Len() > 0 {
+		t.Errorf("a replica with the same settings logged:\n%s", logs.String())
+	}
+	mu.Unlock()
+	q := open(t, srv.URL, logTo, func(o *Options) { o.MaxBytes = 2 << 20 })
+	mu.Lock()
+	got := logs.String()
+	mu.Unlock()
+	if strings.Count(got, "changing the settings of an existing JetStream stream") != 1 || !strings.Contains(got, "max_bytes=\"1048576 -> 2097152\"") {
+		t.Errorf("a replica with another max_bytes logged:\n%s", got)
+	}
+	info, err := q.work.Info(context.Background())
+	if err != nil || info.Config.MaxBytes != 2<<20 || info.Config.MaxMsgsPerSubject != 10 {
+		t.Fatalf("work stream after the update: %+v, %v", info, err)
+	}
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(b []byte) (int, error) { return f(b) }
 
 // A sink's concurrency changing (a reload) replaces its pump; a worker
 // waiting in Next meanwhile is served by the new one, and the consumer

@@ -111,3 +111,16 @@ func sameJSON(a, b []byte) bool {
 	db.UseNumber()
 	return da.Decode(&va) == nil && db.Decode(&vb) == nil && reflect.DeepEqual(va, vb)
 }
+
+func TestRedactURL(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"nats://127.0.0.1:4222", "nats://127.0.0.1:4222"},
+		{"nats://a:4222, nats://b:4222", "nats://a:4222,nats://b:4222"},
+		{"nats://user:pa55@a:4222,tls://tok3n@b:4222", "nats://<secret>@a:4222,tls://<secret>@b:4222"},
+		{"", ""},
+	} {
+		if got := RedactURL(tc.in); got != tc.want {
+			t.Errorf("RedactURL(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
