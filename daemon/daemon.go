@@ -104,6 +104,7 @@ func (d *Daemon) Start() error {
 		MaxHeaderBytes: 64 << 10,
 		ErrorLog:       slog.NewLogLogger(d.log.Handler(), slog.LevelDebug),
 	}
+	d.shareQueue(f, len(snap.Sinks), true)
 	if dl, ok := d.queue.(interface {
 		DeadLetterSinks(keep func(string) bool, reason string) (int, error)
 	}); ok {

@@ -98,9 +98,13 @@ func (d *Daemon) Reload(trigger string) (Changes, error) {
 	// this, no event routed by the old config is on its way into the
 	// queue, so removed sinks' deliveries can be moved aside and the
 	// throttles the new config dropped can be summarised.
+	// Until then both configs route: the sinks of either share
+	// queue.max_bytes, so that the shares never add up to more than it.
+	d.shareQueue(next.File, len(sinkUnion(old, next)), false)
 	d.snap.Store(next)
 	old.accepting.Lock()
 	old.accepting.Unlock()
+	d.shareQueue(next.File, len(next.Sinks), true)
 	d.queueSummaries(next.Table.Retired(old.Table, time.Now()), "config reload")
 
 	for _, name := range append(slices.Clone(ch.SinksRemoved), ch.SinksChanged...) {
@@ -409,4 +413,16 @@ func (d *Daemon) watch() error {
 		}
 	}()
 	return nil
+}
+
+// sinkUnion returns the names of the sinks of either snapshot.
+func sinkUnion(a, b *Snapshot) map[string]bool {
+	out := make(map[string]bool, len(a.Sinks)+len(b.Sinks))
+	for name := range a.Sinks {
+		out[name] = true
+	}
+	for name := range b.Sinks {
+		out[name] = true
+	}
+	return out
 }

@@ -2,6 +2,7 @@ package logqueue
 
 import (
 	"slices"
+	"time"
 )
 
 // Memory changes once their records are written: the writer applies each
@@ -14,7 +15,6 @@ const detailEstimate = 96
 func (q *Queue) applyEnqueue(o *op, seg uint32, base int64) {
 	st := &q.st
 	sf := q.seg.files[uint64(seg)]
-	full := map[uint16]int(nil)
 	for i := range o.events {
 		e := &o.events[i]
 		ei := st.events.alloc()
@@ -33,19 +33,18 @@ func (q *Queue) applyEnqueue(o *op, seg uint32, base int64) {
 			ds.id, ds.ev, ds.sink, ds.at = d.id, ei, d.sink, o.now
 			st.ids.insert(&st.dels, di)
 			s := st.sinks[d.sink]
-			if d.dead {
+			if d.full != fullNone {
 				ds.state, ds.detail = dDead, es.loc
 				es.dead++
 				s.dead++
 				st.dead.add(ds, o.now)
-				if full == nil {
-					full = map[uint16]int{}
-				}
-				full[d.sink]++
+				q.noteFull(d.sink, d.full)
 			} else {
 				ds.state = dReady
 				es.pending++
 				s.reserved--
+				s.reservedBytes -= d.size
+				s.bytes += int64(es.n)
 				s.ready.push(di)
 				s.signal()
 			}
@@ -64,9 +63,74 @@ func (q *Queue) applyEnqueue(o *op, seg uint32, base int64) {
 		st.dedup.add(k, now)
 		st.fresh = append(st.fresh, k)
 	}
-	for si, n := range full {
-		q.log.Warn("sink backlog full: new deliveries go straight to the dead-letter queue until it drains",
-			"sink", st.sinks[si].name, "count", n, "max_pending_per_sink", q.opts.MaxPendingPerSink)
+}
+
+// fullKey is one sink's bound that sent new deliveries to the dead letters.
+type fullKey struct {
+	sink uint16
+	kind fullKind
+}
+
+// fullNote counts those deliveries since the bound was last logged.
+type fullNote struct {
+	count  int
+	logged time.Time
+}
+
+// fullLogEvery is how often a sink past a backlog bound is logged: the
+// first dead letter at once, then one line with the count at most this
+// often while it lasts.
+const fullLogEvery = 10 * time.Second
+
+// noteFull counts a new delivery that became a dead letter at once. In the
+// writer, q.mu held.
+func (q *Queue) noteFull(si uint16, kind fullKind) {
+	k := fullKey{si, kind}
+	n := q.w.full[k]
+	if n == nil {
+		if q.w.full == nil {
+			q.w.full = map[fullKey]*fullNote{}
+		}
+		n = &fullNote{}
+		q.w.full[k] = n
+	}
+	n.count++
+}
+
+// logFull logs, at warn, the sinks whose new deliveries went to the dead
+// letters since their last line, at most every fullLogEvery per sink and
+// bound (all of them when closing). In the writer, without q.mu.
+func (q *Queue) logFull(closing bool) {
+	now := q.now()
+	due := func(n *fullNote) bool { return n.count > 0 && (closing || now.Sub(n.logged) >= fullLogEvery) }
+	any := false
+	for _, n := range q.w.full {
+		any = any || due(n)
+	}
+	if !any {
+		return
+	}
+	q.mu.Lock()
+	share, sharedBy := q.share(), q.st.sharedBy
+	names := make(map[uint16]string, len(q.w.full))
+	for k := range q.w.full {
+		names[k.sink] = q.st.sinks[k.sink].name
+	}
+	q.mu.Unlock()
+	for k, n := range q.w.full {
+		if !due(n) {
+			continue
+		}
+		const msg = "sink backlog full: new deliveries go straight to the dead-letter queue until it drains"
+		switch k.kind {
+		case fullCount:
+			q.log.Warn(msg, "sink", names[k.sink], "count", n.count, "limit", "queue.max_pending_per_sink",
+				"max_pending_per_sink", q.opts.MaxPendingPerSink)
+		case fullShare:
+			q.log.Warn(msg, "sink", names[k.sink], "count", n.count, "limit", "share of queue.max_bytes",
+				"share_bytes", share, "max_bytes", q.opts.MaxBytes, "sinks", sharedBy)
+		}
+		n.count, n.logged = 0, now
 	}
 }
 
@@ -132,6 +196,7 @@ func (q *Queue) bury(ds *dslot, l loc, n int, at int64) {
 	es.dead++
 	q.account(es, es.pending+1, es.dead-1)
 	s := q.st.sinks[ds.sink]
+	s.bytes -= int64(es.n)
 	s.dead++
 	q.touch(ds.sink)
 	q.st.dead.add(ds, at)
@@ -187,6 +252,7 @@ func (q *Queue) freeDelivery(di uint32, ds *dslot) {
 		st.sinks[ds.sink].dead--
 	} else {
 		es.pending--
+		st.sinks[ds.sink].bytes -= int64(es.n)
 	}
 	q.touch(ds.sink)
 	q.retireDetail(ds, es)

@@ -280,6 +280,10 @@ func (q *Queue) applyMoves(moves []move, seg uint32, base int64) {
 			if !md.fresh || ds.state == dDead {
 				ds.detail = nl
 			}
+			if ds.state != dDead {
+				// Its sink counts the event at its new length.
+				q.st.sinks[ds.sink].bytes += int64(mv.n) - int64(es.n)
+			}
 		}
 		if sf := q.seg.files[uint64(es.seg)]; sf != nil {
 			sf.liveRecs--

@@ -329,7 +329,9 @@ func (q *Queue) reviveState(ds *dslot, now int64) {
 	es.dead--
 	es.pending++
 	q.account(es, es.pending-1, es.dead+1)
-	q.st.sinks[ds.sink].dead--
+	s := q.st.sinks[ds.sink]
+	s.dead--
+	s.bytes += int64(es.n)
 	ds.raw = false
 	q.forgetDead()
 	ds.at = now

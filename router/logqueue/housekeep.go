@@ -15,6 +15,7 @@ const (
 )
 
 func (q *Queue) housekeeping(closing bool) {
+	q.logFull(closing)
 	now := q.now()
 	q.mu.Lock()
 	q.st.dedup.sweep(now.Unix())

@@ -2,8 +2,10 @@ package logqueue
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
+	"os"
 	"slices"
 	"testing"
 	"time"
@@ -13,9 +15,11 @@ import (
 
 // The queue against a model, under random operations with restarts,
 // tiny segments (so that rolling, compaction and deletion run all the
-// time) and delayed retries: after every operation the counts agree, after
-// every restart the dead letters agree, and at the end every pending
-// delivery is delivered once.
+// time), delayed retries and a queue.max_bytes small enough that sinks
+// keep reaching their share: after every operation the counts agree and
+// each sink's pending bytes match its deliveries, every share decision
+// follows the rule, after every restart the dead letters agree, and at the
+// end every pending delivery is delivered once.
 func TestRandomOperationsAgreeWithAModel(t *testing.T) {
 	seeds := []uint64{1, 2, 3, 4}
 	steps := 1500
@@ -37,14 +41,19 @@ type model struct {
 	dead     map[key]bool
 	inflight map[string]*router.Delivery // by delivery id
 	n        int
+	shared   int // deliveries that went to the dead letters past their share
 }
+
+// modelMaxBytes gives each of the three sinks room for about ten events.
+const modelMaxBytes = 3 * 10 * 400
 
 var modelSinks = []string{"a", "b", "c"}
 
 func runModel(t *testing.T, seed uint64, steps int) {
 	m := &model{t: t, rnd: rand.New(rand.NewPCG(seed, seed)), pending: map[key]bool{}, dead: map[key]bool{},
 		inflight: map[string]*router.Delivery{}}
-	m.q = open(t, Options{SegmentSize: 2048, DedupWindow: time.Hour})
+	m.q = open(t, Options{SegmentSize: 2048, DedupWindow: time.Hour, MaxBytes: modelMaxBytes})
+	m.q.SetSinks(len(modelSinks))
 	for step := range steps {
 		switch r := m.rnd.IntN(100); {
 		case r < 22:
@@ -63,16 +72,21 @@ func runModel(t *testing.T, seed uint64, steps int) {
 			m.drain()
 		case r < 94:
 			m.removeSink()
-		default:
+		case r < 97:
 			m.restart()
+		default:
+			m.crash()
 		}
 		m.checkCounts(step)
 		if err := m.q.checkInvariants(); err != nil {
 			t.Fatalf("step %d: %v", step, err)
 		}
 	}
-	t.Logf("seed %d: segments %d..%d, %d events, %d pending, %d dead, compaction stuck at %d",
-		seed, m.q.seg.first, m.q.seg.last, m.n, len(m.pending), len(m.dead), m.q.w.compBroken)
+	t.Logf("seed %d: segments %d..%d, %d events, %d pending, %d dead (%d past their share), compaction stuck at %d",
+		seed, m.q.seg.first, m.q.seg.last, m.n, len(m.pending), len(m.dead), m.shared, m.q.w.compBroken)
+	if m.shared == 0 {
+		t.Errorf("no delivery went past its sink's share: the model does not exercise the rule")
+	}
 	for _, d := range m.inflight {
 		m.q.Done(d)
 		delete(m.pending, key{d.Event.ID, d.Sink})
@@ -109,13 +123,72 @@ func (m *model) enqueue() {
 		for _, s := range modelSinks {
 			if m.rnd.IntN(2) == 0 {
 				sinks = append(sinks, s)
-				m.pending[key{id, s}] = true
 			}
 		}
 		batch = append(batch, router.Routed{Event: event("app", id), Sinks: sinks})
 	}
-	if err := m.q.Enqueue(context.Background(), batch); err != nil {
-		m.t.Fatal(err)
+	// Every earlier operation is applied (checkInvariants waited): what
+	// the sinks hold now is what Enqueue decides from.
+	q := m.q
+	q.mu.Lock()
+	had := map[string]int64{}
+	for _, s := range modelSinks {
+		had[s] = q.st.sinks[q.sink(s)].bytes
+	}
+	firstID := q.st.nextID + 1
+	share := q.share()
+	q.mu.Unlock()
+	if err := q.Enqueue(context.Background(), batch); err != nil {
+		if errors.Is(err, router.ErrQueueFull) && m.overShare(had, share) {
+			return // replays took a sink past its share: max_bytes holds
+		}
+		m.t.Fatalf("Enqueue: %v (sinks hold %v of %d each)", err, had, share)
+	}
+	m.checkShares(batch, had, share, firstID)
+}
+
+// overShare reports whether some sink holds more than its share, as only
+// replays can make it.
+func (m *model) overShare(had map[string]int64, share int64) bool {
+	for _, b := range had {
+		if b > share {
+			return true
+		}
+	}
+	return false
+}
+
+// checkShares follows Enqueue's deliveries (ids are handed out in batch
+// and sink order) and checks each decision: queued only while its sink
+// stays within its share, a dead letter only when it would not.
+func (m *model) checkShares(batch []router.Routed, had map[string]int64, share int64, id uint64) {
+	q := m.q
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for _, r := range batch {
+		for _, sink := range r.Sinks {
+			k := key{r.Event.ID, sink}
+			di, ok := q.st.ids.find(&q.st.dels, id)
+			id++
+			if !ok {
+				m.t.Fatalf("delivery %d of %v is not in the queue", id-1, k)
+			}
+			ds := q.st.dels.at(di)
+			size := int64(q.st.events.at(ds.ev).n)
+			if ds.state == dDead {
+				if had[sink]+size <= share {
+					m.t.Fatalf("%v went to the dead letters with %d + %d bytes of a %d-byte share", k, had[sink], size, share)
+				}
+				m.dead[k] = true
+				m.shared++
+				continue
+			}
+			if had[sink]+size > share {
+				m.t.Fatalf("%v was queued with %d + %d bytes of a %d-byte share", k, had[sink], size, share)
+			}
+			had[sink] += size
+			m.pending[k] = true
+		}
 	}
 }
 
@@ -264,7 +337,13 @@ func countSink(inflight map[string]*router.Delivery, sink string) int {
 // pending, as after a crash.
 func (m *model) restart() {
 	m.q = reopen(m.t, m.q)
+	m.q.SetSinks(len(modelSinks))
 	m.inflight = map[string]*router.Delivery{}
+	m.checkDead()
+}
+
+// checkDead checks that every dead letter of the model is in the queue.
+func (m *model) checkDead() {
 	list := m.deadList()
 	got := map[key]bool{}
 	for _, dl := range list {
@@ -278,6 +357,46 @@ func (m *model) restart() {
 			m.t.Fatalf("after restart dead letter %v is missing", k)
 		}
 	}
+}
+
+// crash restarts from a copy of the queue's files taken in the writer
+// right after the oldest segment was compacted but before it could be
+// deleted (its dedup keys not yet saved), as a kill -9 can leave it: the
+// start reads every live event twice, original then copy, and must count
+// each once.
+func (m *model) crash() {
+	q := m.q
+	var dir string
+	err := q.barrierOp(func() error {
+		if q.seg.first >= q.seg.last {
+			return nil
+		}
+		saved := q.w.dedupSeg
+		q.w.dedupSeg = q.seg.first
+		defer func() { q.w.dedupSeg = saved }()
+		q.w.compSeg, q.w.compOff = q.seg.first, 0
+		for q.w.compSeg != 0 {
+			if err := q.compactStep(); err != nil {
+				return err
+			}
+		}
+		dir = m.t.TempDir()
+		return os.CopyFS(dir, os.DirFS(q.dir))
+	})
+	if err != nil {
+		m.t.Fatalf("compaction before the crash: %v", err)
+	}
+	if dir == "" {
+		m.restart()
+		return
+	}
+	q.Close()
+	opts := q.opts
+	opts.Dir = dir
+	m.q = open(m.t, opts)
+	m.q.SetSinks(len(modelSinks))
+	m.inflight = map[string]*router.Delivery{}
+	m.checkDead()
 }
 
 func (m *model) checkCounts(step int) {
@@ -334,6 +453,25 @@ func (q *Queue) checkInvariants() error {
 	}
 	if pending != q.st.bytes || dead != q.st.deadBytes {
 		return fmt.Errorf("totals say %d pending and %d dead bytes; the tables %d and %d", q.st.bytes, q.st.deadBytes, pending, dead)
+	}
+	// Each sink counts the stored size of every event it has a delivery
+	// queued or in flight for.
+	sinkBytes := make([]int64, len(q.st.sinks))
+	for c := range q.st.dels.chunks {
+		for _, d := range q.st.dels.chunks[c] {
+			switch d.state {
+			case dReady, dDelayed, dInFlight:
+				sinkBytes[d.sink] += int64(q.st.events.at(d.ev).n)
+			}
+		}
+	}
+	for i, s := range q.st.sinks {
+		if s.bytes != sinkBytes[i] {
+			return fmt.Errorf("sink %s counts %d pending bytes; its deliveries %d", s.name, s.bytes, sinkBytes[i])
+		}
+		if s.reserved != 0 || s.reservedBytes != 0 {
+			return fmt.Errorf("sink %s keeps %d deliveries (%d bytes) reserved with no Enqueue under way", s.name, s.reserved, s.reservedBytes)
+		}
 	}
 	for n, sf := range q.seg.files {
 		if sf.liveRecs != recs[uint32(n)] {

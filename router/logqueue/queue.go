@@ -35,7 +35,8 @@ type Options struct {
 	Dir string
 	// MaxBytes bounds the stored bytes of events with deliveries pending;
 	// Enqueue past it fails with router.ErrQueueFull (sources answer 503).
-	// Dead letters do not count. 0 means no bound.
+	// Dead letters do not count. 0 means no bound. Once SetSinks names two
+	// or more sinks, each sink also has its share of it (see SetSinks).
 	MaxBytes int64
 	// MaxPendingPerSink bounds one sink's backlog: past it, new
 	// deliveries to that sink become dead letters ("backlog full"), so
@@ -131,6 +132,10 @@ type state struct {
 	deadBytes int64 // events with dead letters only
 	dead      deadList
 
+	// sharedBy is how many sinks the config has (SetSinks): each one's
+	// pending deliveries may hold MaxBytes/sharedBy bytes of events.
+	sharedBy int
+
 	nextID   uint64
 	writeErr error     // the last write failed: the disk is full or failing
 	retryAt  time.Time // Enqueue fails fast until then
@@ -144,6 +149,11 @@ type sinkState struct {
 	delayed  delay
 	inFlight int
 	reserved int // Enqueue'd deliveries not yet committed
+	// bytes is the stored size of the events this sink has deliveries
+	// queued or in flight for, each event counted once per sink that
+	// waits for it: what its share of queue.max_bytes bounds.
+	// reservedBytes is the same for Enqueues not yet committed.
+	bytes, reservedBytes int64
 	// settled counts Done and Dead calls whose records are not yet
 	// written: Stats shows them as done already, as a worker sees them.
 	settled int
@@ -382,7 +392,8 @@ func (q *Queue) reserve(o *op, batch []router.Routed, items []enqItem, now time.
 	return nil, nil
 }
 
-// reserveEvent gives one event's deliveries their ids, one per sink, and
+// reserveEvent gives one event's deliveries their ids, one per sink,
+// sends those past their sink's backlog bounds to the dead letters, and
 // encodes its record's head. q.mu held.
 func (q *Queue) reserveEvent(o *op, r *router.Routed, it *enqItem, i int, now time.Time) enqEvent {
 	st := &q.st
@@ -397,22 +408,87 @@ func (q *Queue) reserveEvent(o *op, r *router.Routed, it *enqItem, i int, now ti
 		s := st.sinks[si]
 		st.nextID++
 		d := delivery{id: st.nextID, sink: name, queued: now}
+		full := fullNone
 		if limit := q.opts.MaxPendingPerSink; limit > 0 && s.pending()+s.reserved >= limit {
-			d.state = stDead
+			d.state, full = stDead, fullCount
 			d.detail = detail{at: now, lastError: fmt.Sprintf(
 				"backlog full: %d deliveries were already queued for this sink (queue.max_pending_per_sink)", limit)}
-		} else {
-			s.reserved++
-			ev.pending++
 		}
 		h.deliveries = append(h.deliveries, d)
-		o.dels = append(o.dels, enqDelivery{id: d.id, sink: si, dead: d.state == stDead})
+		o.dels = append(o.dels, enqDelivery{id: d.id, sink: si, full: full})
 	}
+	// The record's size depends on which deliveries are dead (a dead one
+	// carries its reason), and which are dead on the size: settle both,
+	// each round only adding dead ones, so at most one round per sink.
 	ev.head = len(o.heads)
-	o.heads = appendEventHead(o.heads, &h)
+	dels := o.dels[ev.first:]
+	for {
+		o.heads = appendEventHead(o.heads[:ev.head], &h)
+		ev.size = int64(frameHeader + 1 + len(o.heads) - ev.head + it.evEnd - it.evAt)
+		if !q.overShare(h.deliveries, dels, ev.size, now) {
+			break
+		}
+	}
 	ev.headEnd = len(o.heads)
-	ev.size = int64(frameHeader + 1 + ev.headEnd - ev.head + it.evEnd - it.evAt)
+	for j := range dels {
+		if d := &dels[j]; d.full == fullNone {
+			s := st.sinks[d.sink]
+			s.reserved++
+			s.reservedBytes += ev.size
+			d.size = ev.size
+			ev.pending++
+		}
+	}
 	return ev
+}
+
+// share is how many bytes of events one sink's pending deliveries may
+// hold: queue.max_bytes over the sinks the config has. 0 means no share
+// (no max_bytes, or fewer than two sinks: one sink has all of max_bytes,
+// and past it sources answer 503, since no other sink needs protecting
+// from it). q.mu held.
+func (q *Queue) share() int64 {
+	if q.opts.MaxBytes <= 0 || q.st.sharedBy < 2 {
+		return 0
+	}
+	return q.opts.MaxBytes / int64(q.st.sharedBy)
+}
+
+// overShare sends to the dead letters each live delivery of an event of
+// size bytes whose sink would go past its share, and reports whether it
+// sent any. q.mu held.
+func (q *Queue) overShare(ds []delivery, dels []enqDelivery, size int64, now time.Time) bool {
+	share := q.share()
+	if share == 0 {
+		return false
+	}
+	changed := false
+	for j := range dels {
+		d := &dels[j]
+		s := q.st.sinks[d.sink]
+		if d.full != fullNone || s.bytes+s.reservedBytes+size <= share {
+			continue
+		}
+		d.full, changed = fullShare, true
+		ds[j].state = stDead
+		// What says why comes first: `dlq list` shows 120 characters.
+		ds[j].detail = detail{at: now, lastError: fmt.Sprintf(
+			"backlog full: this sink's share of queue.max_bytes (%d bytes: %d over %d sinks) already holds %d bytes of queued events",
+			share, q.opts.MaxBytes, q.st.sharedBy, s.bytes+s.reservedBytes)}
+	}
+	return changed
+}
+
+// SetSinks tells the queue how many sinks the config has, at start and on
+// every reload: with two or more, each sink's pending deliveries may hold
+// at most queue.max_bytes divided by that many bytes of events (an event
+// counting toward every sink it waits for), and past it the sink's new
+// deliveries become dead letters, so that one sink down never fills
+// max_bytes for the others.
+func (q *Queue) SetSinks(n int) {
+	q.mu.Lock()
+	q.st.sharedBy = n
+	q.mu.Unlock()
 }
 
 // unreserve undoes reserve for an Enqueue that will not be written.
@@ -431,8 +507,10 @@ func (q *Queue) unreserveLocked(o *op) {
 		}
 	}
 	for _, d := range o.dels {
-		if !d.dead {
-			q.st.sinks[d.sink].reserved--
+		if d.full == fullNone {
+			s := q.st.sinks[d.sink]
+			s.reserved--
+			s.reservedBytes -= d.size
 		}
 	}
 	o.keys, o.dels = nil, nil

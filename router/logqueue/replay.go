@@ -139,7 +139,7 @@ func (q *Queue) replayEvent(r *replayState, l loc, n uint32, body []byte) {
 	evErr := validateEvent(rd.rest())
 	ei, es := q.replayedEvent(h)
 	for i := range h.deliveries {
-		q.replayDelivery(r, ei, es, l, &h.deliveries[i], h.copy)
+		q.replayDelivery(r, ei, es, l, n, &h.deliveries[i], h.copy)
 	}
 	es.loc, es.n = l, n
 	if sf := q.seg.files[uint64(l.seg)]; sf != nil {
@@ -196,9 +196,10 @@ func (q *Queue) replayedEvent(h *eventHead) (uint32, *eslot) {
 	return ei, st.events.at(ei)
 }
 
-// replayDelivery sets one delivery of event ei as the record at l says;
-// known is set for a copy, whose deliveries may exist already.
-func (q *Queue) replayDelivery(r *replayState, ei uint32, es *eslot, l loc, d *delivery, known bool) {
+// replayDelivery sets one delivery of event ei as the record at l, n bytes
+// long, says; known is set for a copy, whose deliveries may exist already
+// (counted toward their sinks at the event's old length, es.n).
+func (q *Queue) replayDelivery(r *replayState, ei uint32, es *eslot, l loc, n uint32, d *delivery, known bool) {
 	st := &q.st
 	r.maxID = max(r.maxID, d.id)
 	var di uint32
@@ -220,6 +221,7 @@ func (q *Queue) replayDelivery(r *replayState, ei uint32, es *eslot, l loc, d *d
 				q.forgetDead()
 			} else {
 				es.pending--
+				st.sinks[ds.sink].bytes -= int64(es.n)
 			}
 		}
 	}
@@ -236,10 +238,12 @@ func (q *Queue) replayDelivery(r *replayState, ei uint32, es *eslot, l loc, d *d
 	case stFresh:
 		ds.state = dReady
 		es.pending++
+		st.sinks[ds.sink].bytes += int64(n)
 	case stTried:
 		ds.state, ds.detail = dReady, l
 		r.setDue(di, d.detail.at.UnixNano())
 		es.pending++
+		st.sinks[ds.sink].bytes += int64(n)
 	case stDead:
 		ds.state, ds.detail = dDead, l
 		es.dead++

@@ -60,8 +60,19 @@ type enqEvent struct {
 type enqDelivery struct {
 	id   uint64
 	sink uint16
-	dead bool
+	full fullKind // which backlog bound made it a dead letter at once
+	size int64    // what it reserved of its sink's share (live ones)
 }
+
+// fullKind names the bound past which a new delivery became a dead letter
+// at once.
+type fullKind uint8
+
+const (
+	fullNone  fullKind = iota // queued
+	fullCount                 // queue.max_pending_per_sink
+	fullShare                 // the sink's share of queue.max_bytes
+)
 
 // writerState is the writer goroutine's own.
 type writerState struct {
@@ -84,6 +95,7 @@ type writerState struct {
 	compBroken uint64 // a segment compaction could not finish
 	scanBuf    []byte
 	touched    []uint16 // sinks whose gauges changed in this write
+	full       map[fullKey]*fullNote
 }
 
 const (
@@ -269,6 +281,7 @@ func (q *Queue) commitGroup(group []*op) {
 			close(o.fin)
 		}
 	}
+	q.logFull(false)
 }
 
 // write appends buf to the log, starting a new segment first when the head
