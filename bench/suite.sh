@@ -15,6 +15,9 @@
 #                    payload.payload.channel == "x<i>"), 1,000 channels
 #   sb-match1@RATE   every event matches, at a fixed FIXED_RATE events/s:
 #                    p99 accept latency and router CPU at equal load
+#   sb-nats-match1   with NATS=1: sb-match1 on queue.driver nats, one replica
+#                    on a local nats-server (bench/natsserver, a fresh store
+#                    per run, port 4222); nats_cpu_cores is the server's CPU
 # With REF set, ref-match1, ref-match10 and ref-match1@RATE run the same load
 # against a reference router: REF is its command line, run by bash with
 # SINK_URL (forward matching events there) and BENCH_DIR (a fresh directory)
@@ -33,15 +36,18 @@
 # ROUNDS=5 DURATION=8s BACKLOG=200000 PENDING=1000000):
 #   ROUNDS=3 DURATION=4s WARMUP=1s CONC=32 FIXED_RATE=2000 (0 skips)
 #   BACKLOG=20000 PENDING=50000 (0 skips) BACKLOG_ROUNDS=1 DRAIN_MAX=15
-#   REF=  ONLY="labels..." (a subset)  SWITCHBOARD=path (a built binary
+#   REF=  NATS=1 (add sb-nats-match1; NATS_SYNC=1: the server fsyncs every
+#   message)  ONLY="labels..." (a subset)  SWITCHBOARD=path (a built binary
 #   instead of building this checkout)  KEEP=1 (keep the work directory)
-# Needs bash, Go, and coreutils; ports 9100, 9200 and 9291 on 127.0.0.1 free.
+# Needs bash, Go, and coreutils; ports 9100, 9200 and 9291 (and 4222 with
+# NATS=1) on 127.0.0.1 free.
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 ROUNDS="${ROUNDS:-3}"; DURATION="${DURATION:-4s}"; WARMUP="${WARMUP:-1s}"; CONC="${CONC:-32}"
 FIXED_RATE="${FIXED_RATE:-2000}"; BACKLOG="${BACKLOG:-20000}"; PENDING="${PENDING:-50000}"
 BACKLOG_ROUNDS="${BACKLOG_ROUNDS:-1}"; DRAIN_MAX="${DRAIN_MAX:-15}"; REF="${REF:-}"
-ROUTER=127.0.0.1:9200; ADMIN=127.0.0.1:9291; SINK=127.0.0.1:9100
+NATS="${NATS:-}"; NATS_SYNC="${NATS_SYNC:-}"
+ROUTER=127.0.0.1:9200; ADMIN=127.0.0.1:9291; SINK=127.0.0.1:9100; NATSADDR=127.0.0.1:4222
 export SINK_URL="http://$SINK/in"
 WORK="$(mktemp -d /tmp/switchboard-bench.XXXXXX)"
 OUT="${1:-$(mktemp /tmp/switchboard-suite.XXXXXX)}"
@@ -108,7 +114,15 @@ start_router() {
   bash -c "exec $2" >"$LOGS/$1.router.out" 2>>"$LOGS/$1.router.err" & RPID=$!; PIDS+=("$RPID")
   waitup "$ROUTER"
 }
-end_run() { stop "$RPID"; stop "$SPID"; PIDS=(); }
+end_run() { stop "$RPID"; stop "$SPID"; [ -n "${NPID:-}" ] && stop "$NPID"; NPID=""; PIDS=(); }
+
+# start_nats runs a fresh single JetStream server for a nats scenario and
+# sets NPID.
+start_nats() {
+  local sync=(); [ -n "$NATS_SYNC" ] && sync=(-sync)
+  "$BIN/natsserver" -addr "$NATSADDR" -store "$BENCH_DIR/nats" "${sync[@]}" >"$LOGS/$1.nats.out" 2>&1 & NPID=$!; PIDS+=("$NPID")
+  waitup "$NATSADDR"
+}
 
 loadgen() { "$BIN/loadgen" -url "http://$ROUTER/events" -c "$CONC" "$@"; }
 
@@ -117,22 +131,25 @@ steal() { awk '/^cpu /{print $9, $2+$3+$4+$5+$6+$7+$8+$9}' /proc/stat; }
 
 # load LABEL COMMAND MATCH CHANNELS RATE prints one line of figures.
 load() {
-  local label=$1 cmd=$2 match=$3 channels=$4 rate=$5 r0 r1 r2 t0 t1 s0 s1 lg sk rss
+  local label=$1 cmd=$2 match=$3 channels=$4 rate=$5 r0 r1 r2 t0 t1 s0 s1 lg sk rss n0=0 n1=0
   export BENCH_DIR; BENCH_DIR="$(mktemp -d "$WORK/q.XXXXXX")"
+  if [[ $label == *nats* ]]; then start_nats "$label" || { end_run; echo "label=$label failed=1"; return; }; fi
   start_sink "$label" && start_router "$label" "$cmd" || { end_run; echo "label=$label failed=1"; return; }
   loadgen -d "$WARMUP" -match "$match" -channels "$channels" >/dev/null
   settle 10; get "$SINK" /reset >/dev/null
-  r0=$(cpu "$RPID"); t0=$(now); s0=$(steal)
+  r0=$(cpu "$RPID"); t0=$(now); s0=$(steal); [ -n "${NPID:-}" ] && n0=$(cpu "$NPID")
   lg=$(loadgen -d "$DURATION" -rate "$rate" -match "$match" -channels "$channels")
-  t1=$(now); r1=$(cpu "$RPID"); s1=$(steal)
+  t1=$(now); r1=$(cpu "$RPID"); s1=$(steal); [ -n "${NPID:-}" ] && n1=$(cpu "$NPID")
   settle "$DRAIN_MAX"
   r2=$(cpu "$RPID"); sk=$(get "$SINK" '/stats?kv=1'); rss=$(mem "$RPID" VmHWM)
   end_run; rm -rf "$BENCH_DIR"
   awk -v l="$label" -v lg="$lg" -v sk="$sk" -v r0="$r0" -v r1="$r1" -v r2="$r2" -v t0="$t0" -v t1="$t1" \
-      -v tck="$TCK" -v rss="$rss" -v s0="$s0" -v s1="$s1" 'BEGIN{
+      -v tck="$TCK" -v rss="$rss" -v s0="$s0" -v s1="$s1" -v n0="$n0" -v n1="$n1" 'BEGIN{
     split(s0, a, " "); split(s1, b, " "); tot = b[2]-a[2]
-    printf "label=%s %s %s router_cpu_cores=%.2f router_cpu_s_incl_drain=%.2f router_peak_rss_mb=%s box_steal_pct=%.0f\n",
-      l, lg, sk, (r1-r0)/tck/(t1-t0), (r2-r0)/tck, rss, (tot > 0 ? 100*(b[1]-a[1])/tot : 0) }'
+    printf "label=%s %s %s router_cpu_cores=%.2f router_cpu_s_incl_drain=%.2f router_peak_rss_mb=%s box_steal_pct=%.0f",
+      l, lg, sk, (r1-r0)/tck/(t1-t0), (r2-r0)/tck, rss, (tot > 0 ? 100*(b[1]-a[1])/tot : 0)
+    if (n1 > 0) printf " nats_cpu_cores=%.2f", (n1-n0)/tck/(t1-t0)
+    printf "\n" }'
 }
 
 # backlog LABEL N RESTART prints one line of figures for N pending
@@ -173,9 +190,11 @@ backlog() {
     printf " drain_per_s=%s %s disk_after_drain_mb=%.1f router_peak_rss_mb=%s\n", drain, sk, a/1048576, peak }'
 }
 
-for hp in "$ROUTER" "$ADMIN" "$SINK"; do if up "$hp"; then echo "$hp is in use; stop what listens there" >&2; exit 2; fi; done
+HOSTS=("$ROUTER" "$ADMIN" "$SINK"); [ -n "$NATS" ] && HOSTS+=("$NATSADDR")
+for hp in "${HOSTS[@]}"; do if up "$hp"; then echo "$hp is in use; stop what listens there" >&2; exit 2; fi; done
 echo "# building into $BIN" >&2
 (cd "$ROOT" && go build -o "$BIN/" ./bench/loadgen ./bench/sink ./bench/summarize)
+[ -n "$NATS" ] && (cd "$ROOT" && go build -o "$BIN/" ./bench/natsserver)
 SB="${SWITCHBOARD:-}"
 if [ -z "$SB" ]; then (cd "$ROOT" && go build -o "$BIN/" ./cmd/switchboard); SB="$BIN/switchboard"; fi
 SB="$SB run"
@@ -202,6 +221,11 @@ if [ "$FIXED_RATE" != 0 ]; then
     ORDER="$ORDER ref-match1@$FIXED_RATE"
   fi
 fi
+if [ -n "$NATS" ]; then
+  export NATS_URL="nats://$NATSADDR"
+  CMD[sb-nats-match1]="$SB -c $ROOT/examples/bench/switchboard-nats.yaml"; ARGS[sb-nats-match1]="1.0 1 0"
+  ORDER="$ORDER sb-nats-match1"
+fi
 wanted() { [ -z "${ONLY:-}" ] || [[ " $ONLY " == *" $1 "* ]]; }
 
 # record ROUND LABEL FUNCTION ARGS... runs one scenario in this shell (so
@@ -225,6 +249,7 @@ done
 
 echo "# raw lines: $OUT"
 RATIOS=(-ratio sb-rules1000/sb-match10)
+[ -n "$NATS" ] && RATIOS+=(-ratio sb-nats-match1/sb-match1)
 if [ -n "$REF" ]; then
   RATIOS+=(-ratio sb-match1/ref-match1 -ratio sb-match10/ref-match10)
   if [ "$FIXED_RATE" != 0 ]; then
