@@ -15,7 +15,7 @@ import (
 	"switchboard/sources/sourcetest"
 )
 
-// The providers' documentation samples, verbatim from ../shared/seeds,
+// The providers' documentation samples, copied verbatim into testdata,
 // parse to the golden values; those that are strict JSON agree with the
 // strict decoder.
 func TestSeedSamples(t *testing.T) {
