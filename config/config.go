@@ -22,6 +22,7 @@ import (
 	"github.com/knadh/koanf/parsers/yaml"
 	"github.com/knadh/koanf/providers/rawbytes"
 	"github.com/knadh/koanf/v2"
+	"golang.org/x/net/http/httpguts"
 
 	"switchboard/redact"
 )
@@ -495,29 +496,12 @@ func checkKeepHeaders(ps *Problems, at string, names []string) {
 	}
 	for i, n := range names {
 		switch {
-		case !validHeaderName(n):
+		case !httpguts.ValidHeaderFieldName(n):
 			ps.Add(fmt.Sprintf("%s[%d]", at, i), "%q is not a header name; write it like content-type or x-request-id", n)
 		case slices.ContainsFunc(CredentialHeaders, func(c string) bool { return strings.EqualFold(c, n) }):
 			ps.Add(fmt.Sprintf("%s[%d]", at, i), "%s carries the sender's credentials, which are never stored; remove it", n)
 		}
 	}
-}
-
-// validHeaderName reports whether s is an RFC 9110 token.
-func validHeaderName(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
-		case strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0:
-		default:
-			return false
-		}
-	}
-	return true
 }
 
 // listenersClash reports whether two listen addresses cannot both be

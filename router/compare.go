@@ -1,6 +1,7 @@
 package router
 
 import (
+	"cmp"
 	"encoding/json"
 	"math"
 	"reflect"
@@ -128,15 +129,15 @@ func numCompare(a, b any) (int, bool) {
 	case uint64:
 		switch y := b.(type) {
 		case uint64:
-			return cmp3(x, y), true
+			return cmp.Compare(x, y), true
 		case int:
 			if y < 0 {
 				return 1, true
 			}
-			return cmp3(x, uint64(y)), true
+			return cmp.Compare(x, uint64(y)), true
 		case float64:
 			if x <= 1<<53 { // exact as a float64
-				return cmp3(float64(x), y), !math.IsNaN(y)
+				return cmp.Compare(float64(x), y), !math.IsNaN(y)
 			}
 			return decimalVsFloat(strconv.FormatUint(x, 10), y)
 		case json.Number:
@@ -189,16 +190,6 @@ func decimalVsFloat(d string, f float64) (int, bool) {
 		return 1, true
 	}
 	return compareDecimal(d, strconv.FormatFloat(f, 'e', -1, 64)), true
-}
-
-func cmp3[T int | uint64 | float64](a, b T) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // decimal is a number's exact value: 0.digits x 10^exp, negative when neg;
@@ -309,7 +300,7 @@ func compareDecimal(a, b string) int {
 
 func compareMagnitude(x, y decimal) int {
 	if x.exp != y.exp {
-		return cmp3(x.exp, y.exp)
+		return cmp.Compare(x.exp, y.exp)
 	}
 	// Same position of the first digit: digit strings compare like the
 	// numbers (a shorter prefix is smaller, its missing digits being 0).

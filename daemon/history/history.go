@@ -16,6 +16,7 @@
 package history
 
 import (
+	"cmp"
 	"encoding/json"
 	"hash/maphash"
 	"slices"
@@ -443,7 +444,7 @@ func (s *Store) Find(q Query, now time.Time) Page {
 		}
 		hits = append(hits, e)
 	}
-	slices.SortFunc(hits, func(a, b *Entry) int { return -cmpSeq(a.seq, b.seq) })
+	slices.SortFunc(hits, func(a, b *Entry) int { return -cmp.Compare(a.seq, b.seq) })
 	if len(hits) > limit {
 		page.Next = hits[limit-1].seq
 		hits = hits[:limit]
@@ -452,16 +453,6 @@ func (s *Store) Find(q Query, now time.Time) Page {
 		page.Items = append(page.Items, e.View())
 	}
 	return page
-}
-
-func cmpSeq(a, b uint64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // View is an entry as the admin API answers it.

@@ -1,6 +1,7 @@
 package logqueue
 
 import (
+	"cmp"
 	"slices"
 	"time"
 )
@@ -395,9 +396,9 @@ func (q *Queue) sortDead() {
 	l.list = kept
 	slices.SortStableFunc(l.list, func(a, b deadEntry) int {
 		if a.at != b.at {
-			return cmpInt(a.at, b.at)
+			return cmp.Compare(a.at, b.at)
 		}
-		return cmpInt(int64(a.seq), int64(b.seq))
+		return cmp.Compare(a.seq, b.seq)
 	})
 	l.stale = 0
 	for i := range l.list {
@@ -407,14 +408,4 @@ func (q *Queue) sortDead() {
 		e.seq = l.seq
 		ds.at = int64(l.seq)
 	}
-}
-
-func cmpInt(a, b int64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }

@@ -1,6 +1,7 @@
 package logqueue
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
@@ -252,9 +253,9 @@ func (q *Queue) exportEvents(to *Queue) error {
 	slices.SortFunc(events, func(a, b uint32) int {
 		x, y := q.st.events.at(a).loc, q.st.events.at(b).loc
 		if x.seg != y.seg {
-			return cmpInt(int64(x.seg), int64(y.seg))
+			return cmp.Compare(x.seg, y.seg)
 		}
-		return cmpInt(int64(x.off), int64(y.off))
+		return cmp.Compare(x.off, y.off)
 	})
 	var out []byte
 	flush := func() error {

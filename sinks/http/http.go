@@ -179,7 +179,7 @@ func (o *Options) checkHeaders(ps *config.Problems) http.Header {
 		v := o.Headers[n]
 		c := http.CanonicalHeaderKey(n)
 		switch {
-		case !validHeaderName(n):
+		case !httpguts.ValidHeaderFieldName(n):
 			ps.Add(at, "is not a valid header name; use letters, digits and - (e.g. X-Api-Key)")
 		case strings.ContainsAny(v, "\r\n\x00"):
 			// Never quote the value: it may be a credential.
@@ -195,23 +195,6 @@ func (o *Options) checkHeaders(ps *config.Problems) http.Header {
 		}
 	}
 	return h
-}
-
-// validHeaderName reports whether s is an RFC 9110 token.
-func validHeaderName(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
-		case strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0:
-		default:
-			return false
-		}
-	}
-	return true
 }
 
 // signingKey derives the HMAC key as the Standard Webhooks libraries do: a
