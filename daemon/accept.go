@@ -255,7 +255,7 @@ func (d *Daemon) reject(w http.ResponseWriter, source, reason string, status int
 	metrics.EventsReceived.WithLabelValues(label, "rejected", reason).Inc()
 	d.log.Warn("request rejected", "source", source, "status", status, "reason", reason, "err", msg)
 	if d.tap.active() {
-		d.tap.publish(&tapItem{At: time.Now().UTC(), Outcome: "rejected", Source: source, Reason: reason, Code: status, Error: msg})
+		d.tap.publish(&TapItem{At: time.Now().UTC(), Outcome: "rejected", Source: source, Reason: reason, Code: status, Error: msg})
 	}
 	writeJSON(w, status, map[string]string{"error": msg})
 }

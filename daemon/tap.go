@@ -31,8 +31,9 @@ const (
 	tapFlushBatch = 64
 )
 
-// tapItem is one outcome as the tap streams it.
-type tapItem struct {
+// TapItem is one outcome as the tap streams it: the JSON of each "event"
+// of GET /api/tap, which `switchboard tap` reads.
+type TapItem struct {
 	At       time.Time       `json:"at"`
 	Outcome  string          `json:"outcome"`
 	Source   string          `json:"source,omitempty"`
@@ -55,7 +56,7 @@ type tapItem struct {
 
 // render encodes the item, on the first watcher's goroutine: the accept
 // path only hands it over.
-func (it *tapItem) render() []byte {
+func (it *TapItem) render() []byte {
 	it.once.Do(func() {
 		if it.ev != nil {
 			v := history.NewEntry(it.ev, it.Outcome, it.Rules, it.Sinks, it.HeldBack).View()
@@ -71,7 +72,7 @@ func (it *tapItem) render() []byte {
 
 type tapWatcher struct {
 	source  string
-	ch      chan *tapItem
+	ch      chan *TapItem
 	dropped atomic.Int64
 }
 
@@ -105,7 +106,7 @@ func (h *tapHub) subscribe(source string) (*tapWatcher, bool) {
 	if len(cur) >= maxTaps {
 		return nil, false
 	}
-	w := &tapWatcher{source: source, ch: make(chan *tapItem, tapBuffer)}
+	w := &tapWatcher{source: source, ch: make(chan *TapItem, tapBuffer)}
 	next := append(slices.Clone(cur), w)
 	h.watchers.Store(&next)
 	return w, true
@@ -121,7 +122,7 @@ func (h *tapHub) unsubscribe(w *tapWatcher) {
 }
 
 // publish hands it to every watcher of its source without waiting.
-func (h *tapHub) publish(it *tapItem) {
+func (h *tapHub) publish(it *TapItem) {
 	l := h.watchers.Load()
 	if l == nil {
 		return
@@ -140,8 +141,8 @@ func (h *tapHub) publish(it *tapItem) {
 
 // eventItem is the tap's view of an event; its payload is cut as the
 // history cuts it, when rendered.
-func eventItem(ev *router.Event, outcome string, rules, sinks, heldBack []string) *tapItem {
-	return &tapItem{At: ev.ReceivedAt, Outcome: outcome, Source: ev.Source, ID: ev.ID, Event: ev.Event, Status: ev.Status,
+func eventItem(ev *router.Event, outcome string, rules, sinks, heldBack []string) *TapItem {
+	return &TapItem{At: ev.ReceivedAt, Outcome: outcome, Source: ev.Source, ID: ev.ID, Event: ev.Event, Status: ev.Status,
 		Rules: rules, Sinks: sinks, HeldBack: heldBack, ev: ev}
 }
 
@@ -214,7 +215,7 @@ func tapDropped(w http.ResponseWriter, tw *tapWatcher) bool {
 	return n > 0
 }
 
-func writeTapItem(w http.ResponseWriter, it *tapItem, cond *router.Condition) {
+func writeTapItem(w http.ResponseWriter, it *TapItem, cond *router.Condition) {
 	if cond != nil {
 		if it.ev == nil {
 			return // a rejected request has no event to test

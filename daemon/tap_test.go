@@ -20,7 +20,7 @@ func TestTapHubCostsNothingUnwatchedAndDropsForASlowWatcher(t *testing.T) {
 	if h.active() {
 		t.Fatal("a hub without watchers is active")
 	}
-	h.publish(&tapItem{Source: "a"}) // nobody: nothing happens
+	h.publish(&TapItem{Source: "a"}) // nobody: nothing happens
 	w, _ := h.subscribe("a")
 	other, _ := h.subscribe("b")
 	if !h.active() || h.count() != 2 {
@@ -28,7 +28,7 @@ func TestTapHubCostsNothingUnwatchedAndDropsForASlowWatcher(t *testing.T) {
 	}
 	start := time.Now()
 	for range tapBuffer + 500 {
-		h.publish(&tapItem{Source: "a"})
+		h.publish(&TapItem{Source: "a"})
 	}
 	if took := time.Since(start); took > time.Second {
 		t.Errorf("publishing to a watcher that reads nothing took %s", took)

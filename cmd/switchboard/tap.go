@@ -19,6 +19,8 @@ import (
 
 	"github.com/lmittmann/tint"
 	"github.com/spf13/cobra"
+
+	"switchboard/daemon"
 )
 
 const tapHelp = `Streams, live, what the running daemon makes of every request: accepted
@@ -65,23 +67,6 @@ type tapOptions struct {
 	config                  *string
 	source, when, tokenFile string
 	json                    bool
-}
-
-// tapItem is what the daemon streams for each request (see daemon/tap.go).
-type tapItem struct {
-	At       time.Time       `json:"at"`
-	Outcome  string          `json:"outcome"`
-	Source   string          `json:"source"`
-	ID       string          `json:"id"`
-	Event    string          `json:"event_name"`
-	Status   string          `json:"status"`
-	Rules    []string        `json:"rules"`
-	Sinks    []string        `json:"sinks"`
-	HeldBack []string        `json:"held_back"`
-	Reason   string          `json:"reason"`
-	Error    string          `json:"error"`
-	Code     int             `json:"http_status"`
-	Body     json.RawMessage `json:"event"`
 }
 
 func runTap(ctx context.Context, o tapOptions, stdout, stderr io.Writer) int {
@@ -157,7 +142,7 @@ func (p *tapPrinter) item(data string) {
 		fmt.Fprintln(p.w, data)
 		return
 	}
-	var it tapItem
+	var it daemon.TapItem
 	if json.Unmarshal([]byte(data), &it) != nil {
 		return
 	}
