@@ -15,6 +15,7 @@ import (
 	"switchboard/config"
 	"switchboard/router"
 	"switchboard/router/logqueue"
+	"switchboard/router/queuetest"
 )
 
 // fakeSink is an in-process router.Sink that answers from a script and
@@ -178,13 +179,7 @@ func enqueue(t *testing.T, q router.Queue, sinks []string, ids ...string) {
 // comes within a generous deadline.
 func next(t *testing.T, q router.Queue, sink string) *router.Delivery {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	d, err := q.Next(ctx, sink)
-	if err != nil {
-		t.Fatalf("Next(%s): %v", sink, err)
-	}
-	return d
+	return queuetest.Next(t, q, sink, 5*time.Second)
 }
 
 // deadLetters returns the queue's dead letters once every delivery handed

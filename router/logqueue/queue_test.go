@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"switchboard/router"
+	"switchboard/router/queuetest"
 )
 
 // These tests run against real files in t.TempDir(). They are in the
@@ -80,48 +81,23 @@ func listDead(q *Queue) ([]router.DeadLetter, error) {
 	return out, nil
 }
 
-var epoch = time.Date(2026, 11, 23, 7, 0, 0, 123e6, time.UTC)
+var epoch = queuetest.Epoch
 
-// event builds an event as a source would: RawPayload is the payload as
-// sent, Body the whole request body.
-func event(source, id string) *router.Event {
-	raw := []byte(`{"id":"` + id + `","status":"failed","n":42,"to":"+31612345678"}`)
-	p, err := router.DecodeObject(raw)
-	if err != nil {
-		panic(err)
-	}
-	return &router.Event{ID: id, Source: source, Event: "voice.outbound", Status: "failed",
-		Time: epoch, ReceivedAt: epoch.Add(2 * time.Millisecond), Payload: p, RawPayload: raw,
-		Headers: map[string]string{"content-type": "application/json", "x-trace": id}, Body: raw}
-}
+func event(source, id string) *router.Event { return queuetest.Event(source, id) }
 
 func routed(sinks []string, events ...*router.Event) []router.Routed {
-	out := make([]router.Routed, len(events))
-	for i, e := range events {
-		out[i] = router.Routed{Event: e, Sinks: sinks}
-	}
-	return out
+	return queuetest.Routed(sinks, events...)
 }
 
 func enqueue(t testing.TB, q *Queue, sinks []string, events ...*router.Event) []router.Routed {
 	t.Helper()
-	b := routed(sinks, events...)
-	if err := q.Enqueue(context.Background(), b); err != nil {
-		t.Fatalf("enqueue: %v", err)
-	}
-	return b
+	return queuetest.Enqueue(t, q, sinks, events...)
 }
 
 // next takes the next due delivery of sink, failing after a bound.
 func next(t testing.TB, q *Queue, sink string) *router.Delivery {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	d, err := q.Next(ctx, sink)
-	if err != nil {
-		t.Fatalf("next %s: %v", sink, err)
-	}
-	return d
+	return queuetest.Next(t, q, sink, 5*time.Second)
 }
 
 // empty asserts that sink has nothing due for a short while.

@@ -15,6 +15,7 @@ import (
 
 	"switchboard/router"
 	"switchboard/router/natsqueue/natstest"
+	"switchboard/router/queuetest"
 )
 
 // These tests run against real nats-servers started in the test process
@@ -38,47 +39,22 @@ func open(t testing.TB, url string, mod ...func(*Options)) *Queue {
 	return q
 }
 
-var epoch = time.Date(2026, 11, 23, 7, 0, 0, 123456789, time.UTC)
+var epoch = queuetest.Epoch
 
-// event builds an event as a source would: RawPayload is the payload as
-// sent, Body the whole request body.
-func event(source, id string) *router.Event {
-	raw := []byte(`{"id":"` + id + `","status":"failed","n":12345678901234567890,"to":"+31612345678"}`)
-	p, err := router.DecodeObject(raw)
-	if err != nil {
-		panic(err)
-	}
-	return &router.Event{ID: id, Source: source, Event: "voice.outbound", Status: "failed",
-		Time: epoch, ReceivedAt: epoch.Add(2 * time.Millisecond), Payload: p, RawPayload: raw,
-		Headers: map[string]string{"content-type": "application/json", "x-trace": id}, Body: raw}
-}
+func event(source, id string) *router.Event { return queuetest.Event(source, id) }
 
 func routed(sinks []string, events ...*router.Event) []router.Routed {
-	out := make([]router.Routed, len(events))
-	for i, e := range events {
-		out[i] = router.Routed{Event: e, Sinks: sinks}
-	}
-	return out
+	return queuetest.Routed(sinks, events...)
 }
 
 func enqueue(t testing.TB, q *Queue, sinks []string, events ...*router.Event) []router.Routed {
 	t.Helper()
-	b := routed(sinks, events...)
-	if err := q.Enqueue(context.Background(), b); err != nil {
-		t.Fatalf("enqueue: %v", err)
-	}
-	return b
+	return queuetest.Enqueue(t, q, sinks, events...)
 }
 
 func next(t testing.TB, q *Queue, sink string, within time.Duration) *router.Delivery {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), within)
-	defer cancel()
-	d, err := q.Next(ctx, sink)
-	if err != nil {
-		t.Fatalf("Next(%s): %v", sink, err)
-	}
-	return d
+	return queuetest.Next(t, q, sink, within)
 }
 
 // none asserts that no delivery for sink comes within d.
