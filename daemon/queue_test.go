@@ -2,7 +2,6 @@ package daemon
 
 import (
 	"encoding/json"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -10,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"switchboard/config"
 	"switchboard/router/logqueue"
 	"switchboard/router/logqueue/logqueuetest"
 )
@@ -18,34 +16,9 @@ import (
 // A full disk (issue 10.5): sources answer 503, never 200, /readyz says
 // why, and both recover with the disk.
 func TestFullDiskAnswers503AndReadyzSaysWhy(t *testing.T) {
-	f, err := config.Parse([]byte(`
-sources:
-  app: { type: generic }
-sinks:
-  archive: { type: file, path: ` + t.TempDir() + `/a.jsonl }
-rules:
-  - { name: all, to: [archive] }
-`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	snap, err := Build(f)
-	if err != nil {
-		t.Fatal(err)
-	}
 	disk := logqueuetest.NewDisk()
-	q, err := logqueue.Open(logqueue.Options{Dir: t.TempDir(), FS: disk, Log: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer q.Close()
-	d := New(snap, q, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	d, _, post := archiveDaemon(t, logqueue.Options{FS: disk, Log: slog.New(slog.DiscardHandler)})
 	admin := d.adminHandler()
-	post := func(id string) (int, string) {
-		w := httptest.NewRecorder()
-		d.serveWebhook(w, httptest.NewRequest(http.MethodPost, "/hooks/app", strings.NewReader(`{"event":"e","id":"`+id+`"}`)))
-		return w.Code, w.Body.String()
-	}
 	ready := func() (int, map[string]string) {
 		w := httptest.NewRecorder()
 		admin.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/readyz", nil))

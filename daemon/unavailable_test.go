@@ -12,9 +12,12 @@ import (
 	"switchboard/router/logqueue"
 )
 
-// When the queue cannot take an event, or the daemon is stopping, the
-// provider is told to come back (503) and nothing is accepted.
-func TestUnavailableAnswers503(t *testing.T) {
+// archiveDaemon returns a daemon (not started) with a generic source "app"
+// routing everything to a file sink, on a queue opened with opts (Dir
+// defaults to a temporary directory), and a function posting the event
+// with id to the source through the webhook handler.
+func archiveDaemon(t *testing.T, opts logqueue.Options) (*Daemon, *logqueue.Queue, func(id string) (int, string)) {
+	t.Helper()
 	f, err := config.Parse([]byte(`
 sources:
   app: { type: generic }
@@ -30,25 +33,36 @@ rules:
 	if err != nil {
 		t.Fatal(err)
 	}
-	q, err := logqueue.Open(logqueue.Options{Dir: t.TempDir()})
+	if opts.Dir == "" {
+		opts.Dir = t.TempDir()
+	}
+	q, err := logqueue.Open(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { q.Close() })
 	d := New(snap, q, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	post := func() (int, string) {
+	post := func(id string) (int, string) {
 		w := httptest.NewRecorder()
-		d.serveWebhook(w, httptest.NewRequest(http.MethodPost, "/hooks/app", strings.NewReader(`{"event":"e","id":"1"}`)))
+		d.serveWebhook(w, httptest.NewRequest(http.MethodPost, "/hooks/app", strings.NewReader(`{"event":"e","id":"`+id+`"}`)))
 		return w.Code, w.Body.String()
 	}
-	if code, body := post(); code != 200 {
+	return d, q, post
+}
+
+// When the queue cannot take an event, or the daemon is stopping, the
+// provider is told to come back (503) and nothing is accepted.
+func TestUnavailableAnswers503(t *testing.T) {
+	d, q, post := archiveDaemon(t, logqueue.Options{})
+	if code, body := post("1"); code != 200 {
 		t.Fatalf("open queue: %d %s", code, body)
 	}
 	q.Close()
-	if code, body := post(); code != 503 || !strings.Contains(body, `cannot queue the event now (queue is closed); retry later`) {
+	if code, body := post("1"); code != 503 || !strings.Contains(body, `cannot queue the event now (queue is closed); retry later`) {
 		t.Errorf("closed queue: %d %s", code, body)
 	}
 	d.draining.Store(true)
-	if code, body := post(); code != 503 || !strings.Contains(body, "shutting down; retry later") {
+	if code, body := post("1"); code != 503 || !strings.Contains(body, "shutting down; retry later") {
 		t.Errorf("draining: %d %s", code, body)
 	}
 }
