@@ -114,4 +114,11 @@ func (f *File) queueWarnings(ws *Problems) {
 	if f.Queue.Driver == DriverNATS && f.Queue.NATS.Replicas == 1 {
 		ws.Add("queue.nats.replicas", "is 1: one NATS server keeps the queue, and an acknowledged event is lost with its disk (and on power loss unless that server syncs always); use 3 in production")
 	}
+	// The embedded queue gives each sink an equal share of max_bytes.
+	if n := len(f.Sinks); f.Queue.Driver != DriverNATS && f.Queue.MaxBytes > 0 && n > 1 {
+		if share := f.Queue.MaxBytes / Size(n); share < f.Server.MaxBodyBytes {
+			ws.Add("queue.max_bytes", "is %s for %d sinks: each sink's share (%s) is less than server.max_body_bytes (%s), so an event that large waits for no sink and goes straight to the dead-letter queue; raise queue.max_bytes to at least %s",
+				f.Queue.MaxBytes, n, share, f.Server.MaxBodyBytes, f.Server.MaxBodyBytes*Size(n))
+		}
+	}
 }

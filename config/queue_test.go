@@ -44,6 +44,11 @@ func TestQueueWarnings(t *testing.T) {
 		{"nats R3", `queue: { driver: nats, nats: { url: "nats://n:4222", replicas: 3 } }`, ""},
 		{"nats R1", `queue: { driver: nats, nats: { url: "nats://n:4222" } }`,
 			"queue.nats.replicas: is 1: one NATS server keeps the queue, and an acknowledged event is lost with its disk (and on power loss unless that server syncs always); use 3 in production"},
+		{"one sink takes all of max_bytes", "queue: { max_bytes: 64KiB }\nserver: { max_body_bytes: 64KiB }\nsinks: { a: { type: log } }", ""},
+		{"shares of max_bytes hold the largest body", "queue: { max_bytes: 128KiB }\nserver: { max_body_bytes: 64KiB }\nsinks: { a: { type: log }, b: { type: log } }", ""},
+		{"a share smaller than the largest body", "queue: { max_bytes: 100KiB }\nserver: { max_body_bytes: 64KiB }\nsinks: { a: { type: log }, b: { type: log } }",
+			"queue.max_bytes: is 100KiB for 2 sinks: each sink's share (50KiB) is less than server.max_body_bytes (64KiB), so an event that large waits for no sink and goes straight to the dead-letter queue; raise queue.max_bytes to at least 128KiB"},
+		{"nats has no shares", "queue: { driver: nats, max_bytes: 100KiB, nats: { url: \"nats://n:4222\", replicas: 3 } }\nserver: { max_body_bytes: 64KiB }\nsinks: { a: { type: log }, b: { type: log } }", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f, err := Parse([]byte(withRequired(tc.yaml)))

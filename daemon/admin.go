@@ -364,9 +364,17 @@ func (b *bufferedAnswer) Header() http.Header         { return b.header }
 func (b *bufferedAnswer) Write(p []byte) (int, error) { return b.body.Write(p) }
 func (b *bufferedAnswer) WriteHeader(status int)      { b.status = status }
 
-// logConfigWarnings logs what `check` warns about, once at start.
-func logConfigWarnings(log *slog.Logger, f *config.File) {
+// logConfigWarnings logs what `check` warns about in f: every warning at
+// start (was nil), and after a reload those the running config (was) did
+// not have, so that an edit that adds one is not silent.
+func logConfigWarnings(log *slog.Logger, was, f *config.File) {
+	var said config.Problems
+	if was != nil {
+		said = was.Warnings()
+	}
 	for _, w := range f.Warnings() {
-		log.Warn(w.Msg, "setting", w.Path)
+		if !slices.Contains(said, w) {
+			log.Warn(w.Msg, "setting", w.Path)
+		}
 	}
 }

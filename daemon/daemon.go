@@ -104,7 +104,7 @@ func (d *Daemon) Start() error {
 		MaxHeaderBytes: 64 << 10,
 		ErrorLog:       slog.NewLogLogger(d.log.Handler(), slog.LevelDebug),
 	}
-	d.shareQueue(f, len(snap.Sinks), true)
+	d.shareQueue(len(snap.Sinks))
 	if dl, ok := d.queue.(interface {
 		DeadLetterSinks(keep func(string) bool, reason string) (int, error)
 	}); ok {
@@ -140,7 +140,7 @@ func (d *Daemon) Start() error {
 	d.serve(d.admin, d.adminLn, "admin")
 	metrics.ReloadSuccessful.Set(1)
 	metrics.ReloadSuccessTime.SetToCurrentTime()
-	logConfigWarnings(d.log, f)
+	logConfigWarnings(d.log, nil, f)
 	d.logStart(snap)
 	return nil
 }

@@ -78,18 +78,10 @@ func QueueOptions(f *config.File, log *slog.Logger) logqueue.Options {
 
 // shareQueue tells the queue how many sinks share queue.max_bytes: the
 // embedded queue gives each its part, so that one sink down cannot fill
-// max_bytes for the others (logqueue.Queue.SetSinks). Where a part is
-// smaller than the largest body a source takes, such an event would go to
-// the dead letters of every sink it is routed to: that is said at warn.
-func (d *Daemon) shareQueue(f *config.File, sinks int, final bool) {
-	q, ok := d.queue.(interface{ SetSinks(int) })
-	if !ok {
-		return
-	}
-	q.SetSinks(sinks)
-	maxBytes, body := int64(f.Queue.MaxBytes), int64(f.Server.MaxBodyBytes)
-	if final && maxBytes > 0 && sinks > 1 && maxBytes/int64(sinks) < body {
-		d.log.Warn("each sink's share of queue.max_bytes is smaller than server.max_body_bytes: an event that large goes straight to the dead-letter queue of every sink it is routed to; raise queue.max_bytes to at least sinks x server.max_body_bytes",
-			"max_bytes", maxBytes, "sinks", sinks, "share_bytes", maxBytes/int64(sinks), "max_body_bytes", body)
+// max_bytes for the others (logqueue.Queue.SetSinks). A part smaller than
+// server.max_body_bytes is one of the config's Warnings.
+func (d *Daemon) shareQueue(sinks int) {
+	if q, ok := d.queue.(interface{ SetSinks(int) }); ok {
+		q.SetSinks(sinks)
 	}
 }

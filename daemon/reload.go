@@ -100,11 +100,11 @@ func (d *Daemon) Reload(trigger string) (Changes, error) {
 	// throttles the new config dropped can be summarised.
 	// Until then both configs route: the sinks of either share
 	// queue.max_bytes, so that the shares never add up to more than it.
-	d.shareQueue(next.File, len(sinkUnion(old, next)), false)
+	d.shareQueue(len(sinkUnion(old, next)))
 	d.snap.Store(next)
 	old.accepting.Lock()
 	old.accepting.Unlock()
-	d.shareQueue(next.File, len(next.Sinks), true)
+	d.shareQueue(len(next.Sinks))
 	d.queueSummaries(next.Table.Retired(old.Table, time.Now()), "config reload")
 
 	for _, name := range append(slices.Clone(ch.SinksRemoved), ch.SinksChanged...) {
@@ -142,6 +142,7 @@ func (d *Daemon) Reload(trigger string) (Changes, error) {
 	for _, key := range ch.NeedRestart {
 		d.log.Warn("setting changed but only applies after a restart; the old value stays in use", "setting", key)
 	}
+	logConfigWarnings(d.log, old.File, next.File)
 	d.log.Info("config reloaded", "trigger", trigger, "path", d.ConfigPath, "rules", ch.Rules,
 		"rules_added", ch.RulesAdded, "rules_removed", ch.RulesRemoved, "rules_changed", ch.RulesChanged,
 		"sinks_added", ch.SinksAdded, "sinks_removed", ch.SinksRemoved, "sinks_changed", ch.SinksChanged,

@@ -396,3 +396,37 @@ func TestReloadsKeepStormControl(t *testing.T) {
 		t.Errorf("paged for %v, want only e1", pages)
 	}
 }
+
+// A reload that brings a new warning says it (at warn, once): here a third
+// sink makes each sink's share of queue.max_bytes smaller than the largest
+// body a source takes. A reload that changes nothing about it says nothing
+// again.
+func TestReloadLogsWarningsItAdds(t *testing.T) {
+	r := newReloadRig(t, ruleToCRM)
+	small := func(cfg string) string {
+		cfg = strings.Replace(cfg, `server: { listen: "127.0.0.1:0" }`, `server: { listen: "127.0.0.1:0", max_body_bytes: 1MiB }`, 1)
+		return strings.Replace(cfg, "queue: { dir: ", "queue: { max_bytes: 2MiB, dir: ", 1)
+	}
+	const spare = "sinks:\n  spare: { type: log }\n"
+	const msg = "is 2MiB for 3 sinks: each sink's share (699050B) is less than server.max_body_bytes (1MiB), so an event that large waits for no sink and goes straight to the dead-letter queue; raise queue.max_bytes to at least 3MiB"
+	reload := func(cfg string) {
+		t.Helper()
+		r.write(t, cfg)
+		if code, body := postAdmin(t, r.d, "/-/reload"); code != 200 || body["status"] != "reloaded" {
+			t.Fatalf("reload: %d %v", code, body)
+		}
+	}
+	reload(small(reloadConfig(r.dir, r.rcv.URL, ruleToCRM)))
+	if got := r.logs.lines(msg); len(got) != 0 {
+		t.Fatalf("two sinks share 2MiB: warned %v", got)
+	}
+	reload(strings.Replace(small(reloadConfig(r.dir, r.rcv.URL, ruleToCRM)), "sinks:\n", spare, 1))
+	got := r.logs.lines(msg)
+	if len(got) != 1 || got[0]["level"] != "WARN" || got[0]["setting"] != "queue.max_bytes" {
+		t.Fatalf("third sink: warnings %v, want one at warn naming queue.max_bytes", got)
+	}
+	reload(strings.Replace(small(reloadConfig(r.dir, r.rcv.URL, ruleToArchive)), "sinks:\n", spare, 1))
+	if got := r.logs.lines(msg); len(got) != 1 {
+		t.Errorf("a reload that kept the warning repeated it: %d lines", len(got))
+	}
+}
