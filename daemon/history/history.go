@@ -7,18 +7,19 @@
 // overwritten by the newest, and history.max_age, past which Sweep drops
 // entries. Nothing is written to disk: a restart forgets.
 //
-// Cost on the accept path: one Entry allocated by the caller, one atomic
-// add and swap into the ring, and a short critical section in one of 64
-// shards of the index that delivery attempts use to find their entry. The
-// entry keeps references to the accepted event's strings and payload
-// bytes, which the event already shares with the delivery workers and so
-// never change; nothing is copied but an oversized payload's head.
+// Cost on the accept path: an Entry and its record (the event's fields,
+// payload head and headers, copied into one byte slice) allocated by the
+// caller, one atomic add and swap into the ring, and a short critical
+// section in one of 64 shards of the index that delivery attempts use to
+// find their entry. An entry keeps nothing of the event alive.
 package history
 
 import (
 	"cmp"
+	"encoding/binary"
 	"encoding/json"
 	"hash/maphash"
+	"math"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -51,37 +52,31 @@ const (
 	Dead      = "dead" // in the dead-letter queue
 )
 
-// Entry is one event and what became of it. The fields set by the
-// accepting side do not change once the entry is added; deliveries are
-// guarded by mu.
+// Entry is one event and what became of it. What the accepting side
+// knows is encoded once into rec, a byte slice the garbage collector never
+// scans, and does not change; deliveries are guarded by mu.
+//
+// Why encoded: a full history is tens of thousands of live entries, and
+// an entry holding the event's strings, header map and body would keep a
+// dozen objects alive each, all of which every collection cycle marks. At
+// full load that marking, not the history's own work, was most of its
+// cost to the accept path's tail latency.
 type Entry struct {
-	ID         string
-	Source     string
-	Event      string
-	Status     string
-	Time       time.Time
-	ReceivedAt time.Time
-	Outcome    string
-	// Rules matched, in order; Sinks chosen; HeldBack names the storm
-	// controls ("rule x", "sink y") that held the event back from some.
-	Rules    []string
-	Sinks    []string
-	HeldBack []string
-	// Payload is the provider's object as received (RawPayload), or, when
-	// the source kept none, PayloadMap; Cut is set when Payload is only
-	// the first MaxPayload bytes of a larger one.
-	Payload    []byte
-	PayloadMap map[string]any
-	Cut        int // the full payload's size when cut, else 0
-	Headers    map[string]string
+	rec []byte
+	// payloadMap is the payload when the source kept no raw bytes.
+	payloadMap map[string]any
+	received   int64 // unix nanoseconds, what queries and sweeps compare
+	outcome    string
+	routed     bool // accepted and sent to at least one sink: indexed
 
 	seq        uint64
 	mu         sync.Mutex
 	deliveries []delivery
 }
 
-// NewEntry makes the entry of an accepted, filtered or duplicate event;
-// rules, sinks and heldBack are kept as given.
+// NewEntry makes the entry of an accepted, filtered or duplicate event.
+// Nothing of ev, rules or heldBack is kept but a copy; the sink names are
+// kept as given (the configuration's own strings).
 func NewEntry(ev *router.Event, outcome string, rules, sinks, heldBack []string) *Entry {
 	var e *Entry
 	if outcome == Accepted && len(sinks) == 1 {
@@ -96,17 +91,135 @@ func NewEntry(ev *router.Event, outcome string, rules, sinks, heldBack []string)
 	} else {
 		e = &Entry{}
 	}
-	*e = Entry{deliveries: e.deliveries, ID: ev.ID, Source: ev.Source, Event: ev.Event, Status: ev.Status, Time: ev.Time,
-		ReceivedAt: ev.ReceivedAt, Outcome: outcome, Rules: rules, Sinks: sinks, HeldBack: heldBack,
-		Payload: ev.RawPayload, Headers: ev.Headers}
-	switch {
-	case len(e.Payload) > MaxPayload:
-		e.Cut = len(e.Payload)
-		e.Payload = slices.Clone(e.Payload[:MaxPayload])
-	case e.Payload == nil:
-		e.PayloadMap = ev.Payload
+	e.received, e.outcome, e.routed = nanos(ev.ReceivedAt), outcome, outcome == Accepted && len(sinks) > 0
+	payload, cut := ev.RawPayload, 0
+	if len(payload) > MaxPayload {
+		payload, cut = payload[:MaxPayload], len(payload)
+	}
+	if ev.RawPayload == nil {
+		e.payloadMap = ev.Payload
+	}
+	n := 64 + len(ev.ID) + len(ev.Source) + len(ev.Event) + len(ev.Status) + len(payload)
+	for _, l := range [][]string{rules, sinks, heldBack} {
+		for _, s := range l {
+			n += 2 + len(s)
+		}
+	}
+	for k, v := range ev.Headers {
+		n += 4 + len(k) + len(v)
+	}
+	b := make([]byte, 0, n)
+	b = appendString(b, ev.ID)
+	b = appendString(b, ev.Source)
+	b = appendString(b, ev.Event)
+	b = appendString(b, ev.Status)
+	b = appendTime(b, ev.Time)
+	b = appendTime(b, ev.ReceivedAt)
+	b = appendList(b, rules)
+	b = appendList(b, sinks)
+	b = appendList(b, heldBack)
+	b = binary.AppendUvarint(b, uint64(len(payload)))
+	b = append(b, payload...)
+	b = binary.AppendUvarint(b, uint64(cut))
+	b = binary.AppendUvarint(b, uint64(len(ev.Headers)))
+	for k, v := range ev.Headers {
+		b = appendString(b, k)
+		b = appendString(b, v)
+	}
+	e.rec = b
+	if e.routed && e.deliveries == nil {
+		e.deliveries = make([]delivery, len(sinks))
+		for i, name := range sinks {
+			e.deliveries[i] = delivery{sink: name, state: Pending}
+		}
 	}
 	return e
+}
+
+func appendString(b []byte, s string) []byte {
+	b = binary.AppendUvarint(b, uint64(len(s)))
+	return append(b, s...)
+}
+
+func appendList(b []byte, l []string) []byte {
+	b = binary.AppendUvarint(b, uint64(len(l)))
+	for _, s := range l {
+		b = appendString(b, s)
+	}
+	return b
+}
+
+// appendTime keeps the instant (the event's JSON shows times in UTC).
+func appendTime(b []byte, t time.Time) []byte {
+	b = binary.AppendVarint(b, t.Unix())
+	return binary.AppendUvarint(b, uint64(t.Nanosecond()))
+}
+
+// fields reads a record back; it was written by NewEntry, so it is never
+// short, and a reader past its end only yields zero values.
+type fields []byte
+
+func (f *fields) uvarint() uint64 {
+	v, n := binary.Uvarint(*f)
+	*f = (*f)[max(n, 0):]
+	return v
+}
+
+func (f *fields) varint() int64 {
+	v, n := binary.Varint(*f)
+	*f = (*f)[max(n, 0):]
+	return v
+}
+
+func (f *fields) bytes() []byte {
+	n := min(f.uvarint(), uint64(len(*f)))
+	b := (*f)[:n:n]
+	*f = (*f)[n:]
+	return b
+}
+
+func (f *fields) string() string { return string(f.bytes()) }
+
+func (f *fields) list() []string {
+	n := min(f.uvarint(), uint64(len(*f)))
+	if n == 0 {
+		return nil
+	}
+	l := make([]string, n)
+	for i := range l {
+		l[i] = f.string()
+	}
+	return l
+}
+
+func (f *fields) time() time.Time {
+	sec := f.varint()
+	return time.Unix(sec, int64(f.uvarint())).UTC()
+}
+
+// nanos is t in unix nanoseconds, clamped to what an int64 holds.
+func nanos(t time.Time) int64 {
+	switch {
+	case t.Before(minNanos):
+		return math.MinInt64
+	case t.After(maxNanos):
+		return math.MaxInt64
+	}
+	return t.UnixNano()
+}
+
+var minNanos, maxNanos = time.Unix(0, math.MinInt64), time.Unix(0, math.MaxInt64)
+
+// head is the entry's id and source, without a copy.
+func (e *Entry) head() (id, source []byte) {
+	f := fields(e.rec)
+	return f.bytes(), f.bytes()
+}
+
+// is reports whether the entry is (source, id)'s.
+func (e *Entry) is(source, id string) bool {
+	i, s := e.head()
+	return string(i) == id && string(s) == source
 }
 
 // delivery is what became of the event at one sink.
@@ -130,16 +243,17 @@ type Attempt struct {
 	Error   string
 }
 
-type key struct{ source, id string }
-
 const shardCount = 64
 
+// The index maps a hash of (source, id) to the entry, so that its keys
+// hold no strings (which would keep the event's body alive, and be marked
+// by every collection); a lookup checks the entry is the one asked for.
 type shard struct {
 	mu sync.Mutex
-	m  map[key]*Entry
+	m  map[uint64]*Entry
 	// early holds stand-ins for entries not added yet (see find).
-	early map[key]*Entry
-	_     [32]byte // one shard per cache line: adds on several cores
+	early map[uint64]*Entry
+	_     [40]byte // one shard per cache line: adds on several cores
 }
 
 // A delivery can be attempted before its event's entry is added: the
@@ -174,8 +288,8 @@ func New(maxEvents int, maxAge time.Duration) *Store {
 	s.next.Store(1)
 	s.maxAge.Store(int64(maxAge))
 	for i := range s.shards {
-		s.shards[i].m = make(map[key]*Entry, maxEvents/shardCount+1)
-		s.shards[i].early = map[key]*Entry{}
+		s.shards[i].m = make(map[uint64]*Entry, maxEvents/shardCount+1)
+		s.shards[i].early = map[uint64]*Entry{}
 	}
 	return s
 }
@@ -195,8 +309,18 @@ func (s *Store) Cap() int {
 	return len(s.ring)
 }
 
-func (s *Store) shard(k key) *shard {
-	return &s.shards[maphash.String(s.seed, k.id)%shardCount]
+// key hashes (source, id).
+func (s *Store) key(source, id string) uint64 {
+	var h maphash.Hash
+	h.SetSeed(s.seed)
+	h.WriteString(source)
+	h.WriteByte(0)
+	h.WriteString(id)
+	return h.Sum64()
+}
+
+func (s *Store) shard(k uint64) *shard {
+	return &s.shards[k%shardCount]
 }
 
 // Add records e, pushing out the oldest entry when the ring is full.
@@ -208,17 +332,12 @@ func (s *Store) Add(e *Entry) {
 	}
 	// Indexed before it enters the ring: once in the ring, another Add
 	// may push it out and forget it at once.
-	if e.Outcome == Accepted && len(e.Sinks) > 0 {
-		if e.deliveries == nil {
-			e.deliveries = make([]delivery, len(e.Sinks))
-			for i, name := range e.Sinks {
-				e.deliveries[i] = delivery{sink: name, state: Pending}
-			}
-		}
-		k := key{e.Source, e.ID}
+	if e.routed {
+		id, source := e.head()
+		k := s.key(string(source), string(id))
 		sh := s.shard(k)
 		sh.mu.Lock()
-		if early := sh.early[k]; early != nil {
+		if early := sh.early[k]; early != nil && early.is(string(source), string(id)) {
 			delete(sh.early, k)
 			e.takeOver(early)
 		}
@@ -233,10 +352,11 @@ func (s *Store) Add(e *Entry) {
 
 // forget removes e from the index, unless a newer entry took its key.
 func (s *Store) forget(e *Entry) {
-	if e.Outcome != Accepted || len(e.Sinks) == 0 {
+	if !e.routed {
 		return
 	}
-	k := key{e.Source, e.ID}
+	id, source := e.head()
+	k := s.key(string(source), string(id))
 	sh := s.shard(k)
 	sh.mu.Lock()
 	if sh.m[k] == e {
@@ -249,7 +369,7 @@ func (s *Store) forget(e *Entry) {
 // none and the event was received less than earlyWindow ago, it returns
 // the event's stand-in, made if need be, for Add to take over.
 func (s *Store) find(source, id string, received time.Time) *Entry {
-	k := key{source, id}
+	k := s.key(source, id)
 	sh := s.shard(k)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
@@ -257,8 +377,11 @@ func (s *Store) find(source, id string, received time.Time) *Entry {
 	if e == nil {
 		e = sh.early[k]
 	}
+	if e != nil && !e.is(source, id) {
+		return nil // another event's, by a one in 2^64 chance
+	}
 	if e == nil && time.Since(received) < earlyWindow && len(sh.early) < maxEarly {
-		e = &Entry{Source: source, ID: id, ReceivedAt: received}
+		e = &Entry{rec: appendString(appendString(nil, id), source), received: nanos(received)}
 		sh.early[k] = e
 	}
 	// Locked before the shard is released, so that Add, which takes a
@@ -362,7 +485,7 @@ func (s *Store) Sweep(now time.Time) int {
 		sh := &s.shards[i]
 		sh.mu.Lock()
 		for k, e := range sh.early {
-			if now.Sub(e.ReceivedAt) > earlyWindow {
+			if nanos(now)-e.received > int64(earlyWindow) {
 				delete(sh.early, k)
 			}
 		}
@@ -371,10 +494,10 @@ func (s *Store) Sweep(now time.Time) int {
 	if s.maxAge.Load() == 0 {
 		return 0
 	}
-	cutoff := now.Add(-time.Duration(s.maxAge.Load()))
+	cutoff := nanos(now) - s.maxAge.Load()
 	n := 0
 	for i := range s.ring {
-		if e := s.ring[i].Load(); e != nil && e.ReceivedAt.Before(cutoff) && s.ring[i].CompareAndSwap(e, nil) {
+		if e := s.ring[i].Load(); e != nil && e.received < cutoff && s.ring[i].CompareAndSwap(e, nil) {
 			s.forget(e)
 			n++
 		}
@@ -429,17 +552,24 @@ func (s *Store) Find(q Query, now time.Time) Page {
 	if limit <= 0 || limit > 500 {
 		limit = 500
 	}
-	var cutoff time.Time
+	cutoff := int64(math.MinInt64)
 	if age := s.maxAge.Load(); age > 0 {
-		cutoff = now.Add(-time.Duration(age))
+		cutoff = nanos(now) - age
+	}
+	since, until := int64(math.MinInt64), int64(math.MaxInt64)
+	if !q.Since.IsZero() {
+		since = nanos(q.Since)
+	}
+	if !q.Until.IsZero() {
+		until = nanos(q.Until)
 	}
 	var hits []*Entry
 	for i := range s.ring {
 		e := s.ring[i].Load()
-		switch {
-		case e == nil, q.Before != 0 && e.seq >= q.Before, !cutoff.IsZero() && e.ReceivedAt.Before(cutoff),
-			q.ID != "" && e.ID != q.ID, q.Source != "" && e.Source != q.Source,
-			!q.Since.IsZero() && e.ReceivedAt.Before(q.Since), !q.Until.IsZero() && e.ReceivedAt.After(q.Until):
+		if e == nil || q.Before != 0 && e.seq >= q.Before || e.received < cutoff || e.received < since || e.received > until {
+			continue
+		}
+		if id, source := e.head(); q.ID != "" && string(id) != q.ID || q.Source != "" && string(source) != q.Source {
 			continue
 		}
 		hits = append(hits, e)
@@ -497,15 +627,26 @@ type AttemptView struct {
 // View renders the entry: the normalized event as a sink would receive
 // it (its payload cut to MaxPayload, as a JSON string, if larger).
 func (e *Entry) View() View {
-	v := View{Cursor: e.seq, ID: e.ID, Source: e.Source, EventName: e.Event, Status: e.Status,
-		ReceivedAt: e.ReceivedAt, Outcome: e.Outcome, Rules: orEmpty(e.Rules), Sinks: orEmpty(e.Sinks),
-		HeldBack: e.HeldBack, Headers: e.Headers, Deliveries: []DeliveryView{}}
-	ev := &router.Event{ID: e.ID, Source: e.Source, Event: e.Event, Status: e.Status, Time: e.Time,
-		ReceivedAt: e.ReceivedAt, RawPayload: e.Payload, Payload: e.PayloadMap}
-	if e.Cut > 0 {
+	f := fields(e.rec)
+	ev := &router.Event{ID: f.string(), Source: f.string(), Event: f.string(), Status: f.string(), Time: f.time(),
+		ReceivedAt: f.time(), Payload: e.payloadMap}
+	v := View{Cursor: e.seq, ID: ev.ID, Source: ev.Source, EventName: ev.Event, Status: ev.Status,
+		ReceivedAt: ev.ReceivedAt, Outcome: e.outcome, Rules: orEmpty(f.list()), Sinks: orEmpty(f.list()),
+		HeldBack: f.list(), Deliveries: []DeliveryView{}}
+	if payload := f.bytes(); len(payload) > 0 {
+		ev.RawPayload = payload
+	}
+	if cut := int(f.uvarint()); cut > 0 {
 		// The head of a payload is not JSON: shown as text.
-		ev.RawPayload, _ = json.Marshal(string(e.Payload))
-		v.CutAt, v.Size = MaxPayload, e.Cut
+		ev.RawPayload, _ = json.Marshal(string(ev.RawPayload))
+		v.CutAt, v.Size = MaxPayload, cut
+	}
+	if n := f.uvarint(); n > 0 {
+		v.Headers = make(map[string]string, min(n, uint64(len(f))))
+		for range n {
+			k := f.string()
+			v.Headers[k] = f.string()
+		}
 	}
 	v.Event, _ = ev.MarshalJSON()
 	if v.Event == nil {

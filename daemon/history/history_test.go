@@ -3,6 +3,7 @@ package history
 import (
 	"encoding/json"
 	"fmt"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -73,9 +74,9 @@ func TestTheOldestIsPushedOutAndForgotten(t *testing.T) {
 	// An attempt for a pushed-out event finds nothing and changes nothing.
 	s.Attempted("bird", "0", "crm", time.Time{}, "d0", Attempt{At: t0, Outcome: "success"}, time.Time{})
 	for i := range s.shards {
-		for k := range s.shards[i].m {
-			if k.id == "0" || k.id == "1" {
-				t.Errorf("index still holds pushed-out event %v", k)
+		for _, e := range s.shards[i].m {
+			if e.is("bird", "0") || e.is("bird", "1") {
+				t.Errorf("index still holds pushed-out event %s", e.rec)
 			}
 		}
 	}
@@ -194,6 +195,64 @@ func TestPayloadMapWhenNoRawPayload(t *testing.T) {
 	}
 }
 
+// An entry shows the event as accepted: its fields, its times to the
+// nanosecond (or zero), the lists and headers; and the event's own memory
+// is not kept alive by it.
+func TestEntryShowsTheEventAndKeepsNothingOfIt(t *testing.T) {
+	kolkata := time.FixedZone("IST", 5*3600+1800)
+	at := time.Date(2026, 11, 26, 9, 30, 0, 123456789, kolkata)
+	for _, tc := range []struct {
+		name string
+		when time.Time
+		want string
+	}{
+		{"an offset", at, `"time":"2026-11-26T04:00:00.123Z"`},
+		{"before 1678, past what nanoseconds hold", time.Date(1200, 1, 2, 3, 4, 5, 6e6, time.UTC), `"time":"1200-01-02T03:04:05.006Z"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := New(10, 0)
+			body := []byte(`{"to":"+31612345678"}`)
+			ev := &router.Event{ID: "e1", Source: "bird", Event: "voice.outbound", Status: "failed", Time: tc.when,
+				ReceivedAt: t0, RawPayload: body, Body: body, Headers: map[string]string{"user-agent": "Bird/1.0", "x-trace": ""}}
+			collected := make(chan struct{})
+			runtime.AddCleanup(&body[0], func(struct{}) { close(collected) }, struct{}{})
+			s.Add(NewEntry(ev, Accepted, []string{"failed-calls"}, []string{"crm"}, []string{"rule quiet"}))
+			ev, body = nil, nil
+			for range 10 {
+				runtime.GC()
+				select {
+				case <-collected:
+				default:
+					time.Sleep(time.Millisecond)
+					continue
+				}
+				break
+			}
+			select {
+			case <-collected:
+			default:
+				t.Error("the entry keeps the event's body alive")
+			}
+			v := s.Find(Query{}, t0).Items[0]
+			if !strings.Contains(string(v.Event), tc.want) || !strings.Contains(string(v.Event), `"payload":{"to":"+31612345678"}`) {
+				t.Errorf("event = %s, want %s and the payload", v.Event, tc.want)
+			}
+			if v.ID != "e1" || v.Source != "bird" || v.EventName != "voice.outbound" || v.Status != "failed" ||
+				!v.ReceivedAt.Equal(t0) || v.Outcome != Accepted || fmt.Sprint(v.Rules, v.Sinks, v.HeldBack) != "[failed-calls] [crm] [rule quiet]" ||
+				fmt.Sprint(v.Headers) != "map[user-agent:Bird/1.0 x-trace:]" {
+				t.Errorf("view = %+v", v)
+			}
+		})
+	}
+	t.Run("zero time and no lists", func(t *testing.T) {
+		v := NewEntry(&router.Event{ID: "z", Source: "s"}, Filtered, nil, nil, nil).View()
+		if !strings.Contains(string(v.Event), `"time":"0001-01-01T00:00:00.000Z","received_at":"0001-01-01T00:00:00.000Z","payload":{}}`) ||
+			v.Rules == nil || v.Sinks == nil || v.HeldBack != nil || v.Headers != nil {
+			t.Errorf("view = %+v, event %s", v, v.Event)
+		}
+	})
+}
+
 func TestNilStoreIsOff(t *testing.T) {
 	var s *Store = New(0, time.Hour)
 	if s != nil {
@@ -249,7 +308,7 @@ func TestConcurrentUse(t *testing.T) {
 
 // lookup is the indexed entry of (source, id), or nil.
 func (s *Store) lookup(source, id string) *Entry {
-	k := key{source, id}
+	k := s.key(source, id)
 	sh := s.shard(k)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
@@ -275,7 +334,7 @@ func TestAttemptsBeforeTheEntryIsAddedAreKept(t *testing.T) {
 	if fmt.Sprint(got) != fmt.Sprint(want) || len(v.Deliveries) != 3 {
 		t.Errorf("deliveries %v, want %v", got, want)
 	}
-	if n := len(s.shard(key{"bird", "e1"}).early); n != 0 {
+	if n := len(s.shard(s.key("bird", "e1")).early); n != 0 {
 		t.Errorf("%d stand-ins left after the add", n)
 	}
 }
@@ -321,7 +380,7 @@ func TestStandInsAreBounded(t *testing.T) {
 		}
 		early += len(s.shards[i].early)
 	}
-	old := key{"bird", "old"}
+	old := s.key("bird", "old")
 	if s.shard(old).early[old] != nil || early == 0 {
 		t.Errorf("%d stand-ins; one for the old event: %v", early, s.shard(old).early[old] != nil)
 	}
