@@ -120,12 +120,19 @@ func decodeEvent(b []byte) (*router.Event, error) {
 		return nil, err
 	}
 	body := rest
-	var f eventFields
-	if err := json.Unmarshal(ej, &f); err != nil {
-		return nil, fmt.Errorf("%w: %v", errCorrupt, err)
-	}
-	if e.Payload, err = router.DecodeObject(f.Payload); err != nil {
-		return nil, fmt.Errorf("%w: payload: %v", errCorrupt, err)
+	f, payloadAt, ok := leadingFields(ej)
+	if ok {
+		// The payload is decoded only if a template or condition asks
+		// for a field: a delivery forwarding the event parses nothing.
+		e.Restore(ej, payloadAt)
+		f.Payload = ej[payloadAt : len(ej)-1 : len(ej)-1]
+	} else {
+		if err := json.Unmarshal(ej, &f); err != nil {
+			return nil, fmt.Errorf("%w: %v", errCorrupt, err)
+		}
+		if e.Payload, err = router.DecodeObject(f.Payload); err != nil {
+			return nil, fmt.Errorf("%w: payload: %v", errCorrupt, err)
+		}
 	}
 	e.ID, e.Source, e.Event, e.Status, e.RawPayload = f.ID, f.Source, f.Event, f.Status, []byte(f.Payload)
 	if flags&flagBodyIsPayload != 0 {
@@ -134,6 +141,67 @@ func decodeEvent(b []byte) (*router.Event, error) {
 		e.Body = bytes.Clone(body)
 	}
 	return e, nil
+}
+
+// leadingFields reads the normalized JSON as Event.MarshalJSON writes it,
+// {"id","source","event"[,"status"],"time","received_at","payload"} in
+// that order, without decoding the payload: the fields and where the
+// payload starts. ok is false for any other shape, which the caller then
+// decodes in full.
+func leadingFields(ej []byte) (f eventFields, payloadAt int, ok bool) {
+	r := ej
+	field := func(name string) bool {
+		if !bytes.HasPrefix(r, []byte(name)) {
+			return false
+		}
+		r = r[len(name):]
+		return true
+	}
+	str := func(dst *string) bool {
+		end := stringEnd(r)
+		if end < 0 {
+			return false
+		}
+		if bytes.IndexByte(r[1:end], '\\') < 0 {
+			*dst = string(r[1:end])
+		} else if json.Unmarshal(r[:end+1], dst) != nil {
+			return false
+		}
+		r = r[end+1:]
+		return true
+	}
+	if !field(`{"id":`) || !str(&f.ID) || !field(`,"source":`) || !str(&f.Source) || !field(`,"event":`) || !str(&f.Event) {
+		return f, 0, false
+	}
+	if field(`,"status":`) && !str(&f.Status) {
+		return f, 0, false
+	}
+	var t string
+	if !field(`,"time":`) || !str(&t) || !field(`,"received_at":`) || !str(&t) || !field(`,"payload":`) {
+		return f, 0, false
+	}
+	payloadAt = len(ej) - len(r)
+	if payloadAt >= len(ej)-1 || ej[len(ej)-1] != '}' || !json.Valid(ej[payloadAt:len(ej)-1]) {
+		return f, 0, false
+	}
+	return f, payloadAt, true
+}
+
+// stringEnd returns the index of the quote closing the JSON string b
+// starts with, or -1.
+func stringEnd(b []byte) int {
+	if len(b) == 0 || b[0] != '"' {
+		return -1
+	}
+	for i := 1; i < len(b); i++ {
+		switch b[i] {
+		case '\\':
+			i++
+		case '"':
+			return i
+		}
+	}
+	return -1
 }
 
 func readHeaders(b []byte) (map[string]string, []byte, error) {

@@ -51,6 +51,54 @@ func TestRecordRoundTrip(t *testing.T) {
 	}
 }
 
+// A delivery reads the event's fields from the normalized JSON without
+// decoding its payload; the payload is decoded when a template asks, and a
+// JSON of another shape is still read, in full.
+func TestRecordPayloadIsDecodedOnDemand(t *testing.T) {
+	for _, ev := range []*router.Event{
+		event("bird", "e1"),
+		{ID: `q"uo\te `, Source: "s", Event: "x", RawPayload: []byte(`{"a":{"b":[1,"\""]}}`)},
+		{ID: "1", Source: "s", Event: "x", Status: "failed", Payload: map[string]any{"n": json.Number("12345678901234567890")}},
+	} {
+		rec, err := encodeEvent(ev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := decodeEvent(rec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Payload != nil {
+			t.Errorf("%s: payload decoded on read", ev.ID)
+		}
+		sameEvent(t, got, ev)
+		if want, _ := ev.PayloadJSON(); !sameJSON(mustJSON(t, got.Fields()), want) {
+			t.Errorf("%s: fields %v, want %s", ev.ID, got.Fields(), want)
+		}
+	}
+	// The same record with its JSON's keys in another order: read in full.
+	ej := []byte(`{"source":"s","id":"e9","event":"x","time":"2026-11-26T00:00:00Z","received_at":"2026-11-26T00:00:00Z","payload":{"k":"v"}}`)
+	rec := append([]byte{recordVersion, 0}, appendTime(appendTime(nil, time.Time{}), time.Time{})...)
+	rec = append(binaryChunk(rec, ej), 0)
+	got, err := decodeEvent(rec)
+	if err != nil || got.ID != "e9" || got.Source != "s" || got.Payload["k"] != "v" {
+		t.Errorf("reordered JSON: %+v, %v", got, err)
+	}
+}
+
+func binaryChunk(b, c []byte) []byte {
+	return append(append(b, byte(len(c))), c...)
+}
+
+func mustJSON(t *testing.T, v any) []byte {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
 func TestRecordDamage(t *testing.T) {
 	rec, _ := encodeEvent(event("bird", "e1"))
 	for n := range len(rec) {
