@@ -159,6 +159,11 @@ func (q *Queue) pull(ctx context.Context, p *pump, conc int) error {
 // meanwhile: every worker may be busy with slow sends for longer than the
 // deadline, and m must not go to another replica while it waits here.
 func (q *Queue) handOff(ctx context.Context, p *pump, m jetstream.Msg) {
+	select {
+	case p.ch <- m: // a worker was waiting: the common case, no timer
+		return
+	default:
+	}
 	t := time.NewTicker(q.opts.AckWait / 3)
 	defer t.Stop()
 	for {

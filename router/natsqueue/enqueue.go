@@ -98,6 +98,24 @@ func (q *Queue) lookUp(ctx context.Context, batch []router.Routed) ([]bool, erro
 	if q.seen == nil {
 		return dups, nil
 	}
+	look := func(i int) error {
+		_, err := q.seen.Get(ctx, seenKey(batch[i].Event))
+		switch {
+		case err == nil:
+			dups[i] = true
+		case errors.Is(err, jetstream.ErrKeyNotFound):
+		default:
+			return fmt.Errorf("cannot look up accepted event ids in NATS: %w", err)
+		}
+		return nil
+	}
+	if len(batch) == 1 {
+		// A webhook's one event: no goroutine.
+		if batch[0].Event.ID == "" {
+			return dups, nil
+		}
+		return dups, look(0)
+	}
 	var wg sync.WaitGroup
 	errs := make([]error, len(batch))
 	sem := make(chan struct{}, 32)
@@ -110,19 +128,12 @@ func (q *Queue) lookUp(ctx context.Context, batch []router.Routed) ([]bool, erro
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			_, err := q.seen.Get(ctx, seenKey(r.Event))
-			switch {
-			case err == nil:
-				dups[i] = true
-			case errors.Is(err, jetstream.ErrKeyNotFound):
-			default:
-				errs[i] = err
-			}
+			errs[i] = look(i)
 		}()
 	}
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
-		return nil, fmt.Errorf("cannot look up accepted event ids in NATS: %w", err)
+		return nil, err
 	}
 	return dups, nil
 }
@@ -147,7 +158,8 @@ func (q *Queue) messages(batch []router.Routed, dups []bool) ([]*outgoing, error
 		for _, sink := range r.Sinks {
 			m := &nats.Msg{Subject: q.names.subject(sink), Data: rec, Header: nats.Header{}}
 			if q.opts.DedupWindow > 0 && r.Event.ID != "" {
-				m.Header.Set(jetstream.MsgIDHeader, digest(r.Event.Source, r.Event.ID, sink))
+				// MsgIDHeader is canonical already: no Set, which copies it.
+				m.Header[jetstream.MsgIDHeader] = []string{digest(r.Event.Source, r.Event.ID, sink)}
 			}
 			out = append(out, &outgoing{event: i, sink: sink, msg: m})
 		}

@@ -181,7 +181,7 @@ func leadingFields(ej []byte) (f eventFields, payloadAt int, ok bool) {
 		return f, 0, false
 	}
 	payloadAt = len(ej) - len(r)
-	if payloadAt >= len(ej)-1 || ej[len(ej)-1] != '}' || !json.Valid(ej[payloadAt:len(ej)-1]) {
+	if payloadAt >= len(ej)-1 || ej[len(ej)-1] != '}' {
 		return f, 0, false
 	}
 	return f, payloadAt, true
