@@ -107,6 +107,21 @@ func (d *Daemon) accept(ctx context.Context, src *Source, events []*router.Event
 		at = append(at, i)
 		obs.event++
 	}
+	// The history's entries are made before the events are queued and
+	// ride along with them (Memo): the queue hands deliveries to the
+	// workers as it stores them, and their attempts then update the entry
+	// directly, before the entry is even added.
+	var lists eventLists
+	if d.history != nil || d.tap.active() {
+		lists = obs.lists(len(batch))
+	}
+	if d.history != nil {
+		lists.entries = make([]*history.Entry, len(batch))
+		for j, r := range batch {
+			lists.entries[j] = history.NewEntry(r.Event, history.Accepted, lists.rules[j], r.Sinks, lists.held[j])
+			r.Event.Memo = lists.entries[j]
+		}
+	}
 	if len(batch) > 0 {
 		if err := d.queue.Enqueue(ctx, batch); err != nil {
 			return nil, err
@@ -147,43 +162,64 @@ func (d *Daemon) accept(ctx context.Context, src *Source, events []*router.Event
 		}
 	}
 	if d.history != nil || d.tap.active() {
-		d.record(events, outcomes, batch, at, obs)
+		d.record(events, outcomes, batch, at, lists)
 	}
 	return outcomes, nil
+}
+
+// eventLists are, per batch index, the rules an event matched, the storm
+// controls ("rule x", "sink y") that held it back from some sinks, and its
+// history entry when history is on.
+type eventLists struct {
+	rules, held [][]string
+	entries     []*history.Entry
+}
+
+// lists sorts the matches and holds, which come in batch order, by event.
+func (c *matchCollector) lists(n int) eventLists {
+	l := eventLists{rules: make([][]string, n), held: make([][]string, n)}
+	// The rule names of every event in one array: each event's are a
+	// slice of it.
+	names := make([]string, len(c.matches))
+	k := 0
+	for j := range n {
+		start := k
+		for k < len(c.matches) && c.matches[k].event == j {
+			names[k] = c.matches[k].rule
+			k++
+		}
+		l.rules[j] = names[start:k:k]
+	}
+	for _, m := range c.held {
+		l.held[m.event] = append(l.held[m.event], m.rule)
+	}
+	return l
 }
 
 // record puts each event of an accept in the history and hands it to the
 // tap when someone watches: its outcome, the rules it matched, the sinks
 // chosen and the storm controls that held it back from some.
-func (d *Daemon) record(events []*router.Event, outcomes []string, batch []router.Routed, at []int, obs *matchCollector) {
+func (d *Daemon) record(events []*router.Event, outcomes []string, batch []router.Routed, at []int, lists eventLists) {
 	tapOn := d.tap.active()
-	// The rule names of every event in one array: matches come in batch
-	// order, so each event's are a slice of it.
-	names := make([]string, len(obs.matches))
-	for k, m := range obs.matches {
-		names[k] = m.rule
-	}
-	k, h, j := 0, 0, 0
+	j := 0
 	for i, ev := range events {
 		var rules, sinks, held []string
+		var e *history.Entry
 		if j < len(at) && at[j] == i {
-			start := k
-			for k < len(obs.matches) && obs.matches[k].event == j {
-				k++
-			}
-			hstart := h
-			for h < len(obs.held) && obs.held[h].event == j {
-				h++
-			}
 			if outcomes[i] == outcomeAccepted {
-				rules, sinks = names[start:k:k], batch[j].Sinks
-				for _, m := range obs.held[hstart:h] {
-					held = append(held, m.rule)
+				rules, sinks, held = lists.rules[j], batch[j].Sinks, lists.held[j]
+				if lists.entries != nil {
+					e = lists.entries[j]
 				}
 			}
 			j++
 		}
-		d.history.Add(history.NewEntry(ev, outcomes[i], rules, sinks, held))
+		if d.history != nil {
+			if e == nil { // filtered, or a provider's retry
+				e = history.NewEntry(ev, outcomes[i], rules, sinks, held)
+			}
+			d.history.Add(e)
+		}
 		if tapOn {
 			d.tap.publish(eventItem(ev, outcomes[i], rules, sinks, held))
 		}
@@ -380,12 +416,12 @@ type deliveryObserver struct {
 
 func (o deliveryObserver) Attempting(d *router.Delivery) {
 	o.stats.sink(d.Sink).inFlight.Add(1)
-	o.history.Attempting(d.Event.Source, d.Event.ID, d.Sink, d.Event.ReceivedAt)
+	o.history.Attempting(d.Event, d.Sink)
 }
 
 func (o deliveryObserver) Abandoned(d *router.Delivery) {
 	o.stats.sink(d.Sink).inFlight.Add(-1)
-	o.history.Abandoned(d.Event.Source, d.Event.ID, d.Sink, d.Event.ReceivedAt)
+	o.history.Abandoned(d.Event, d.Sink)
 }
 
 func (o deliveryObserver) Delivered(d *router.Delivery, outcome string, took time.Duration, err error) {
@@ -421,7 +457,7 @@ func (o deliveryObserver) observe(d *router.Delivery, outcome string, took time.
 			next = d.NotBefore
 		}
 	}
-	o.history.Attempted(d.Event.Source, d.Event.ID, d.Sink, d.Event.ReceivedAt, d.ID, a, next)
+	o.history.Attempted(d.Event, d.Sink, d.ID, a, next)
 }
 
 // jsonContentType is the value of every JSON answer's Content-Type, one

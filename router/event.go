@@ -49,6 +49,11 @@ type Event struct {
 	// the payload names a time ("payload.updatedAt: ... is outside years
 	// 0000-9999"); the ingest pipeline logs it. It is not stored.
 	TimeNote string
+	// Memo is the daemon's own record of the event (its history entry),
+	// set before the event is queued and carried with it to the delivery
+	// observers while it stays in memory, so that they need no lookup. It
+	// is not stored: an event read back from the queue has none.
+	Memo any
 
 	// encoded caches MarshalJSON: one event may go to several sinks at once.
 	encoded atomic.Pointer[encoded]

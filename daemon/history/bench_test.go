@@ -55,7 +55,7 @@ func TestMemoryPerEvent(t *testing.T) {
 	for i := range n {
 		e := typicalEvent(i)
 		s.Add(NewEntry(e, Accepted, rules, sinks, nil))
-		s.Attempted(e.Source, e.ID, "sink", time.Time{}, "d", Attempt{At: time.Now(), Status: 200, Outcome: "success"}, time.Time{})
+		s.Attempted(at(e.Source, e.ID, time.Time{}), "sink", "d", Attempt{At: time.Now(), Status: 200, Outcome: "success"}, time.Time{})
 	}
 	after := heap()
 	per := float64(after-before) / n

@@ -392,13 +392,22 @@ func (s *Store) find(source, id string, received time.Time) *Entry {
 	return e
 }
 
-// Attempting marks the delivery of (source, id) to sink in flight;
-// received is when the event was received.
-func (s *Store) Attempting(source, id, sink string, received time.Time) {
+// entry returns ev's entry, locked, or nil: the one the daemon attached
+// to the event (Memo), else the indexed one (see find).
+func (s *Store) entry(ev *router.Event) *Entry {
+	if e, ok := ev.Memo.(*Entry); ok {
+		e.mu.Lock()
+		return e
+	}
+	return s.find(ev.Source, ev.ID, ev.ReceivedAt)
+}
+
+// Attempting marks the delivery of ev to sink in flight.
+func (s *Store) Attempting(ev *router.Event, sink string) {
 	if s == nil {
 		return
 	}
-	if e := s.find(source, id, received); e != nil {
+	if e := s.entry(ev); e != nil {
 		e.deliveryOrNew(sink).state = InFlight
 		e.mu.Unlock()
 	}
@@ -406,11 +415,11 @@ func (s *Store) Attempting(source, id, sink string, received time.Time) {
 
 // Abandoned marks an attempt cut short by a stopping worker: the delivery
 // is pending again and the attempt does not count.
-func (s *Store) Abandoned(source, id, sink string, received time.Time) {
+func (s *Store) Abandoned(ev *router.Event, sink string) {
 	if s == nil {
 		return
 	}
-	if e := s.find(source, id, received); e != nil {
+	if e := s.entry(ev); e != nil {
 		if d := e.delivery(sink); d != nil && d.state == InFlight {
 			d.state = Pending
 		}
@@ -419,11 +428,11 @@ func (s *Store) Abandoned(source, id, sink string, received time.Time) {
 }
 
 // Attempted records an attempt's end; next is when a retry is due.
-func (s *Store) Attempted(source, id, sink string, received time.Time, deliveryID string, a Attempt, next time.Time) {
+func (s *Store) Attempted(ev *router.Event, sink, deliveryID string, a Attempt, next time.Time) {
 	if s == nil {
 		return
 	}
-	e := s.find(source, id, received)
+	e := s.entry(ev)
 	if e == nil {
 		return // older than the history, or accepted before a restart
 	}

@@ -19,6 +19,12 @@ func event(source, id string, at time.Time, payload string) *router.Event {
 		RawPayload: []byte(payload)}
 }
 
+// at is an event of (source, id) received then, as a delivery carries it
+// back from the queue: without the entry the daemon attaches.
+func at(source, id string, received time.Time) *router.Event {
+	return &router.Event{Source: source, ID: id, ReceivedAt: received}
+}
+
 func accepted(source, id string, at time.Time, sinks ...string) *Entry {
 	return NewEntry(event(source, id, at, `{"to":"+31612345678"}`), Accepted, []string{"failed-calls"}, sinks, nil)
 }
@@ -72,7 +78,7 @@ func TestTheOldestIsPushedOutAndForgotten(t *testing.T) {
 		t.Errorf("kept %q, want the newest three", got)
 	}
 	// An attempt for a pushed-out event finds nothing and changes nothing.
-	s.Attempted("bird", "0", "crm", time.Time{}, "d0", Attempt{At: t0, Outcome: "success"}, time.Time{})
+	s.Attempted(at("bird", "0", time.Time{}), "crm", "d0", Attempt{At: t0, Outcome: "success"}, time.Time{})
 	for i := range s.shards {
 		for _, e := range s.shards[i].m {
 			if e.is("bird", "0") || e.is("bird", "1") {
@@ -88,14 +94,14 @@ func TestTheOldestIsPushedOutAndForgotten(t *testing.T) {
 func TestAttemptsUpToDeliveryOrDeath(t *testing.T) {
 	s := New(10, 0)
 	s.Add(accepted("bird", "e1", t0, "crm", "oncall"))
-	s.Attempting("bird", "e1", "crm", time.Time{})
+	s.Attempting(at("bird", "e1", time.Time{}), "crm")
 	if st := s.Find(Query{ID: "e1"}, t0).Items[0].Deliveries[0].State; st != InFlight {
 		t.Errorf("state while attempting = %s, want in_flight", st)
 	}
 	next := t0.Add(2 * time.Second)
-	s.Attempted("bird", "e1", "crm", time.Time{}, "d1", Attempt{At: t0, Took: 1500 * time.Microsecond, Status: 503, Outcome: "retry", Error: "503 Service Unavailable"}, next)
-	s.Attempted("bird", "e1", "crm", time.Time{}, "d1", Attempt{At: next, Status: 200, Outcome: "success"}, time.Time{})
-	s.Attempted("bird", "e1", "oncall", time.Time{}, "d2", Attempt{At: t0, Status: 404, Outcome: "dead", Error: "permanent failure: 404"}, time.Time{})
+	s.Attempted(at("bird", "e1", time.Time{}), "crm", "d1", Attempt{At: t0, Took: 1500 * time.Microsecond, Status: 503, Outcome: "retry", Error: "503 Service Unavailable"}, next)
+	s.Attempted(at("bird", "e1", time.Time{}), "crm", "d1", Attempt{At: next, Status: 200, Outcome: "success"}, time.Time{})
+	s.Attempted(at("bird", "e1", time.Time{}), "oncall", "d2", Attempt{At: t0, Status: 404, Outcome: "dead", Error: "permanent failure: 404"}, time.Time{})
 	v := s.Find(Query{ID: "e1"}, t0).Items[0]
 	crm, oncall := v.Deliveries[0], v.Deliveries[1]
 	if crm.State != Delivered || len(crm.Attempts) != 2 || crm.Attempts[0].Status != 503 || crm.Attempts[0].TookMS != 1.5 || crm.Attempts[1].Status != 200 {
@@ -109,13 +115,13 @@ func TestAttemptsUpToDeliveryOrDeath(t *testing.T) {
 func TestRetryShowsNextAttemptAndAbandonIsPending(t *testing.T) {
 	s := New(10, 0)
 	s.Add(accepted("bird", "e1", t0, "crm"))
-	s.Attempted("bird", "e1", "crm", time.Time{}, "d1", Attempt{At: t0, Outcome: "retry", Error: "timeout"}, t0.Add(time.Minute))
+	s.Attempted(at("bird", "e1", time.Time{}), "crm", "d1", Attempt{At: t0, Outcome: "retry", Error: "timeout"}, t0.Add(time.Minute))
 	d := s.Find(Query{ID: "e1"}, t0).Items[0].Deliveries[0]
 	if d.State != Retrying || !d.Next.Equal(t0.Add(time.Minute)) {
 		t.Errorf("after a retry: %+v", d)
 	}
-	s.Attempting("bird", "e1", "crm", time.Time{})
-	s.Abandoned("bird", "e1", "crm", time.Time{})
+	s.Attempting(at("bird", "e1", time.Time{}), "crm")
+	s.Abandoned(at("bird", "e1", time.Time{}), "crm")
 	if d := s.Find(Query{ID: "e1"}, t0).Items[0].Deliveries[0]; d.State != Pending || len(d.Attempts) != 1 {
 		t.Errorf("after an abandoned attempt: %+v, want pending with the one attempt", d)
 	}
@@ -125,7 +131,7 @@ func TestAttemptsAreCappedKeepingTheFirst(t *testing.T) {
 	s := New(10, 0)
 	s.Add(accepted("bird", "e1", t0, "crm"))
 	for i := range 100 {
-		s.Attempted("bird", "e1", "crm", time.Time{}, "d1", Attempt{At: t0.Add(time.Duration(i) * time.Second), Outcome: "retry", Error: fmt.Sprint(i)}, t0)
+		s.Attempted(at("bird", "e1", time.Time{}), "crm", "d1", Attempt{At: t0.Add(time.Duration(i) * time.Second), Outcome: "retry", Error: fmt.Sprint(i)}, t0)
 	}
 	d := s.Find(Query{ID: "e1"}, t0).Items[0].Deliveries[0]
 	if len(d.Attempts) != maxAttempts || d.Attempts[0].Error != "0" || d.Attempts[1].Error != "69" ||
@@ -138,7 +144,7 @@ func TestAttemptsAreCappedKeepingTheFirst(t *testing.T) {
 func TestReplayedToAnotherSinkIsAdded(t *testing.T) {
 	s := New(10, 0)
 	s.Add(accepted("bird", "e1", t0, "crm"))
-	s.Attempted("bird", "e1", "archive", time.Time{}, "d9", Attempt{At: t0, Outcome: "success"}, time.Time{})
+	s.Attempted(at("bird", "e1", time.Time{}), "archive", "d9", Attempt{At: t0, Outcome: "success"}, time.Time{})
 	v := s.Find(Query{ID: "e1"}, t0).Items[0]
 	if len(v.Deliveries) != 2 || v.Deliveries[1].Sink != "archive" || v.Deliveries[1].State != Delivered {
 		t.Errorf("deliveries = %+v", v.Deliveries)
@@ -259,9 +265,9 @@ func TestNilStoreIsOff(t *testing.T) {
 		t.Fatal("New(0) is not nil")
 	}
 	s.Add(accepted("bird", "a", t0, "crm"))
-	s.Attempting("bird", "a", "crm", time.Time{})
-	s.Attempted("bird", "a", "crm", time.Time{}, "d", Attempt{}, t0)
-	s.Abandoned("bird", "a", "crm", time.Time{})
+	s.Attempting(at("bird", "a", time.Time{}), "crm")
+	s.Attempted(at("bird", "a", time.Time{}), "crm", "d", Attempt{}, t0)
+	s.Abandoned(at("bird", "a", time.Time{}), "crm")
 	s.SetMaxAge(time.Second)
 	if p := s.Find(Query{}, t0); len(p.Items) != 0 || s.Len() != 0 || s.Cap() != 0 || s.Sweep(t0) != 0 {
 		t.Error("a nil store answered something")
@@ -280,8 +286,8 @@ func TestConcurrentUse(t *testing.T) {
 			for i := range 2000 {
 				id := fmt.Sprintf("%d-%d", w, i)
 				s.Add(accepted("bird", id, t0, "crm"))
-				s.Attempting("bird", id, "crm", time.Time{})
-				s.Attempted("bird", id, "crm", time.Time{}, "d", Attempt{At: t0, Outcome: "success"}, time.Time{})
+				s.Attempting(at("bird", id, time.Time{}), "crm")
+				s.Attempted(at("bird", id, time.Time{}), "crm", "d", Attempt{At: t0, Outcome: "success"}, time.Time{})
 			}
 		}()
 	}
@@ -321,9 +327,9 @@ func (s *Store) lookup(source, id string) *Entry {
 func TestAttemptsBeforeTheEntryIsAddedAreKept(t *testing.T) {
 	s := New(10, 0)
 	now := time.Now()
-	s.Attempting("bird", "e1", "crm", now)
-	s.Attempted("bird", "e1", "crm", now, "d1", Attempt{At: now, Status: 200, Outcome: "success"}, time.Time{})
-	s.Attempting("bird", "e1", "oncall", now)
+	s.Attempting(at("bird", "e1", now), "crm")
+	s.Attempted(at("bird", "e1", now), "crm", "d1", Attempt{At: now, Status: 200, Outcome: "success"}, time.Time{})
+	s.Attempting(at("bird", "e1", now), "oncall")
 	s.Add(accepted("bird", "e1", now, "crm", "oncall", "archive"))
 	v := s.Find(Query{ID: "e1"}, now).Items[0]
 	got := map[string]string{}
@@ -339,6 +345,38 @@ func TestAttemptsBeforeTheEntryIsAddedAreKept(t *testing.T) {
 	}
 }
 
+// An event that carries its entry (Memo) updates it directly, before and
+// after the entry is added, with no stand-in and no index lookup.
+func TestAttemptsOnTheEntryTheEventCarries(t *testing.T) {
+	s := New(10, 0)
+	now := time.Now()
+	ev := event("bird", "e1", now, `{}`)
+	e := NewEntry(ev, Accepted, []string{"r"}, []string{"crm", "oncall"}, nil)
+	ev.Memo = e
+	s.Attempting(ev, "crm")
+	s.Attempted(ev, "crm", "d1", Attempt{At: now, Status: 200, Outcome: "success"}, time.Time{})
+	s.Attempting(ev, "oncall")
+	for i := range s.shards {
+		if n := len(s.shards[i].early); n != 0 {
+			t.Fatalf("%d stand-ins made for an event that carries its entry", n)
+		}
+	}
+	s.Add(e)
+	s.Attempted(ev, "oncall", "d2", Attempt{At: now, Status: 503, Outcome: "retry"}, now.Add(time.Minute))
+	got := map[string]string{}
+	for _, d := range s.Find(Query{ID: "e1"}, now).Items[0].Deliveries {
+		got[d.Sink] = fmt.Sprint(d.State, len(d.Attempts))
+	}
+	if fmt.Sprint(got) != "map[crm:delivered1 oncall:retrying1]" {
+		t.Errorf("deliveries %v", got)
+	}
+	// A copy of the event read back from the queue finds the same entry.
+	s.Attempted(at("bird", "e1", now), "oncall", "d2", Attempt{At: now, Status: 200, Outcome: "success"}, time.Time{})
+	if d := s.Find(Query{ID: "e1"}, now).Items[0].Deliveries[1]; d.State != Delivered || len(d.Attempts) != 2 {
+		t.Errorf("after an attempt from the store: %+v", d)
+	}
+}
+
 func TestAttemptsRacingTheAddAreKept(t *testing.T) {
 	s := New(1000, 0)
 	now := time.Now()
@@ -348,7 +386,7 @@ func TestAttemptsRacingTheAddAreKept(t *testing.T) {
 		wg.Add(2)
 		go func() {
 			defer wg.Done()
-			s.Attempted("bird", id, "crm", now, "d"+id, Attempt{At: now, Outcome: "success"}, time.Time{})
+			s.Attempted(at("bird", id, now), "crm", "d"+id, Attempt{At: now, Outcome: "success"}, time.Time{})
 		}()
 		go func() {
 			defer wg.Done()
@@ -368,10 +406,10 @@ func TestAttemptsRacingTheAddAreKept(t *testing.T) {
 // for are swept.
 func TestStandInsAreBounded(t *testing.T) {
 	s := New(10, 0)
-	s.Attempted("bird", "old", "crm", t0, "d1", Attempt{At: t0, Outcome: "success"}, time.Time{})
+	s.Attempted(at("bird", "old", t0), "crm", "d1", Attempt{At: t0, Outcome: "success"}, time.Time{})
 	now := time.Now()
 	for i := range 10 * maxEarly * shardCount {
-		s.Attempting("bird", fmt.Sprint(i), "crm", now)
+		s.Attempting(at("bird", fmt.Sprint(i), now), "crm")
 	}
 	early := 0
 	for i := range s.shards {
