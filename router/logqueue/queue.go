@@ -246,6 +246,9 @@ func (q *Queue) Enqueue(ctx context.Context, batch []router.Routed) error {
 			return err
 		}
 		<-o.fin // the write happens whatever the caller does now
+		// The writer copied the frames into its own buffer: reused.
+		putEvbuf(o.frames)
+		o.frames = nil
 		if o.err != nil {
 			return o.err
 		}
@@ -296,9 +299,10 @@ func (q *Queue) prepare(batch []router.Routed, now time.Time) ([]enqItem, []byte
 	return items, evbuf, nil
 }
 
-// evbufs are prepare's scratch buffers: an event's encoding lives there
-// only until frameEvents copies it behind its head, so one buffer serves
-// one Enqueue after another instead of a new one each time.
+// evbufs are Enqueue's scratch buffers: an event's encoding lives there
+// only until frameEvents copies it behind its head, and the frames only
+// until the writer copies them into its write, so one buffer serves one
+// Enqueue after another instead of a new one each time.
 var evbufs sync.Pool
 
 func getEvbuf(size int) []byte {
@@ -318,7 +322,7 @@ func putEvbuf(b []byte) {
 // frameEvents makes the event records of an Enqueue: head and event,
 // checksummed.
 func frameEvents(o *op, items []enqItem, evbuf []byte) []byte {
-	frames := make([]byte, 0, len(evbuf)+len(o.heads)+len(o.events)*(frameHeader+1))
+	frames := getEvbuf(len(evbuf) + len(o.heads) + len(o.events)*(frameHeader+1))
 	for i := range o.events {
 		e := &o.events[i]
 		it := &items[e.batch]

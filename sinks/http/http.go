@@ -154,6 +154,13 @@ func (o *Options) Build(info sinks.Info) (router.Sink, error) {
 	if len(ps) > 0 {
 		return nil, ps
 	}
+	// Every request is a copy of this one: the URL is parsed once.
+	base, err := http.NewRequest(s.method, s.url, nil)
+	if err != nil {
+		ps.Add("url", "is not a valid URL; write it like https://example.com/hooks")
+		return nil, ps
+	}
+	s.base = base
 	// One pool of keep-alive connections per sink, sized for its
 	// concurrency.
 	s.transport, s.client = sinks.NewHTTPClient(sinks.HTTPClientOptions{
@@ -280,6 +287,9 @@ type Sink struct {
 	timeout    time.Duration
 	key        []byte
 
+	// base is the request every send copies (method, URL, host); nothing
+	// changes it, and the copies share its URL, which net/http only reads.
+	base      *http.Request
 	transport *http.Transport
 	client    *retryablehttp.Client
 }
@@ -301,8 +311,10 @@ func (s *Sink) SendStatus(ctx context.Context, e *router.Event) (int, error) {
 	if err != nil {
 		return 0, router.Permanent(err)
 	}
-	req, err := retryablehttp.NewRequestWithContext(ctx, s.method, s.url, body)
-	if err != nil {
+	hreq := s.base.WithContext(ctx)
+	hreq.Header = make(http.Header, len(s.header)+2)
+	req := &retryablehttp.Request{Request: hreq}
+	if err := req.SetBody(body); err != nil {
 		return 0, router.Permanent(fmt.Errorf("%s %s: %w", s.method, s.shownURL, err))
 	}
 	for k, v := range s.header {
