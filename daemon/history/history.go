@@ -475,10 +475,12 @@ func (e *Entry) deliveryOrNew(sink string) *delivery {
 }
 
 // takeOver moves what the stand-in early recorded into e, which is not
-// published yet.
+// in the ring yet but may already be updated through its event's Memo.
 func (e *Entry) takeOver(early *Entry) {
 	early.mu.Lock()
 	defer early.mu.Unlock()
+	e.mu.Lock()
+	defer e.mu.Unlock()
 	for _, d := range early.deliveries {
 		*e.deliveryOrNew(d.sink) = d
 	}

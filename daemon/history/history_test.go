@@ -377,6 +377,38 @@ func TestAttemptsOnTheEntryTheEventCarries(t *testing.T) {
 	}
 }
 
+// A stand-in made by an attempt read back from the store is taken over
+// while the event's own workers update its entry through Memo: both kept,
+// no race.
+func TestTakeOverWhileTheMemoIsUpdated(t *testing.T) {
+	for range 50 {
+		s := New(10, 0)
+		now := time.Now()
+		ev := event("bird", "e1", now, `{}`)
+		e := NewEntry(ev, Accepted, nil, []string{"crm", "oncall"}, nil)
+		ev.Memo = e
+		s.Attempted(at("bird", "e1", now), "archive", "d0", Attempt{At: now, Outcome: "success"}, time.Time{})
+		var wg sync.WaitGroup
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			s.Attempted(ev, "crm", "d1", Attempt{At: now, Outcome: "success"}, time.Time{})
+		}()
+		go func() {
+			defer wg.Done()
+			s.Add(e)
+		}()
+		wg.Wait()
+		got := map[string]string{}
+		for _, d := range s.Find(Query{ID: "e1"}, now).Items[0].Deliveries {
+			got[d.Sink] = d.State
+		}
+		if fmt.Sprint(got) != "map[archive:delivered crm:delivered oncall:pending]" {
+			t.Fatalf("deliveries %v", got)
+		}
+	}
+}
+
 func TestAttemptsRacingTheAddAreKept(t *testing.T) {
 	s := New(1000, 0)
 	now := time.Now()
