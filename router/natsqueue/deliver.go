@@ -71,6 +71,10 @@ func (p *pump) stop() {
 	<-p.done
 }
 
+// fetchGrace is how long a stopping pump keeps reading what the server
+// already sent it, to give it back.
+const fetchGrace = 250 * time.Millisecond
+
 // pumpFor returns the sink's pump, starting it on first use.
 func (q *Queue) pumpFor(sink string) *pump {
 	q.mu.Lock()
@@ -129,8 +133,16 @@ func (q *Queue) pull(ctx context.Context, p *pump, conc int) error {
 	if err != nil {
 		return fmt.Errorf("consumer %s: %w", p.sink, err)
 	}
+	// A fetch outlives the pump by a moment (fetchGrace): messages the
+	// server sent it just before a stop still arrive and are given back
+	// at once (nak) instead of waiting out the ack deadline on this
+	// replica, which a rolling update would otherwise make every sink's
+	// last few deliveries do.
+	grace, endGrace := context.WithCancel(context.WithoutCancel(ctx))
+	defer endGrace()
+	defer context.AfterFunc(ctx, func() { time.AfterFunc(fetchGrace, endGrace) })()
 	for ctx.Err() == nil {
-		fctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		fctx, cancel := context.WithTimeout(grace, 2*time.Second)
 		batch, err := cons.Fetch(conc, jetstream.FetchContext(fctx))
 		if err != nil {
 			cancel()

@@ -523,8 +523,12 @@ func (q *Queue) Close() error {
 	}
 	q.pumps = map[string]*pump{}
 	q.mu.Unlock()
+	// All at once: each may take fetchGrace to give back what it holds.
 	for _, p := range pumps {
-		p.stop()
+		p.cancel()
+	}
+	for _, p := range pumps {
+		<-p.done
 	}
 	q.wg.Wait()
 	// Acks and naks are sent without waiting; flush them so that this
