@@ -47,17 +47,26 @@ func TestRulesCompareNumbersByValue(t *testing.T) {
 		{`big > 5`, true},
 		{`status == "completed"`, true},
 	} {
-		t.Run(tc.when, func(t *testing.T) {
-			tb := compile(t, []config.Rule{{Name: "r", When: tc.when, To: []string{"crm"}}})
-			var trace []router.Verdict
-			got := len(route(tb, inbound("completed", payload), nil, &trace)) == 1
-			if trace[0].Verdict == router.Error {
-				t.Fatalf("rule failed: %s", trace[0].Reason)
-			}
-			if got != tc.want {
-				t.Errorf("%s: got %v, want %v (%s)", tc.when, got, tc.want, trace[0].Reason)
-			}
-		})
+		t.Run(tc.when, func(t *testing.T) { ruleMatches(t, tc.when, payload, tc.want) })
+	}
+}
+
+// ruleMatches routes a completed inbound call with payload against the one
+// rule `when`, traced and through the index, and checks both say want.
+func ruleMatches(t *testing.T, when, payload string, want bool) {
+	t.Helper()
+	tb := compile(t, []config.Rule{{Name: "r", When: when, To: []string{"crm"}}})
+	var trace []router.Verdict
+	got := len(route(tb, inbound("completed", payload), nil, &trace)) == 1
+	if trace[0].Verdict == router.Error {
+		t.Fatalf("rule failed: %s", trace[0].Reason)
+	}
+	if got != want {
+		t.Errorf("%s: got %v, want %v (%s)", when, got, want, trace[0].Reason)
+	}
+	// The indexed path (no trace) agrees.
+	if got := len(route(tb, inbound("completed", payload), nil, nil)) == 1; got != want {
+		t.Errorf("%s without a trace: got %v, want %v", when, got, want)
 	}
 }
 
@@ -91,21 +100,7 @@ func TestRulesCompareLiteralsPastInt64(t *testing.T) {
 		{`status == "completed" && payload.id == 12345678901234567891`, true},
 		{`payload.s == 12345678901234567891`, false},
 	} {
-		t.Run(tc.when, func(t *testing.T) {
-			tb := compile(t, []config.Rule{{Name: "r", When: tc.when, To: []string{"crm"}}})
-			var trace []router.Verdict
-			got := len(route(tb, inbound("completed", payload), nil, &trace)) == 1
-			if trace[0].Verdict == router.Error {
-				t.Fatalf("rule failed: %s", trace[0].Reason)
-			}
-			if got != tc.want {
-				t.Errorf("%s: got %v, want %v", tc.when, got, tc.want)
-			}
-			// The indexed path (no trace) agrees.
-			if got := len(route(tb, inbound("completed", payload), nil, nil)) == 1; got != tc.want {
-				t.Errorf("%s without a trace: got %v, want %v", tc.when, got, tc.want)
-			}
-		})
+		t.Run(tc.when, func(t *testing.T) { ruleMatches(t, tc.when, payload, tc.want) })
 	}
 }
 
