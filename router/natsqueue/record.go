@@ -143,66 +143,39 @@ func decodeEvent(b []byte) (*router.Event, error) {
 	return e, nil
 }
 
-// leadingFields reads the normalized JSON as Event.MarshalJSON writes it,
-// {"id","source","event"[,"status"],"time","received_at","payload"} in
-// that order, without decoding the payload: the fields and where the
-// payload starts. ok is false for any other shape, which the caller then
-// decodes in full.
+// leadingFields reads the normalized JSON's fields in one pass over its
+// bytes (router.RawPaths) without decoding the payload, and where the
+// payload starts. ok is false unless every field is a string and the
+// payload is the last member, as Event.MarshalJSON writes them: the caller
+// then decodes the JSON in full.
 func leadingFields(ej []byte) (f eventFields, payloadAt int, ok bool) {
-	r := ej
-	field := func(name string) bool {
-		if !bytes.HasPrefix(r, []byte(name)) {
-			return false
+	var found [5][]byte
+	router.RawPaths(ej, eventPaths, found[:])
+	for i, dst := range []*string{&f.ID, &f.Source, &f.Event, &f.Status} {
+		if found[i] == nil {
+			continue // status is left out when empty; a missing id, source or event is ""
 		}
-		r = r[len(name):]
-		return true
+		v, err := router.DecodeValue(found[i])
+		s, isString := v.(string)
+		if err != nil || !isString {
+			return f, 0, false
+		}
+		*dst = s
 	}
-	str := func(dst *string) bool {
-		end := stringEnd(r)
-		if end < 0 {
-			return false
-		}
-		if bytes.IndexByte(r[1:end], '\\') < 0 {
-			*dst = string(r[1:end])
-		} else if json.Unmarshal(r[:end+1], dst) != nil {
-			return false
-		}
-		r = r[end+1:]
-		return true
-	}
-	if !field(`{"id":`) || !str(&f.ID) || !field(`,"source":`) || !str(&f.Source) || !field(`,"event":`) || !str(&f.Event) {
+	// The payload, a slice of ej, must end right before its closing brace.
+	p := found[4]
+	if len(p) == 0 || ej[len(ej)-1] != '}' {
 		return f, 0, false
 	}
-	if field(`,"status":`) && !str(&f.Status) {
-		return f, 0, false
-	}
-	var t string
-	if !field(`,"time":`) || !str(&t) || !field(`,"received_at":`) || !str(&t) || !field(`,"payload":`) {
-		return f, 0, false
-	}
-	payloadAt = len(ej) - len(r)
-	if payloadAt >= len(ej)-1 || ej[len(ej)-1] != '}' {
+	payloadAt = len(ej) - 1 - len(p)
+	if &ej[payloadAt] != &p[0] {
 		return f, 0, false
 	}
 	return f, payloadAt, true
 }
 
-// stringEnd returns the index of the quote closing the JSON string b
-// starts with, or -1.
-func stringEnd(b []byte) int {
-	if len(b) == 0 || b[0] != '"' {
-		return -1
-	}
-	for i := 1; i < len(b); i++ {
-		switch b[i] {
-		case '\\':
-			i++
-		case '"':
-			return i
-		}
-	}
-	return -1
-}
+// eventPaths are the members leadingFields reads, the payload last.
+var eventPaths = [][]string{{"id"}, {"source"}, {"event"}, {"status"}, {"payload"}}
 
 func readHeaders(b []byte) (map[string]string, []byte, error) {
 	n, k := binary.Uvarint(b)

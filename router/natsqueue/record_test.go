@@ -76,13 +76,23 @@ func TestRecordPayloadIsDecodedOnDemand(t *testing.T) {
 			t.Errorf("%s: fields %v, want %s", ev.ID, got.Fields(), want)
 		}
 	}
-	// The same record with its JSON's keys in another order: read in full.
-	ej := []byte(`{"source":"s","id":"e9","event":"x","time":"2026-11-26T00:00:00Z","received_at":"2026-11-26T00:00:00Z","payload":{"k":"v"}}`)
-	rec := append([]byte{recordVersion, 0}, appendTime(appendTime(nil, time.Time{}), time.Time{})...)
-	rec = append(binaryChunk(rec, ej), 0)
-	got, err := decodeEvent(rec)
-	if err != nil || got.ID != "e9" || got.Source != "s" || got.Payload["k"] != "v" {
-		t.Errorf("reordered JSON: %+v, %v", got, err)
+	// Records whose JSON has its keys in another order: the fields are
+	// read whatever the order; a payload that is not the last member is
+	// decoded in full at once.
+	for _, tc := range []struct {
+		name, ej string
+		lazy     bool
+	}{
+		{"id after source", `{"source":"s","id":"e9","event":"x","time":"2026-11-26T00:00:00Z","received_at":"2026-11-26T00:00:00Z","payload":{"k":"v"}}`, true},
+		{"payload not last", `{"id":"e9","source":"s","event":"x","payload":{"k":"v"},"time":"2026-11-26T00:00:00Z","received_at":"2026-11-26T00:00:00Z"}`, false},
+	} {
+		rec := append([]byte{recordVersion, 0}, appendTime(appendTime(nil, time.Time{}), time.Time{})...)
+		rec = append(binaryChunk(rec, []byte(tc.ej)), 0)
+		got, err := decodeEvent(rec)
+		if err != nil || got.ID != "e9" || got.Source != "s" || got.Event != "x" || got.Fields()["k"] != "v" ||
+			string(got.RawPayload) != `{"k":"v"}` || (got.Payload == nil) != tc.lazy {
+			t.Errorf("%s: %+v, %v", tc.name, got, err)
+		}
 	}
 }
 
