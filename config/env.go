@@ -123,10 +123,11 @@ func nameEnv(ps Problems, uses []envUse) Problems {
 			named := "the value of ${" + u.name + "}"
 			p.Msg = strings.ReplaceAll(p.Msg, strconv.Quote(u.value), named)
 			p.Msg = strings.ReplaceAll(p.Msg, "'"+u.value+"'", named)
-			if len(u.value) >= minBareEnvValue || related(plainPath(p.Path), u.path) {
+			rel := related(plainPath(p.Path), u.path)
+			if len(u.value) >= minBareEnvValue || rel {
 				p.Msg = strings.ReplaceAll(p.Msg, u.value, "${"+u.name+"}")
 			}
-			if related(plainPath(p.Path), u.path) {
+			if rel {
 				p.Msg = nameFragments(p.Msg, u)
 			}
 		}
