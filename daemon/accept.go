@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"switchboard/daemon/history"
 	"switchboard/metrics"
 	"switchboard/redact"
@@ -407,42 +409,58 @@ func (o ruleObserver) Throttled(owner string, e *router.Event) {
 	}
 }
 
+// deliveryObserver is one sink's worker's: what it updates per delivery
+// (the sink's series and console figures) is looked up once, when the
+// worker starts, not per delivery.
 type deliveryObserver struct {
 	log      *slog.Logger
 	failures *failureLog
 	history  *history.Store
-	stats    *stats
+	stat     *sinkStat
+	// The sink's series, by outcome: success, retry, dead.
+	success, retry, dead prometheus.Counter
+	latency              prometheus.Observer
 }
 
-func (o deliveryObserver) Attempting(d *router.Delivery) {
-	o.stats.sink(d.Sink).inFlight.Add(1)
+func (d *Daemon) deliveryObserver(sink string) *deliveryObserver {
+	return &deliveryObserver{log: d.log, failures: d.failures, history: d.history, stat: d.stats.sink(sink),
+		success: metrics.Deliveries.WithLabelValues(sink, "success"), retry: metrics.Deliveries.WithLabelValues(sink, "retry"),
+		dead: metrics.Deliveries.WithLabelValues(sink, "dead"), latency: metrics.DeliveryLatency.WithLabelValues(sink)}
+}
+
+func (o *deliveryObserver) Attempting(d *router.Delivery) {
+	o.stat.inFlight.Add(1)
 	o.history.Attempting(d.Event, d.Sink)
 }
 
-func (o deliveryObserver) Abandoned(d *router.Delivery) {
-	o.stats.sink(d.Sink).inFlight.Add(-1)
+func (o *deliveryObserver) Abandoned(d *router.Delivery) {
+	o.stat.inFlight.Add(-1)
 	o.history.Abandoned(d.Event, d.Sink)
 }
 
-func (o deliveryObserver) Delivered(d *router.Delivery, outcome string, took time.Duration, err error) {
-	metrics.Deliveries.WithLabelValues(d.Sink, outcome).Inc()
+func (o *deliveryObserver) Delivered(d *router.Delivery, outcome string, took time.Duration, err error) {
 	o.observe(d, outcome, took)
 	switch outcome {
 	case "success":
-		metrics.DeliveryLatency.WithLabelValues(d.Sink).Observe(time.Since(d.Event.ReceivedAt).Seconds())
+		o.success.Inc()
+		o.latency.Observe(time.Since(d.Event.ReceivedAt).Seconds())
 		if o.log.Enabled(context.Background(), slog.LevelDebug) {
 			o.log.Debug("delivered", "event_id", d.Event.ID, "source", d.Event.Source, "sink", d.Sink, "attempt", d.Attempts, "took", took)
 		}
-	case "retry", "dead":
+	case "retry":
+		o.retry.Inc()
+		o.failures.record(d, outcome, err)
+	case "dead":
+		o.dead.Inc()
 		o.failures.record(d, outcome, err)
 	}
 }
 
 // observe keeps the console's view of a delivery attempt: the sink's
 // rates, in-flight count and last error, and the event's history.
-func (o deliveryObserver) observe(d *router.Delivery, outcome string, took time.Duration) {
+func (o *deliveryObserver) observe(d *router.Delivery, outcome string, took time.Duration) {
 	now := time.Now()
-	ss := o.stats.sink(d.Sink)
+	ss := o.stat
 	ss.inFlight.Add(-1)
 	a := history.Attempt{At: d.LastTry, Took: took, Status: d.Status, Outcome: outcome}
 	var next time.Time

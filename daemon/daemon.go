@@ -224,7 +224,7 @@ func (d *Daemon) startWorker(name string, s *Sink) {
 	}
 	w := &router.Worker{
 		Name: name, Sink: s.Sink, Retry: s.Retry, Concurrency: s.Concurrency,
-		Queue: d.queue, Observer: deliveryObserver{d.log, d.failures, d.history, &d.stats}, Log: d.log,
+		Queue: d.queue, Observer: d.deliveryObserver(name), Log: d.log,
 	}
 	w.Start(context.Background())
 	d.mu.Lock()

@@ -158,6 +158,43 @@ rules:
 	}
 }
 
+// A sink removed by one reload and added back by the next counts its
+// deliveries in its series again: its worker's counters are the live ones.
+func TestASinkAddedBackCountsItsDeliveries(t *testing.T) {
+	dir := t.TempDir()
+	rcv := daemontest.NewReceiver(t)
+	conf := func(sink string) string {
+		return `
+server: { listen: "127.0.0.1:0" }
+admin: { listen: "127.0.0.1:0" }
+queue: { dir: ` + filepath.Join(dir, "q") + ` }
+sources:
+  ab-src: { type: generic }
+sinks:
+  ` + sink + `: { type: http, url: "` + rcv.URL + `" }
+rules:
+  - { name: ab-all, to: [` + sink + `] }
+`
+	}
+	path := filepath.Join(dir, "switchboard.yaml")
+	writeFile(t, path, conf("ab-sink"))
+	d := startFile(t, path)
+	for _, sink := range []string{"ab-other", "ab-sink"} {
+		writeFile(t, path, conf(sink))
+		if code, body := postAdmin(t, d, "/-/reload"); code != http.StatusOK {
+			t.Fatalf("reload to %s: %d %v", sink, code, body)
+		}
+	}
+	if code, ans := daemontest.Post(t, "http://"+d.WebhookAddr()+"/hooks/ab-src", `{"event":"e","id":"back-1"}`); code != 200 {
+		t.Fatalf("post: %d %v", code, ans)
+	}
+	series := `switchboard_deliveries_total{outcome="success",sink="ab-sink"}`
+	daemontest.Eventually(t, series+" = 1", func() bool { return scrape(t, d, series) == "1" })
+	if got := scrape(t, d, `switchboard_delivery_latency_seconds_count{sink="ab-sink"}`); got != "1" {
+		t.Errorf("latency count = %q, want 1", got)
+	}
+}
+
 // The start-up log says what runs and what was left from the last run.
 func TestStartLogSaysWhatRunsAndTheBacklog(t *testing.T) {
 	dir := t.TempDir()
