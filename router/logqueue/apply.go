@@ -137,23 +137,23 @@ func (q *Queue) logFull(closing bool) {
 
 // settled finds the delivery a worker ended and takes back the count
 // Stats showed for it; nil when it is not in flight any more.
-func (q *Queue) settledDelivery(o *op) (uint32, *dslot) {
+func (q *Queue) settledDelivery(kind opKind, id uint64, sinkName string) (uint32, *dslot) {
 	st := &q.st
-	si, known := st.sinkIdx[o.sinkName]
-	if known && o.kind != opRetry {
+	si, known := st.sinkIdx[sinkName]
+	if known && kind != opRetry {
 		s := st.sinks[si]
 		s.settled--
-		if o.kind == opDead {
+		if kind == opDead {
 			s.dying--
 		}
 	}
-	di, ok := st.ids.find(&st.dels, o.id)
+	di, ok := st.ids.find(&st.dels, id)
 	if !ok {
 		return 0, nil
 	}
 	ds := st.dels.at(di)
 	if ds.state != dInFlight || !known || ds.sink != si {
-		q.log.Warn("a delivery outcome arrived for a delivery that is not in flight; ignored", "delivery", o.id, "sink", o.sinkName)
+		q.log.Warn("a delivery outcome arrived for a delivery that is not in flight; ignored", "delivery", id, "sink", sinkName)
 		return 0, nil
 	}
 	st.sinks[si].inFlight--
@@ -161,14 +161,14 @@ func (q *Queue) settledDelivery(o *op) (uint32, *dslot) {
 	return di, ds
 }
 
-func (q *Queue) applyDone(o *op) {
-	if di, ds := q.settledDelivery(o); ds != nil {
+func (q *Queue) applyDone(id uint64, sinkName string) {
+	if di, ds := q.settledDelivery(opDone, id, sinkName); ds != nil {
 		q.freeDelivery(di, ds)
 	}
 }
 
 func (q *Queue) applyRetry(o *op, l loc, n int) {
-	di, ds := q.settledDelivery(o)
+	di, ds := q.settledDelivery(o.kind, o.id, o.sinkName)
 	if ds == nil {
 		return
 	}
@@ -181,7 +181,7 @@ func (q *Queue) applyRetry(o *op, l loc, n int) {
 }
 
 func (q *Queue) applyDead(o *op, l loc, n int) {
-	_, ds := q.settledDelivery(o)
+	_, ds := q.settledDelivery(o.kind, o.id, o.sinkName)
 	if ds == nil {
 		return
 	}

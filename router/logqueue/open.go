@@ -93,7 +93,8 @@ func newQueue(opts Options) *Queue {
 		opts.HotBytes = DefaultHotBytes
 	}
 	q := &Queue{opts: opts, log: opts.Log, fs: opts.FS, dir: opts.Dir, now: opts.Now,
-		ops: make(chan *op, 4096), closing: make(chan struct{}), writerDone: make(chan struct{})}
+		ops: make(chan *op, 4096), closing: make(chan struct{}), writerDone: make(chan struct{}),
+		doneKick: make(chan struct{}, 1)}
 	q.st.sinkIdx = map[string]uint16{}
 	q.intern = q.internSink
 	q.st.hot = map[uint32]*router.Event{}

@@ -97,6 +97,17 @@ type Queue struct {
 	closeOnce  sync.Once
 	closeErr   error
 
+	// dones are finished deliveries whose completion is not written yet:
+	// they ride along with the writer's next write (under load, the next
+	// group commit) instead of each waking it for a write of its own. A
+	// kick wakes an idle writer for the first one, and the writer writes
+	// them at the latest doneDelay later. Guarded by doneMu, as is
+	// writerIdle, which the writer sets while it waits for work.
+	doneMu     sync.Mutex
+	dones      []doneNote
+	writerIdle bool
+	doneKick   chan struct{}
+
 	mu sync.Mutex // guards what follows; never held across I/O
 	st state
 	// seg's files map is guarded by mu; its other fields are the
@@ -672,14 +683,35 @@ func parseID(id string) (uint64, error) {
 }
 
 // Done implements router.Queue: the delivery is removed in the next write,
-// without waiting for it.
+// without waiting for it; that write happens within doneDelay.
 func (q *Queue) Done(d *router.Delivery) error {
 	id, err := parseID(d.ID)
 	if err != nil {
 		return err
 	}
 	q.settle(d.Sink, false)
-	return q.submit(&op{kind: opDone, id: id, sinkName: d.Sink})
+	q.submitMu.RLock()
+	defer q.submitMu.RUnlock()
+	if q.closed {
+		return router.ErrQueueClosed
+	}
+	q.doneMu.Lock()
+	q.dones = append(q.dones, doneNote{id: id, sink: d.Sink})
+	kick := len(q.dones) == 1 && q.writerIdle
+	q.doneMu.Unlock()
+	if kick {
+		select {
+		case q.doneKick <- struct{}{}:
+		default: // a kick is waiting already
+		}
+	}
+	return nil
+}
+
+// doneNote is a finished delivery (Done) waiting for the writer.
+type doneNote struct {
+	id   uint64
+	sink string
 }
 
 // Retry implements router.Queue: the delivery goes back on the schedule,

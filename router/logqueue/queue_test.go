@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"reflect"
 	"slices"
 	"strconv"
@@ -885,6 +886,64 @@ func TestSecondOpenOfTheSameDirFails(t *testing.T) {
 	// After Close the directory is free again.
 	q = reopen(t, q)
 	_ = q
+}
+
+// inFlight is how many of sink's deliveries the queue counts as handed out
+// and not yet finished in writing.
+func inFlight(q *Queue, sink string) int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.st.sinks[q.sink(sink)].inFlight
+}
+
+// A finished delivery's completion rides along with the next write: an
+// Enqueue after Done carries it, so the delivery is gone once that Enqueue
+// returns, with no write of its own.
+func TestDoneRidesWithTheNextEnqueue(t *testing.T) {
+	q := open(t, Options{})
+	enqueue(t, q, []string{"a"}, event("app", "e1"))
+	d := next(t, q, "a")
+	if err := q.Done(d); err != nil {
+		t.Fatal(err)
+	}
+	enqueue(t, q, []string{"b"}, event("app", "e2"))
+	if n := inFlight(q, "a"); n != 0 {
+		t.Fatalf("after the next Enqueue, %d deliveries of a still in flight; the completion did not ride along", n)
+	}
+}
+
+// With nothing else to write, a completion is written on its own, soon:
+// a crash after that (a copy of the files taken while the queue is open)
+// does not deliver it again.
+func TestDoneIsWrittenAloneWhenNothingElseIs(t *testing.T) {
+	dir := t.TempDir()
+	q := open(t, Options{Dir: dir})
+	enqueue(t, q, []string{"a"}, event("app", "e1"), event("app", "e2"))
+	d := next(t, q, "a")
+	if err := q.Done(d); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the completion to be written", func() bool { return inFlight(q, "a") == 0 })
+	copied := t.TempDir()
+	if err := os.CopyFS(copied, os.DirFS(dir)); err != nil {
+		t.Fatal(err)
+	}
+	crashed := open(t, Options{Dir: copied})
+	if got := next(t, crashed, "a"); got.Event.ID == d.Event.ID {
+		t.Fatalf("after a crash, %s is delivered again although its completion was written", got.Event.ID)
+	}
+	empty(t, crashed, "a", 50*time.Millisecond)
+}
+
+// Done after Close is refused, as every change is.
+func TestDoneAfterCloseIsRefused(t *testing.T) {
+	q := open(t, Options{})
+	enqueue(t, q, []string{"a"}, event("app", "e1"))
+	d := next(t, q, "a")
+	q.Close()
+	if err := q.Done(d); !errors.Is(err, router.ErrQueueClosed) {
+		t.Fatalf("Done after Close = %v, want ErrQueueClosed", err)
+	}
 }
 
 func TestCloseUnblocksNext(t *testing.T) {

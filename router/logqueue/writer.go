@@ -96,12 +96,21 @@ type writerState struct {
 	scanBuf    []byte
 	touched    []uint16 // sinks whose gauges changed in this write
 	full       map[fullKey]*fullNote
+
+	doneTimer *time.Timer // armed while dones wait for a write
+	doneSpare []doneNote  // the dones slice not in use, for reuse
+	doneIDs   []uint64    // commitGroup's, reused
 }
 
 const (
 	maxGroupOps   = 4096
 	maxGroupBytes = 8 << 20
 	tickEvery     = time.Second
+	// doneDelay bounds how long a finished delivery's completion waits
+	// for a write to ride along with before it is written alone: under
+	// load it rides with the next group commit, costing no write of its
+	// own. A crash within it delivers the delivery again (at least once).
+	doneDelay = 10 * time.Millisecond
 )
 
 // run is the writer goroutine.
@@ -115,10 +124,27 @@ func (q *Queue) run() {
 		if retry != nil {
 			retryC = retry.C
 		}
+		if q.idle() && q.w.doneTimer == nil {
+			q.w.doneTimer = time.NewTimer(doneDelay)
+		}
+		var doneC <-chan time.Time
+		if q.w.doneTimer != nil {
+			doneC = q.w.doneTimer.C
+		}
 		var first *op
 		select {
 		case first = <-q.ops:
+		case <-q.doneKick:
+			// A Done while idle: its timer is armed at the loop's top.
+		case <-doneC:
+			q.w.doneTimer = nil
+			if q.failingNow() == nil {
+				q.commitGroup(nil)
+			} else {
+				q.holdDones(q.takeDones())
+			}
 		case <-tick.C:
+			q.busy()
 			q.housekeeping(false)
 			continue
 		case <-retryC:
@@ -132,6 +158,7 @@ func (q *Queue) run() {
 			q.drain()
 			return
 		}
+		q.busy()
 		if first != nil && !q.takeOp(first) {
 			// The disk is failing: first was held or refused.
 		} else if first != nil {
@@ -150,15 +177,70 @@ func (q *Queue) run() {
 // waits for are held for the retry, the others fail at once. It returns
 // true when the op is to be written now.
 func (q *Queue) takeOp(o *op) bool {
-	q.mu.Lock()
-	failing := q.st.writeErr != nil && q.now().Before(q.st.retryAt)
-	err := q.st.writeErr
-	q.mu.Unlock()
-	if !failing {
+	err := q.failingNow()
+	if err == nil {
 		return true
 	}
 	q.refuse(o, fmt.Errorf("queue cannot write to disk: %w", err))
 	return false
+}
+
+// failingNow returns the last write error while writes are failing and the
+// next retry is not due yet, else nil.
+func (q *Queue) failingNow() error {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.st.writeErr != nil && q.now().Before(q.st.retryAt) {
+		return q.st.writeErr
+	}
+	return nil
+}
+
+// idle tells Done that the writer waits for work (so that a Done kicks
+// it) and reports whether dones wait to be written.
+func (q *Queue) idle() bool {
+	q.doneMu.Lock()
+	defer q.doneMu.Unlock()
+	q.writerIdle = true
+	return len(q.dones) > 0
+}
+
+// busy tells Done that the writer will look at the dones again before it
+// waits: no kick needed.
+func (q *Queue) busy() {
+	q.doneMu.Lock()
+	q.writerIdle = false
+	q.doneMu.Unlock()
+}
+
+// takeDones returns the dones waiting to be written and stops their
+// timer: they are in this write.
+func (q *Queue) takeDones() []doneNote {
+	q.doneMu.Lock()
+	dones := q.dones
+	q.dones = q.w.doneSpare[:0]
+	q.doneMu.Unlock()
+	q.w.doneSpare = nil
+	if len(dones) > 0 && q.w.doneTimer != nil {
+		q.w.doneTimer.Stop()
+		q.w.doneTimer = nil
+	}
+	return dones
+}
+
+// spareDones keeps a taken dones slice for the next takeDones.
+func (q *Queue) spareDones(dones []doneNote) {
+	clear(dones)
+	q.w.doneSpare = dones[:0]
+}
+
+// holdDones keeps dones that could not be written for the retry after a
+// failed write, as held ops.
+func (q *Queue) holdDones(dones []doneNote) {
+	for _, d := range dones {
+		q.w.held = append(q.w.held, &op{kind: opDone, id: d.id, sinkName: d.sink})
+	}
+	q.spareDones(dones)
 }
 
 // refuse ends an op that cannot be written now.
@@ -228,11 +310,13 @@ func (q *Queue) commitGroup(group []*op) {
 		group = append(q.w.held, group...)
 		q.w.held = nil
 	}
-	if len(group) == 0 {
+	dones := q.takeDones()
+	if len(group) == 0 && len(dones) == 0 {
+		q.spareDones(dones)
 		return
 	}
 	buf := q.w.buf[:0]
-	var doneIDs []uint64
+	doneIDs := q.w.doneIDs[:0]
 	sync := false
 	for _, o := range group {
 		switch o.kind {
@@ -246,10 +330,14 @@ func (q *Queue) commitGroup(group []*op) {
 			doneIDs = append(doneIDs, o.id)
 		}
 	}
+	for _, d := range dones {
+		doneIDs = append(doneIDs, d.id)
+	}
 	if len(doneIDs) > 0 {
 		b, start := beginFrame(buf, recDone)
 		buf = endFrame(appendIDs(b, doneIDs), start)
 	}
+	q.w.doneIDs = doneIDs[:0]
 	q.w.buf = buf[:0]
 	if cap(q.w.buf) > 4*maxGroupBytes {
 		q.w.buf = nil
@@ -259,6 +347,7 @@ func (q *Queue) commitGroup(group []*op) {
 		for _, o := range group {
 			q.refuse(o, fmt.Errorf("queue cannot write to disk: %w", err))
 		}
+		q.holdDones(dones)
 		return
 	}
 	q.mu.Lock()
@@ -267,15 +356,19 @@ func (q *Queue) commitGroup(group []*op) {
 		case opEnqueue:
 			q.applyEnqueue(o, seg, base)
 		case opDone:
-			q.applyDone(o)
+			q.applyDone(o.id, o.sinkName)
 		case opRetry:
 			q.applyRetry(o, loc{seg, uint32(base) + uint32(o.at)}, len(o.frames))
 		case opDead:
 			q.applyDead(o, loc{seg, uint32(base) + uint32(o.at)}, len(o.frames))
 		}
 	}
+	for _, d := range dones {
+		q.applyDone(d.id, d.sink)
+	}
 	q.publish()
 	q.mu.Unlock()
+	q.spareDones(dones)
 	for _, o := range group {
 		if o.kind == opEnqueue {
 			close(o.fin)
