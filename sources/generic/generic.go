@@ -29,6 +29,7 @@ import (
 	"net/http"
 	"strconv"
 	"time"
+	"unicode/utf8"
 
 	"switchboard/config"
 	"switchboard/router"
@@ -143,28 +144,23 @@ func (s *Source) Parse(req *sources.Request) (*sources.Result, error) {
 func (s *Source) event(obj sources.Object, received time.Time) (*router.Event, error) {
 	raw := obj.Raw
 	ev := &router.Event{Source: s.name, ReceivedAt: received, Time: received, Payload: obj.Payload, RawPayload: raw, Body: raw}
-	var vals [fieldTime + 1]any
-	var oks [fieldTime + 1]bool
-	s.fields(obj, &vals, &oks)
-	field := func(f int) (any, bool) { return vals[f], oks[f] }
+	var f found
+	s.fields(obj, &f)
 	ev.Event = s.opts.Event
 	if ev.Event == "" {
-		v, _ := field(fieldEvent)
-		if ev.Event = router.String(v); ev.Event == "" {
+		if ev.Event, _ = f.text(fieldEvent); ev.Event == "" {
 			return nil, sources.Reject(http.StatusBadRequest, "no_event",
 				"no event name: the body has no %q field; point event_field at the field that names the event, or set a constant event: on the source", s.opts.EventField)
 		}
 	}
-	if v, ok := field(fieldStatus); ok {
-		ev.Status = router.String(v)
+	if v, ok := f.text(fieldStatus); ok {
+		ev.Status = v
 	}
-	if v, ok := field(fieldID); ok {
-		ev.ID = s.idText(obj, v)
-	}
+	ev.ID = s.idText(obj, &f)
 	if ev.ID == "" {
 		ev.ID = router.DeriveID(s.name, raw)
 	}
-	if v, ok := field(fieldTime); ok {
+	if v, ok := f.value(fieldTime); ok {
 		t, err := ParseTime(v)
 		if err != nil {
 			ev.TimeNote = fmt.Sprintf("time_field %s: %v", s.opts.TimeField, err)
@@ -177,38 +173,66 @@ func (s *Source) event(obj sources.Object, received time.Time) (*router.Event, e
 
 // idText is the id as sent: a string's value, or a number's JSON text
 // verbatim, so that ids that differ in any digit (1 and 1.0, 0.1 and
-// 0.10, 12345678901234567891 and ...892) are different events.
-func (s *Source) idText(obj sources.Object, v any) string {
-	switch v.(type) {
-	case int, uint64, float64, json.Number:
-		var found [1][]byte
-		router.RawPaths(obj.Raw, s.paths[fieldID:fieldID+1], found[:])
-		if t := found[0]; len(t) > 0 && t[0] != '"' {
-			return string(t)
+// 0.10, 12345678901234567891 and ...892) are different events; "" when
+// the body has none.
+func (s *Source) idText(obj sources.Object, f *found) string {
+	if f.raw[fieldID] == nil && f.ok[fieldID] {
+		// Read from a decoded payload: a number's text is in the bytes.
+		switch f.val[fieldID].(type) {
+		case int, uint64, float64, json.Number:
+			var raw [1][]byte
+			router.RawPaths(obj.Raw, s.paths[fieldID:fieldID+1], raw[:])
+			f.raw[fieldID] = raw[0]
 		}
 	}
-	return router.String(v)
+	if t := f.raw[fieldID]; len(t) > 0 && (t[0] == '-' || t[0] >= '0' && t[0] <= '9') {
+		return string(t)
+	}
+	id, _ := f.text(fieldID)
+	return id
+}
+
+// found holds the source's fields of one object: each one's JSON when read
+// from the object's bytes, or its value when read from a decoded payload.
+type found struct {
+	raw [fieldTime + 1][]byte
+	val [fieldTime + 1]any
+	ok  [fieldTime + 1]bool
+}
+
+// text is field i as router.String shows it; a string is read from its
+// JSON without boxing it in an interface.
+func (f *found) text(i int) (string, bool) {
+	if r := f.raw[i]; len(r) >= 2 && r[0] == '"' {
+		if s := r[1 : len(r)-1]; bytes.IndexByte(s, '\\') < 0 && utf8.Valid(s) {
+			return string(s), true
+		}
+	}
+	v, ok := f.value(i)
+	return router.String(v), ok
+}
+
+// value is field i decoded.
+func (f *found) value(i int) (any, bool) {
+	if r := f.raw[i]; r != nil {
+		v, err := router.DecodeValue(r)
+		return v, err == nil
+	}
+	return f.val[i], f.ok[i]
 }
 
 // fields reads the source's fields of obj: from its decoded payload, or
 // from its bytes, all found in one pass.
-func (s *Source) fields(obj sources.Object, vals *[fieldTime + 1]any, oks *[fieldTime + 1]bool) {
+func (s *Source) fields(obj sources.Object, f *found) {
 	if obj.Payload != nil {
-		for f, path := range s.dotted {
+		for i, path := range s.dotted {
 			if path != "" {
-				vals[f], oks[f] = router.LookupPath(obj.Payload, path)
+				f.val[i], f.ok[i] = router.LookupPath(obj.Payload, path)
 			}
 		}
 		return
 	}
-	var found [fieldTime + 1][]byte
-	router.RawPaths(obj.Raw, s.paths, found[:])
-	for f, raw := range found {
-		if raw != nil {
-			v, err := router.DecodeValue(raw)
-			vals[f], oks[f] = v, err == nil
-		}
-	}
+	router.RawPaths(obj.Raw, s.paths, f.raw[:])
 }
 
 // ParseTime reads a provider timestamp: an RFC 3339 string, a
