@@ -226,10 +226,9 @@ func (q *Queue) horizon(r *router.Routed) time.Duration {
 // batch are written and fsynced, or fails without storing any.
 func (q *Queue) Enqueue(ctx context.Context, batch []router.Routed) error {
 	now := q.now()
-	items, evbuf, err := q.prepare(batch, now)
-	if evbuf != nil {
-		defer putEvbuf(evbuf)
-	}
+	sc := getScratch()
+	defer putScratch(sc)
+	items, err := q.prepare(batch, now, sc)
 	if err != nil {
 		return err
 	}
@@ -251,14 +250,14 @@ func (q *Queue) Enqueue(ctx context.Context, batch []router.Routed) error {
 		}
 	}
 	if len(o.events) > 0 {
-		o.frames = frameEvents(o, items, evbuf)
+		sc.frames = frameEvents(o, items, sc.ev, sc.frames[:0])
+		o.frames = sc.frames
 		if err := q.submit(o); err != nil {
 			q.unreserve(o)
 			return err
 		}
 		<-o.fin // the write happens whatever the caller does now
-		// The writer copied the frames into its own buffer: reused.
-		putEvbuf(o.frames)
+		// The writer copied the frames into its own buffer: sc is reused.
 		o.frames = nil
 		if o.err != nil {
 			return o.err
@@ -275,12 +274,12 @@ type enqItem struct {
 	entry        dedupEntry
 	remember     bool
 	dup          bool
-	evAt, evEnd  int // the encoded event in evbuf
+	evAt, evEnd  int // the encoded event in the scratch's ev
 	head, headAt int // its record head in op.heads
 }
 
-// prepare encodes the events with deliveries, outside any lock.
-func (q *Queue) prepare(batch []router.Routed, now time.Time) ([]enqItem, []byte, error) {
+// prepare encodes the events with deliveries into sc.ev, outside any lock.
+func (q *Queue) prepare(batch []router.Routed, now time.Time, sc *enqScratch) ([]enqItem, error) {
 	items := make([]enqItem, len(batch))
 	size := 0
 	for i := range batch {
@@ -288,7 +287,8 @@ func (q *Queue) prepare(batch []router.Routed, now time.Time) ([]enqItem, []byte
 			size += eventSize(batch[i].Event)
 		}
 	}
-	evbuf := getEvbuf(size)
+	evbuf := slices.Grow(sc.ev[:0], size)
+	defer func() { sc.ev = evbuf }()
 	for i := range batch {
 		r, it := &batch[i], &items[i]
 		it.entry, it.remember = entryFor(r.Event.Source, r.Event.ID, q.horizon(r), now)
@@ -296,44 +296,50 @@ func (q *Queue) prepare(batch []router.Routed, now time.Time) ([]enqItem, []byte
 		if len(r.Sinks) > 0 {
 			var err error
 			if evbuf, err = appendEvent(evbuf, r.Event); err != nil {
-				return nil, evbuf, fmt.Errorf("event %s cannot be stored: %w", r.Event.ID, err)
+				return nil, fmt.Errorf("event %s cannot be stored: %w", r.Event.ID, err)
 			}
 		}
 		it.evEnd = len(evbuf)
 		// Room for the head, however many sinks: a record past this would
 		// not read back.
 		if it.evEnd-it.evAt > maxFrame-(1<<20) {
-			return nil, evbuf, fmt.Errorf("event %s cannot be stored: %d bytes is more than a queue record holds (1 GiB); lower server.max_body_bytes",
+			return nil, fmt.Errorf("event %s cannot be stored: %d bytes is more than a queue record holds (1 GiB); lower server.max_body_bytes",
 				r.Event.ID, it.evEnd-it.evAt)
 		}
 	}
-	return items, evbuf, nil
+	return items, nil
 }
 
-// evbufs are Enqueue's scratch buffers: an event's encoding lives there
-// only until frameEvents copies it behind its head, and the frames only
-// until the writer copies them into its write, so one buffer serves one
-// Enqueue after another instead of a new one each time.
-var evbufs sync.Pool
+// enqScratch are an Enqueue's scratch buffers: the events' encoding (ev)
+// lives there only until frameEvents copies it behind its head, and the
+// frames only until the writer copies them into its write, so one pair
+// serves one Enqueue after another instead of new ones each time.
+type enqScratch struct{ ev, frames []byte }
 
-func getEvbuf(size int) []byte {
-	if p, ok := evbufs.Get().(*[]byte); ok && cap(*p) >= size {
-		return (*p)[:0]
+var scratches sync.Pool
+
+func getScratch() *enqScratch {
+	if sc, ok := scratches.Get().(*enqScratch); ok {
+		return sc
 	}
-	return make([]byte, 0, size)
+	return new(enqScratch)
 }
 
-func putEvbuf(b []byte) {
-	if cap(b) <= 1<<20 { // keep no giant in the pool
-		b = b[:0]
-		evbufs.Put(&b)
+func putScratch(sc *enqScratch) {
+	// Keep no giant in the pool.
+	if cap(sc.ev) > 1<<20 {
+		sc.ev = nil
 	}
+	if cap(sc.frames) > 1<<20 {
+		sc.frames = nil
+	}
+	scratches.Put(sc)
 }
 
-// frameEvents makes the event records of an Enqueue: head and event,
-// checksummed.
-func frameEvents(o *op, items []enqItem, evbuf []byte) []byte {
-	frames := getEvbuf(len(evbuf) + len(o.heads) + len(o.events)*(frameHeader+1))
+// frameEvents appends the event records of an Enqueue to frames: head and
+// event, checksummed.
+func frameEvents(o *op, items []enqItem, evbuf, frames []byte) []byte {
+	frames = slices.Grow(frames, len(evbuf)+len(o.heads)+len(o.events)*(frameHeader+1))
 	for i := range o.events {
 		e := &o.events[i]
 		it := &items[e.batch]
