@@ -372,7 +372,13 @@ func (q *Queue) reserve(o *op, batch []router.Routed, items []enqItem, now time.
 			}
 		}
 	}
-	o.events = make([]enqEvent, 0, len(batch))
+	if len(batch) <= len(o.evInline) {
+		// One event, nearly every request: its lists live in the op.
+		o.events, o.keys, o.dels = o.evInline[:0], o.keyInline[:0], o.delInline[:0]
+		o.heads = o.headInline[:0]
+	} else {
+		o.events = make([]enqEvent, 0, len(batch))
+	}
 	var need int64
 	var unrouted []dedupEntry
 	for i := range batch {
@@ -418,8 +424,9 @@ func (q *Queue) reserve(o *op, batch []router.Routed, items []enqItem, now time.
 // encodes its record's head. q.mu held.
 func (q *Queue) reserveEvent(o *op, r *router.Routed, it *enqItem, i int, now time.Time) enqEvent {
 	st := &q.st
+	var inline [4]delivery // nearly every event has fewer sinks: no allocation
 	h := eventHead{dedup: it.remember, key: it.entry.key, expiry: it.entry.expiry, horizon: it.entry.horizon,
-		deliveries: make([]delivery, 0, len(r.Sinks))}
+		deliveries: inline[:0]}
 	ev := enqEvent{ev: r.Event, batch: i, first: len(o.dels)}
 	for _, name := range r.Sinks {
 		si := q.sink(name)

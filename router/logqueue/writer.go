@@ -33,6 +33,12 @@ type op struct {
 	dels   []enqDelivery
 	heads  []byte // encoded event record heads
 	keys   []dedupEntry
+	// Room for the lists of an Enqueue of one event, in the op's own
+	// allocation.
+	evInline   [1]enqEvent
+	delInline  [2]enqDelivery
+	keyInline  [1]dedupEntry
+	headInline [96]byte
 	need   int64
 	now    int64 // unix nanoseconds when queued
 
