@@ -92,13 +92,25 @@ func (d *Daemon) accept(ctx context.Context, src *Source, events []*router.Event
 	if cur := snap.Sources[src.Name]; cur != nil {
 		src = cur // its events and filters as of this snapshot
 	}
-	batch := make([]router.Routed, 0, len(events))
-	outcomes := make([]string, len(events))
-	at := make([]int, 0, len(events)) // batch index -> events index
+	var batch []router.Routed
+	var outcomes []string
+	var at []int // batch index -> events index
+	var obs *matchCollector
+	var one *acceptOne
+	if len(events) == 1 {
+		one = &acceptOne{}
+		batch, outcomes, at, obs = one.batch[:0], one.outcomes[:], one.at[:0], &one.obs
+		obs.matches = one.matches[:0]
+	} else {
+		batch = make([]router.Routed, 0, len(events))
+		outcomes = make([]string, len(events))
+		at = make([]int, 0, len(events))
+		obs = &matchCollector{}
+	}
 	var idx []int
 	// Matches are counted once the queue has told duplicates apart: a
 	// provider's retry is not a second match.
-	obs := &matchCollector{ruleObserver: ruleObserver{d.log, &d.stats}}
+	obs.ruleObserver = ruleObserver{d.log, &d.stats}
 	for i, ev := range events {
 		var passed bool
 		if idx, passed = snap.Route(src, ev, idx[:0], obs, nil); !passed {
@@ -115,10 +127,14 @@ func (d *Daemon) accept(ctx context.Context, src *Source, events []*router.Event
 	// directly, before the entry is even added.
 	var lists eventLists
 	if d.history != nil || d.tap.active() {
-		lists = obs.lists(len(batch))
+		lists = obs.lists(len(batch), one)
 	}
 	if d.history != nil {
-		lists.entries = make([]*history.Entry, len(batch))
+		if one != nil {
+			lists.entries = one.entries[:len(batch)]
+		} else {
+			lists.entries = make([]*history.Entry, len(batch))
+		}
 		for j, r := range batch {
 			lists.entries[j] = history.NewEntry(r.Event, history.Accepted, lists.rules[j], r.Sinks, lists.held[j])
 			r.Event.Memo = lists.entries[j]
@@ -177,12 +193,32 @@ type eventLists struct {
 	entries     []*history.Entry
 }
 
-// lists sorts the matches and holds, which come in batch order, by event.
-func (c *matchCollector) lists(n int) eventLists {
-	l := eventLists{rules: make([][]string, n), held: make([][]string, n)}
-	// The rule names of every event in one array: each event's are a
-	// slice of it.
-	names := make([]string, len(c.matches))
+// acceptOne holds an accept's lists for a request of one event, nearly
+// every request, in one allocation.
+type acceptOne struct {
+	obs         matchCollector
+	batch       [1]router.Routed
+	outcomes    [1]string
+	at          [1]int
+	matches     [2]ruleMatch
+	rules, held [1][]string
+	names       [2]string
+	entries     [1]*history.Entry
+}
+
+// lists sorts the matches and holds, which come in batch order, by event;
+// in one's arrays when it is set (n is 1).
+func (c *matchCollector) lists(n int, one *acceptOne) eventLists {
+	var l eventLists
+	var names []string
+	if one != nil && len(c.matches) <= len(one.names) {
+		l.rules, l.held, names = one.rules[:], one.held[:], one.names[:len(c.matches)]
+	} else {
+		l.rules, l.held = make([][]string, n), make([][]string, n)
+		// The rule names of every event in one array: each event's are
+		// a slice of it.
+		names = make([]string, len(c.matches))
+	}
 	k := 0
 	for j := range n {
 		start := k
