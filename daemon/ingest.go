@@ -41,6 +41,8 @@ type Intake struct {
 	// Reply, when set, is the answer to a verification request; there
 	// are no events then.
 	Reply []byte
+
+	req sources.Request // the source's view of the request, in the same allocation
 }
 
 // Read is the pipeline's first half (see above). An error is always a
@@ -63,8 +65,9 @@ func (s *Snapshot) Read(r *http.Request, received time.Time, log *slog.Logger) (
 		hr = r.Clone(r.Context())
 		hr.Method = http.MethodGet
 	}
-	req := &sources.Request{HTTP: hr, ReceivedAt: received, Source: src.Name,
+	in.req = sources.Request{HTTP: hr, ReceivedAt: received, Source: src.Name,
 		Subpath: subpath, MaxBatchEvents: s.File.Server.MaxBatchEvents}
+	req := &in.req
 	// Nothing reads the body before the headers are judged: Go's server
 	// sends `100 Continue` to a client that asked for it only on the first
 	// read of the body, so a request refused on its headers is refused

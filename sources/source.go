@@ -152,6 +152,27 @@ type Result struct {
 	// Reply, when set, is answered (200, JSON) instead of accepting events:
 	// a webhook verification challenge, for example.
 	Reply []byte
+
+	one [1]*router.Event
+}
+
+// NewResult returns a Result with room for n events, in one allocation
+// when n is 1, as for nearly every request.
+func NewResult(n int) *Result {
+	r := &Result{}
+	if n == 1 {
+		r.Events = r.one[:0]
+	} else {
+		r.Events = make([]*router.Event, 0, n)
+	}
+	return r
+}
+
+// OneEvent returns the Result of a request holding ev alone.
+func OneEvent(ev *router.Event) *Result {
+	r := NewResult(1)
+	r.Events = append(r.Events, ev)
+	return r
 }
 
 // RejectError is a request refused with an HTTP status and a message that

@@ -180,7 +180,7 @@ func (s *Source) Parse(req *sources.Request) (*sources.Result, error) {
 		return nil, err
 	}
 	ev.Body = req.Body
-	return &sources.Result{Events: []*router.Event{ev}}, nil
+	return sources.OneEvent(ev), nil
 }
 
 func (s *Source) event(obj sources.Object, body []byte, received time.Time) (*router.Event, error) {

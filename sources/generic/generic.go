@@ -115,7 +115,8 @@ func (s *Source) Parse(req *sources.Request) (*sources.Result, error) {
 	// A body of one strict JSON object, nearly every request, is not
 	// decoded: its fields are read from its bytes, its payload decoded
 	// only if a rule or a template needs it.
-	objs := make([]sources.Object, 1)
+	var one [1]sources.Object
+	objs := one[:]
 	var ok bool
 	if objs[0], ok = sources.ScanObject(body); !ok {
 		var err error
@@ -123,7 +124,7 @@ func (s *Source) Parse(req *sources.Request) (*sources.Result, error) {
 			return nil, err
 		}
 	}
-	res := &sources.Result{Events: make([]*router.Event, 0, len(objs))}
+	res := sources.NewResult(len(objs))
 	for i, obj := range objs {
 		ev, err := s.event(obj, req.ReceivedAt)
 		if len(objs) == 1 && err == nil {

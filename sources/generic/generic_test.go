@@ -93,7 +93,7 @@ func TestNumericIDsAreTheirText(t *testing.T) {
 		{`[{"event":"e","m":{"id":1.50}}]`, "1.50"},                                 // a batch
 		{`{"event":"e","m":{"id":1},"m":{"id":2.0}}`, "2.0"},                        // the last of a repeated key
 		{`[{event:'e',m:{id:99999999999999999999999}}]`, "99999999999999999999999"}, // relaxed batch
-		{`{"event":"e","m":{"id":"a\"b\u00e9"}}`, `a"bé`},                         // escapes decoded
+		{`{"event":"e","m":{"id":"a\"b\u00e9"}}`, `a"bé`},                           // escapes decoded
 		{`{"event":"e","m":{"id":true}}`, "true"},
 		{`{"event":"e","m":{"id":null}}`, ""}, // none: derived below
 	} {

@@ -143,7 +143,7 @@ func (s *Source) Parse(req *sources.Request) (*sources.Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &sources.Result{Events: []*router.Event{ev}}, nil
+	return sources.OneEvent(ev), nil
 }
 
 // handshake answers the verification request by echoing its challenge.

@@ -187,7 +187,7 @@ func (s *Source) Parse(req *sources.Request) (*sources.Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &sources.Result{Events: []*router.Event{ev}}, nil
+	return sources.OneEvent(ev), nil
 }
 
 // authorize checks the client address (403 when it is not allowed: no
