@@ -184,12 +184,17 @@ func (w *Worker) attempt(ctx context.Context, d *Delivery) {
 			d.NotBefore = time.Now().Add(wait)
 		}
 	}
-	// Once the queue has d back, another goroutine may take it and attempt
-	// it again: the log line and the observer get this attempt's copy.
-	seen := *d
-	w.end(store(d), &seen)
+	// Once the queue has a retry or dead letter back, another goroutine may
+	// take it and attempt it again: the log line and the observer get this
+	// attempt's copy. A delivery done is never handed out again.
+	seen := d
+	if outcome != "success" {
+		c := *d
+		seen = &c
+	}
+	w.end(store(d), seen)
 	if w.Observer != nil {
-		w.Observer.Delivered(&seen, outcome, took, err)
+		w.Observer.Delivered(seen, outcome, took, err)
 	}
 }
 

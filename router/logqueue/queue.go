@@ -551,12 +551,12 @@ func (q *Queue) Next(ctx context.Context, sink string) (*router.Delivery, error)
 		if err != nil {
 			return nil, err
 		}
-		if t != nil {
-			d, err := q.loadTaken(t)
+		if t.id != 0 {
+			d, err := q.loadTaken(&t)
 			if err == nil {
 				return d, nil
 			}
-			q.unreadable(t, err)
+			q.unreadable(&t, err)
 			if err := ctx.Err(); err != nil {
 				return nil, err
 			}
@@ -599,12 +599,13 @@ type taken struct {
 	evFile, detFile *segFile
 }
 
-// take pops the next due delivery of sink, or says how long to wait.
-func (q *Queue) take(name string) (*taken, chan struct{}, time.Duration, error) {
+// take pops the next due delivery of sink (its id 0 when there is none),
+// or says how long to wait.
+func (q *Queue) take(name string) (taken, chan struct{}, time.Duration, error) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if q.st.closed {
-		return nil, nil, 0, router.ErrQueueClosed
+		return taken{}, nil, 0, router.ErrQueueClosed
 	}
 	si := q.sink(name)
 	s := q.st.sinks[si]
@@ -619,7 +620,7 @@ func (q *Queue) take(name string) (*taken, chan struct{}, time.Duration, error) 
 		if len(s.delayed) > 0 {
 			wait = time.Duration(s.delayed[0].at - now)
 		}
-		return nil, s.wake, wait, nil
+		return taken{}, s.wake, wait, nil
 	}
 	slot := s.ready.pop()
 	d := q.st.dels.at(slot)
@@ -629,7 +630,7 @@ func (q *Queue) take(name string) (*taken, chan struct{}, time.Duration, error) 
 		s.signal() // another worker of this sink may take the next
 	}
 	e := q.st.events.at(d.ev)
-	t := &taken{id: d.id, sink: name, ev: q.st.hot[d.ev], evLoc: e.loc, evN: e.n, detail: d.detail, queued: d.at}
+	t := taken{id: d.id, sink: name, ev: q.st.hot[d.ev], evLoc: e.loc, evN: e.n, detail: d.detail, queued: d.at}
 	if t.ev == nil || d.detail == e.loc {
 		t.evFile = q.ref(e.seg)
 	}
