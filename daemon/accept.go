@@ -346,30 +346,67 @@ const (
 // value of each header on the source's keep list, by lower-case name,
 // within the caps. Credentials are never on the list (config refuses
 // them), so they are never stored with an event nor shown to templates.
+//
+// Most senders send the same kept headers (a content type) on every
+// request, and an event's headers are only ever read: a request whose
+// kept headers equal the previous one's shares that map.
 func (s *Source) EventHeaders(h http.Header) map[string]string {
 	if len(s.keep) == 0 {
 		return nil
 	}
-	var m map[string]string
+	var inline [8]string // the kept values, while they fit
+	vals := inline[:0]
 	total := 0
 	for _, k := range s.keep {
-		v := h[k.canonical]
-		if len(v) == 0 {
+		val := absent
+		if v := h[k.canonical]; len(v) > 0 {
+			val = v[0]
+			if len(val) > maxHeaderValue {
+				val = strings.ToValidUTF8(val[:maxHeaderValue], "")
+			}
+			if total += len(k.lower) + len(val); total > maxHeaderBytes {
+				break // the rest of the list is not kept
+			}
+		}
+		vals = append(vals, val)
+	}
+	if last := s.lastHeaders.Load(); last != nil && sameHeaders(*last, s.keep, vals) {
+		return *last
+	}
+	var m map[string]string
+	for i, val := range vals {
+		if val == absent {
 			continue
-		}
-		val := v[0]
-		if len(val) > maxHeaderValue {
-			val = strings.ToValidUTF8(val[:maxHeaderValue], "")
-		}
-		if total += len(k.lower) + len(val); total > maxHeaderBytes {
-			break
 		}
 		if m == nil {
 			m = make(map[string]string, len(s.keep))
 		}
-		m[k.lower] = val
+		m[s.keep[i].lower] = val
+	}
+	if m != nil {
+		s.lastHeaders.Store(&m)
 	}
 	return m
+}
+
+// absent stands for a kept header the request does not have: no header
+// value holds a NUL (net/http refuses such requests).
+const absent = "\x00"
+
+// sameHeaders reports whether m holds exactly the vals present, by the
+// keep list's names.
+func sameHeaders(m map[string]string, keep []keptHeader, vals []string) bool {
+	n := 0
+	for i, val := range vals {
+		if val == absent {
+			continue
+		}
+		n++
+		if got, ok := m[keep[i].lower]; !ok || got != val {
+			return false
+		}
+	}
+	return n == len(m)
 }
 
 // keptHeader is a header name on a keep list, in both forms.

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -60,6 +61,9 @@ type Source struct {
 	events router.Patterns
 	// counters are the source's outcome counters, looked up once.
 	counters map[string]prometheus.Counter
+	// lastHeaders are the kept headers of the latest request that had
+	// any (EventHeaders), shared with the next one that has the same.
+	lastHeaders atomic.Pointer[map[string]string]
 }
 
 func (s *Source) counter(outcome string) prometheus.Counter {

@@ -555,8 +555,14 @@ func (t *Table) fillEnv(env map[string]any, e *Event) {
 // SinkName returns the name of sink index i.
 func (t *Table) SinkName(i int) string { return t.sinks[i] }
 
-// SinkNames returns the names of sink indexes, as Route returns them.
+// SinkNames returns the names of sink indexes, as Route returns them. The
+// list is read-only: for one sink, nearly every event, it is part of the
+// table's own.
 func (t *Table) SinkNames(idx []int) []string {
+	if len(idx) == 1 {
+		i := idx[0]
+		return t.sinks[i : i+1 : i+1]
+	}
 	names := make([]string, len(idx))
 	for i, s := range idx {
 		names[i] = t.sinks[s]
