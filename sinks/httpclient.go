@@ -201,6 +201,9 @@ func NewHTTPClient(o HTTPClientOptions) (*http.Transport, *retryablehttp.Client)
 		IdleConnTimeout:       90 * time.Second,
 		TLSHandshakeTimeout:   min(o.Timeout, 10*time.Second),
 		ExpectContinueTimeout: time.Second,
+		// Answers are read only for a short error text: asking for gzip
+		// would cost a header per request and a decompressor per answer.
+		DisableCompression: true,
 	}
 	hc := &http.Client{
 		Transport:     tr,

@@ -183,14 +183,17 @@ func TestMethodAndHeaders(t *testing.T) {
 	}
 }
 
+// The default request: POST, User-Agent switchboard, and no
+// Accept-Encoding (answers are read only for a short error text).
 func TestDefaultUserAgentIsSwitchboard(t *testing.T) {
 	srv, got := receiver(t, nil)
 	s := build(t, map[string]any{"url": srv.URL})
 	if err := s.Send(context.Background(), event()); err != nil {
 		t.Fatal(err)
 	}
-	if r := <-got; r.method != "POST" || r.header.Get("User-Agent") != "switchboard" {
-		t.Errorf("method %s, User-Agent %q; want POST, switchboard", r.method, r.header.Get("User-Agent"))
+	if r := <-got; r.method != "POST" || r.header.Get("User-Agent") != "switchboard" || r.header.Get("Accept-Encoding") != "" {
+		t.Errorf("method %s, User-Agent %q, Accept-Encoding %q; want POST, switchboard, none",
+			r.method, r.header.Get("User-Agent"), r.header.Get("Accept-Encoding"))
 	}
 }
 
