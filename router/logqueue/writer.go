@@ -33,14 +33,14 @@ type op struct {
 	dels   []enqDelivery
 	heads  []byte // encoded event record heads
 	keys   []dedupEntry
+	need   int64
+	now    int64 // unix nanoseconds when queued
 	// Room for the lists of an Enqueue of one event, in the op's own
 	// allocation.
 	evInline   [1]enqEvent
 	delInline  [2]enqDelivery
 	keyInline  [1]dedupEntry
 	headInline [96]byte
-	need   int64
-	now    int64 // unix nanoseconds when queued
 
 	// done, retry, dead
 	id       uint64
