@@ -3,6 +3,7 @@ package router
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"strings"
 	"unicode/utf8"
 )
@@ -135,12 +136,7 @@ func RawLookup(raw []byte, path string) (any, bool) {
 func DecodeValue(raw []byte) (any, error) {
 	switch raw = bytes.TrimSpace(raw); firstByte(raw) {
 	case '"':
-		if s := raw[1 : len(raw)-1]; bytes.IndexByte(s, '\\') < 0 && utf8.Valid(s) {
-			return string(s), nil
-		}
-		var s string
-		err := json.Unmarshal(raw, &s)
-		return s, err
+		return DecodeString(raw)
 	case 't':
 		return true, nil
 	case 'f':
@@ -152,6 +148,23 @@ func DecodeValue(raw []byte) (any, error) {
 	}
 	return Number(string(raw)), nil
 }
+
+// DecodeString decodes the strict JSON of a string without boxing it in
+// an interface, as DecodeValue does; anything else is an error. Nearly
+// every string is read as its bytes, with no decoder.
+func DecodeString(raw []byte) (string, error) {
+	if len(raw) < 2 || raw[0] != '"' {
+		return "", errNotString
+	}
+	if s := raw[1 : len(raw)-1]; bytes.IndexByte(s, '\\') < 0 && utf8.Valid(s) {
+		return string(s), nil
+	}
+	var s string
+	err := json.Unmarshal(raw, &s)
+	return s, err
+}
+
+var errNotString = errors.New("not a JSON string")
 
 // PathSegments splits a dotted path into the members LookupPath and
 // RawLookup follow, for RawPaths.
@@ -182,11 +195,8 @@ func rawKeyVal(raw []byte, path []string) keyVal {
 	}
 	switch firstByte(raw) {
 	case '"':
-		if s := raw[1 : len(raw)-1]; bytes.IndexByte(s, '\\') < 0 && utf8.Valid(s) {
-			return keyVal{state: valStr, s: string(s)}
-		}
-		var s string
-		if json.Unmarshal(raw, &s) != nil {
+		s, err := DecodeString(raw)
+		if err != nil {
 			return keyVal{state: valOther}
 		}
 		return keyVal{state: valStr, s: s}

@@ -86,3 +86,22 @@ func FuzzRawPaths(f *testing.F) {
 		}
 	})
 }
+
+// DecodeString reads what encoding/json reads into a string, and refuses
+// what is not a string.
+func TestDecodeString(t *testing.T) {
+	for _, raw := range []string{`"plain"`, `""`, `"a\"b\u00e9\n"`, "\"caf\xe9\"", `"\ud800"`} {
+		var want string
+		if err := json.Unmarshal([]byte(raw), &want); err != nil {
+			t.Fatalf("%s: %v", raw, err)
+		}
+		if got, err := router.DecodeString([]byte(raw)); err != nil || got != want {
+			t.Errorf("DecodeString(%s) = %q, %v; want %q", raw, got, err, want)
+		}
+	}
+	for _, raw := range []string{``, `"`, `1`, `null`, `{"a":"b"}`, `["x"]`, `true`} {
+		if got, err := router.DecodeString([]byte(raw)); err == nil {
+			t.Errorf("DecodeString(%s) = %q, want an error", raw, got)
+		}
+	}
+}

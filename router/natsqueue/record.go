@@ -155,9 +155,8 @@ func leadingFields(ej []byte) (f eventFields, payloadAt int, ok bool) {
 		if found[i] == nil {
 			continue // status is left out when empty; a missing id, source or event is ""
 		}
-		v, err := router.DecodeValue(found[i])
-		s, isString := v.(string)
-		if err != nil || !isString {
+		s, err := router.DecodeString(found[i])
+		if err != nil {
 			return f, 0, false
 		}
 		*dst = s

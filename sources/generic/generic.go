@@ -29,7 +29,6 @@ import (
 	"net/http"
 	"strconv"
 	"time"
-	"unicode/utf8"
 
 	"switchboard/config"
 	"switchboard/router"
@@ -204,10 +203,8 @@ type found struct {
 // text is field i as router.String shows it; a string is read from its
 // JSON without boxing it in an interface.
 func (f *found) text(i int) (string, bool) {
-	if r := f.raw[i]; len(r) >= 2 && r[0] == '"' {
-		if s := r[1 : len(r)-1]; bytes.IndexByte(s, '\\') < 0 && utf8.Valid(s) {
-			return string(s), true
-		}
+	if s, err := router.DecodeString(f.raw[i]); err == nil {
+		return s, true
 	}
 	v, ok := f.value(i)
 	return router.String(v), ok
