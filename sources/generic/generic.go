@@ -176,16 +176,17 @@ func (s *Source) event(obj sources.Object, received time.Time) (*router.Event, e
 // 0.10, 12345678901234567891 and ...892) are different events; "" when
 // the body has none.
 func (s *Source) idText(obj sources.Object, f *found) string {
-	if f.raw[fieldID] == nil && f.ok[fieldID] {
+	t := f.raw[fieldID]
+	if t == nil && f.ok[fieldID] {
 		// Read from a decoded payload: a number's text is in the bytes.
 		switch f.val[fieldID].(type) {
 		case int, uint64, float64, json.Number:
 			var raw [1][]byte
 			router.RawPaths(obj.Raw, s.paths[fieldID:fieldID+1], raw[:])
-			f.raw[fieldID] = raw[0]
+			t = raw[0]
 		}
 	}
-	if t := f.raw[fieldID]; len(t) > 0 && (t[0] == '-' || t[0] >= '0' && t[0] <= '9') {
+	if len(t) > 0 && (t[0] == '-' || t[0] >= '0' && t[0] <= '9') {
 		return string(t)
 	}
 	id, _ := f.text(fieldID)
