@@ -697,7 +697,8 @@ func parseID(id string) (uint64, error) {
 }
 
 // Done implements router.Queue: the delivery is removed in the next write,
-// without waiting for it; that write happens within doneDelay.
+// without waiting for it; that write happens within doneDelay while the
+// disk takes writes, and with the retry after a failed write.
 func (q *Queue) Done(d *router.Delivery) error {
 	id, err := parseID(d.ID)
 	if err != nil {
