@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -175,6 +176,9 @@ type HTTPClientOptions struct {
 	// the sink's concurrency.
 	MaxIdleConns        int
 	MaxIdleConnsPerHost int
+	// URL is the one address the client sends to, when it has one: its
+	// proxy is then looked up once, not on every request.
+	URL *url.URL
 }
 
 // NewHTTPClient builds a sink's own client, with its own pool of
@@ -193,7 +197,7 @@ type HTTPClientOptions struct {
 //     to the router, which logs them once.
 func NewHTTPClient(o HTTPClientOptions) (*http.Transport, *retryablehttp.Client) {
 	tr := &http.Transport{
-		Proxy:                 http.ProxyFromEnvironment,
+		Proxy:                 proxyFor(o.URL, http.ProxyFromEnvironment),
 		DialContext:           (&net.Dialer{Timeout: min(o.Timeout, 30*time.Second), KeepAlive: 30 * time.Second}).DialContext,
 		ForceAttemptHTTP2:     true,
 		MaxIdleConns:          o.MaxIdleConns,
@@ -220,6 +224,27 @@ func NewHTTPClient(o HTTPClientOptions) (*http.Transport, *retryablehttp.Client)
 		Backoff:      retryablehttp.DefaultBackoff,
 		ErrorHandler: retryablehttp.PassthroughErrorHandler,
 	}
+}
+
+// proxyFor is the transport's Proxy for a client that only sends to u: the
+// environment's answer for u (HTTPS_PROXY, HTTP_PROXY, NO_PROXY), looked up
+// once. net/http reads the environment once per process too, so the answer
+// cannot change; looking it up per request parsed the address and walked
+// NO_PROXY for every delivery. A setting the lookup refuses, or no u, keeps
+// the lookup per request, so that its error is each request's error as
+// before.
+func proxyFor(u *url.URL, lookup func(*http.Request) (*url.URL, error)) func(*http.Request) (*url.URL, error) {
+	if u == nil {
+		return lookup
+	}
+	proxy, err := lookup(&http.Request{URL: u})
+	switch {
+	case err != nil:
+		return lookup
+	case proxy == nil:
+		return nil
+	}
+	return http.ProxyURL(proxy)
 }
 
 // retryConnectionErrors is the clients' CheckRetry: retry connection

@@ -1,6 +1,7 @@
 package sinks
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/http/httptrace"
+	"net/url"
 	"os"
 	"strings"
 	"sync/atomic"
@@ -18,6 +20,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-retryablehttp"
+	"golang.org/x/net/http/httpproxy"
 
 	"switchboard/redact"
 )
@@ -151,6 +154,75 @@ func TestNewHTTPClient(t *testing.T) {
 			}
 		})
 	}
+}
+
+// The environment's proxy settings, as net/http reads them, decide the
+// proxy of a client with one URL once; what they decide is what every
+// request then gets.
+func TestProxyForOneURL(t *testing.T) {
+	env := httpproxy.Config{
+		HTTPProxy:  "http://proxy.internal:3128",
+		HTTPSProxy: "http://tls-proxy.internal:3128",
+		NoProxy:    "direct.example.com",
+	}
+	tests := []struct {
+		name, url string
+		want      string // the proxy a request gets; "" for none
+	}{
+		{"https through its proxy", "https://hooks.example.com/in", "http://tls-proxy.internal:3128"},
+		{"http through its proxy", "http://hooks.example.com/in", "http://proxy.internal:3128"},
+		{"host in NO_PROXY goes direct", "https://direct.example.com/in", ""},
+		{"loopback goes direct", "http://127.0.0.1:9100/in", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var lookups int
+			lookup := func(r *http.Request) (*url.URL, error) {
+				lookups++
+				return env.ProxyFunc()(r.URL)
+			}
+			u, _ := url.Parse(tt.url)
+			proxy := proxyFor(u, lookup)
+			for range 3 {
+				var got *url.URL
+				if proxy != nil {
+					var err error
+					if got, err = proxy(&http.Request{URL: u}); err != nil {
+						t.Fatal(err)
+					}
+				}
+				if fmt.Sprint(got) != cmp.Or(tt.want, "<nil>") {
+					t.Errorf("proxy = %v, want %q", got, tt.want)
+				}
+			}
+			if lookups != 1 {
+				t.Errorf("the environment was consulted %d times for 3 requests, want once", lookups)
+			}
+		})
+	}
+
+	t.Run("a failed lookup fails each request as before", func(t *testing.T) {
+		refused := errors.New("proxy setting refused")
+		lookup := func(*http.Request) (*url.URL, error) { return nil, refused }
+		u, _ := url.Parse("https://hooks.example.com/in")
+		proxy := proxyFor(u, lookup)
+		if proxy == nil {
+			t.Fatal("no proxy func: the lookup's error would go unreported")
+		}
+		if _, err := proxy(&http.Request{URL: u}); !errors.Is(err, refused) {
+			t.Errorf("err = %v, want the lookup's", err)
+		}
+	})
+	t.Run("no URL: looked up per request", func(t *testing.T) {
+		var lookups int
+		lookup := func(r *http.Request) (*url.URL, error) { lookups++; return nil, nil }
+		proxy := proxyFor(nil, lookup)
+		proxy(&http.Request{URL: &url.URL{Scheme: "https", Host: "a.example"}})
+		proxy(&http.Request{URL: &url.URL{Scheme: "https", Host: "b.example"}})
+		if lookups != 2 {
+			t.Errorf("lookups = %d for 2 requests, want 2", lookups)
+		}
+	})
 }
 
 func TestNewHTTPClientDoesNotFollowRedirects(t *testing.T) {

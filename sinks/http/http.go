@@ -167,6 +167,7 @@ func (o *Options) Build(info sinks.Info) (router.Sink, error) {
 		Timeout:             o.Timeout,
 		MaxIdleConns:        128,
 		MaxIdleConnsPerHost: 64,
+		URL:                 base.URL,
 	})
 	return s, nil
 }
