@@ -119,6 +119,11 @@ func (w *Worker) Stop() {
 
 func (w *Worker) loop(ctx context.Context) {
 	defer w.wg.Done()
+	// Each attempt's request hangs its own contexts under ctx; a context
+	// of its own per goroutine keeps the goroutines from queueing on one
+	// shared context's lock to do that.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	// Checked on every turn: Next may hand out a due delivery after ctx
 	// ended, and a stopped worker would then cut, requeue and take it again
 	// forever, so that Stop never returned.
