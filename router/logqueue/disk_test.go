@@ -5,6 +5,8 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -188,5 +190,60 @@ func TestFullDiskRefusesEventsAndKeepsOutcomes(t *testing.T) {
 				t.Errorf("after restart delivered %v, want retry (attempt 1) and refused", got)
 			}
 		})
+	}
+}
+
+// On a full disk the zeros kept ahead of the log's end (which take no new
+// space to overwrite) run out, the filler gives up, and the writer's own
+// write fails as it would without them: the queue refuses events while
+// writes fail and takes them again after, losing none it accepted.
+func TestFullDiskPastTheZeros(t *testing.T) {
+	disk := logqueuetest.NewDisk()
+	dir := t.TempDir()
+	const seg = 1 << 20
+	opts := logqueue.Options{Dir: dir, FS: disk, SegmentSize: seg, Log: quietLog()}
+	q, err := logqueue.Open(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { q.Close() }()
+	ctx := context.Background()
+	head := filepath.Join(dir, "seg-0000000000000001.log")
+	waitUntil(t, "zeros ahead of the end", func() bool {
+		st, err := os.Stat(head)
+		return err == nil && st.Size() == seg
+	})
+	if _, err := enq(ctx, q, "a", "before"); err != nil {
+		t.Fatal(err)
+	}
+	disk.SetFull(true)
+	// This disk fails even a write over the zeros (a real one would take
+	// it): the write is taken back, and the zeros start again from there.
+	if _, err := enq(ctx, q, "a", "small"); err == nil {
+		t.Fatal("an Enqueue on a full disk succeeded")
+	}
+	big := ev("during")
+	big.RawPayload = []byte(`{"big":"` + strings.Repeat("x", seg) + `"}`)
+	if err := q.Enqueue(ctx, []router.Routed{{Event: big, Sinks: []string{"a"}}}); err == nil {
+		t.Fatal("an Enqueue past the zeros on a full disk succeeded")
+	}
+	disk.SetFull(false)
+	waitUntil(t, "the disk to take events again", func() bool {
+		_, err := enq(ctx, q, "a", "after")
+		return err == nil
+	})
+	q.Close()
+	if q, err = logqueue.Open(opts); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"before", "after"} {
+		if d := take(t, q, "a"); d.Event.ID != id {
+			t.Fatalf("delivery of %s, want %s", d.Event.ID, id)
+		}
+	}
+	short, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
+	defer cancel()
+	if d, err := q.Next(short, "a"); err == nil {
+		t.Fatalf("delivery of %s, want none left", d.Event.ID)
 	}
 }

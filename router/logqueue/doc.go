@@ -28,7 +28,10 @@
 // frame.go). At start every file is checked: any damage before a length
 // known to be synced stops the start with one error naming the file and
 // what to do; a torn tail past it (a crash's unsynced write) is cut off and
-// logged.
+// logged. While the queue is open, zeros are kept written ahead of the
+// head's end (fill.go), so that the group commit's fsync does not grow the
+// file; at start they are the log's clean end, cut off quietly, and a
+// segment is cut back to its records before it is sealed and on Close.
 //
 // # Memory
 //

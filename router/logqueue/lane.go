@@ -28,6 +28,9 @@ type lane struct {
 	crc    uint32 // checksum of the head's bytes up to size
 	synced int64  // the head's length known to be on disk
 	dirty  bool   // a failed write may have left bytes past size
+	// fill, when set, keeps zeros written ahead of the head's end
+	// (fill.go): the queue's segments while the daemon runs.
+	fill *filler
 }
 
 // segFile is one open file of a lane, with what the queue knows of it.
@@ -98,32 +101,90 @@ func (l *lane) create(n uint64, prevLen int64, prevCRC uint32) error {
 // roll seals the head (synced, its length and checksum go into the next
 // header) and starts the next file. The sealed file stays open for reads.
 func (l *lane) roll() error {
+	if f := l.fill; f != nil {
+		// Sealed at its logical end: the zeros past it go first.
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		if err := l.head.Truncate(l.size); err != nil {
+			return err
+		}
+		f.reset(l.head, l.size)
+		if err := l.head.Sync(); err != nil {
+			return err
+		}
+		l.synced = l.size
+	}
 	if err := l.sync(); err != nil {
 		return err
 	}
-	return l.create(l.last+1, l.size, l.crc)
+	if err := l.create(l.last+1, l.size, l.crc); err != nil {
+		return err
+	}
+	if f := l.fill; f != nil {
+		f.reset(l.head, l.size)
+		f.wake()
+	}
+	return nil
 }
 
 // append writes b at the head's end. On failure nothing counts as
 // written, and bytes a partial write left are cut off, now or before the
 // next write, so that they can never be read as records.
 func (l *lane) append(b []byte) (int64, error) {
+	f := l.fill
+	locked := false
+	if f != nil && (l.dirty || l.size+int64(len(b)) > f.zeroEnd.Load()) {
+		// Past the zeros, or cutting: the filler waits meanwhile.
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		locked = true
+	}
 	if l.dirty {
-		if err := l.head.Truncate(l.size); err != nil {
+		if err := l.cut(l.size); err != nil {
 			return 0, err
 		}
 		l.dirty = false
 	}
 	off := l.size
 	if _, err := l.head.WriteAt(b, off); err != nil {
-		if l.head.Truncate(off) != nil {
+		if f != nil && !locked {
+			f.mu.Lock()
+			defer f.mu.Unlock()
+		}
+		if l.cut(off) != nil {
 			l.dirty = true
 		}
 		return 0, err
 	}
 	l.size += int64(len(b))
 	l.crc = crc32.Update(l.crc, castagnoli, b)
+	if f != nil {
+		if locked && l.size > f.zeroEnd.Load() {
+			f.zeroEnd.Store(l.size)
+		}
+		f.wrote(l.size)
+	}
 	return off, nil
+}
+
+// cut truncates the head to off, taking back a failed write. With a
+// filler, the caller holds its mu (cutBack takes it), and the zeros start
+// again from off.
+func (l *lane) cut(off int64) error {
+	err := l.head.Truncate(off)
+	if f := l.fill; f != nil {
+		f.reset(l.head, off)
+	}
+	return err
+}
+
+// cutBack is cut for a caller that does not hold the filler's lock.
+func (l *lane) cutBack(off int64) error {
+	if f := l.fill; f != nil {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+	}
+	return l.cut(off)
 }
 
 // sync makes everything appended durable.

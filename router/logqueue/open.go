@@ -71,6 +71,7 @@ func Open(opts Options) (*Queue, error) {
 		lock.Close()
 		return nil, err
 	}
+	q.seg.startFill(fillWindow, q.w.segSize)
 	go q.run()
 	q.buryUnreadable(r.unreadable)
 	return q, nil
@@ -394,6 +395,16 @@ func (q *Queue) openFiles(l *lane, first, end uint64) ([]laneFile, error) {
 // tornTail cuts off what a crash left half-written past the synced length,
 // saying how much went and whether anything intact followed it.
 func (q *Queue) tornTail(name string, f File, sc *scanner, off, size int64) {
+	if zerosFrom(f, off, size) {
+		// The zeros written ahead of the log's end (fill.go): its clean
+		// end, cut off quietly, as Close does.
+		if !q.readOnly {
+			if err := f.Truncate(off); err != nil {
+				q.log.Warn("could not cut off the zeros past the end of a queue file; they are ignored", "file", name, "err", err)
+			}
+		}
+		return
+	}
 	if q.readOnly {
 		q.report.TornBytes += size - off
 		return
@@ -410,6 +421,28 @@ func (q *Queue) tornTail(name string, f File, sc *scanner, off, size int64) {
 	}
 	q.log.Warn("queue file ended in a torn write (a crash during an unsynced write); cut off. Nothing there was answered as stored",
 		"file", name, "offset", off, "bytes_discarded", size-off)
+}
+
+// zerosFrom reports whether f holds only zero bytes from off to size, and
+// at least one.
+func zerosFrom(f File, off, size int64) bool {
+	if off >= size {
+		return false
+	}
+	buf := make([]byte, min(size-off, 1<<20))
+	for off < size {
+		k, err := f.ReadAt(buf[:min(int64(len(buf)), size-off)], off)
+		if k == 0 && err != nil {
+			return false
+		}
+		for _, c := range buf[:k] {
+			if c != 0 {
+				return false
+			}
+		}
+		off += int64(k)
+	}
+	return true
 }
 
 // nextIntactFrame finds the first offset at or after from where a whole,

@@ -201,6 +201,9 @@ func (q *Queue) salvageLane(l *lane, present []uint64, rs *replayState, apply ap
 				}
 				continue
 			}
+			if i == len(present)-1 && zerosFrom(f, off, size) {
+				break // the zeros kept ahead of the log's end (fill.go)
+			}
 			next := nextIntactFrame(f, off+1, size)
 			if next < 0 {
 				next = size

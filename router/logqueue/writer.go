@@ -402,7 +402,7 @@ func (q *Queue) write(buf []byte, sync bool) (uint32, int64, error) {
 			// What the failed fsync covered is in doubt: take it back and
 			// write it again later.
 			q.seg.size, q.seg.crc = off, crc
-			if q.seg.head.Truncate(off) != nil {
+			if q.seg.cutBack(off) != nil {
 				q.seg.dirty = true
 			}
 		}
@@ -507,6 +507,7 @@ func (q *Queue) drain() {
 			"count", n, "err", q.st.writeErr)
 	}
 	q.housekeeping(true)
+	q.seg.stopFill()
 	q.mu.Lock()
 	q.seg.closeAll()
 	q.mu.Unlock()

@@ -1,0 +1,187 @@
+package logqueue
+
+import (
+	"bytes"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"switchboard/router"
+)
+
+// headFile returns the head segment's name and the queue's idea of its
+// end, read on the writer's side of the lock.
+func headFile(q *Queue) (string, int64) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.seg.name(q.seg.last), q.seg.size
+}
+
+func fileSize(t *testing.T, name string) int64 {
+	t.Helper()
+	st, err := os.Stat(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st.Size()
+}
+
+// A running queue keeps zeros written ahead of its head's end, so that the
+// group commit's fsync does not grow the file; the zeros are durable, and
+// nothing but zeros lies past the end.
+func TestZerosAreKeptAheadOfTheEnd(t *testing.T) {
+	const seg = 1 << 20
+	q := open(t, Options{SegmentSize: seg})
+	enqueue(t, q, []string{"a"}, event("app", "e1"), event("app", "e2"))
+	name, end := headFile(q)
+	eventually(t, "zeros ahead of the end", func() bool {
+		q.seg.fill.mu.Lock()
+		defer q.seg.fill.mu.Unlock()
+		return q.seg.fill.zeroEnd.Load() == seg
+	})
+	b, err := os.ReadFile(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(b) != seg {
+		t.Fatalf("head is %d bytes, want the window (the segment size, %d)", len(b), seg)
+	}
+	if i := bytes.IndexFunc(b[end:], func(r rune) bool { return r != 0 }); i >= 0 {
+		t.Fatalf("byte %d past the end (%d) is not zero", end+int64(i), end)
+	}
+}
+
+// A crash leaves zeros past the end: the start reads them as the log's
+// clean end, loses nothing and warns of nothing.
+func TestCrashWithZerosPastTheEnd(t *testing.T) {
+	dir := t.TempDir()
+	q := open(t, Options{Dir: dir, SegmentSize: 1 << 20})
+	var want []*router.Event
+	for i := range 50 {
+		e := event("app", fmt.Sprint("e", i))
+		want = append(want, e)
+		enqueue(t, q, []string{"a"}, e)
+	}
+	eventually(t, "zeros ahead of the end", func() bool { return q.seg.fill.zeroEnd.Load() > q.seg.fill.end.Load() })
+	name, end := headFile(q)
+	copied := t.TempDir()
+	if err := os.CopyFS(copied, os.DirFS(dir)); err != nil {
+		t.Fatal(err)
+	}
+	if got := fileSize(t, copied+"/"+name[len(dir)+1:]); got <= end {
+		t.Fatalf("the crashed head is %d bytes, its records end at %d: no zeros to read", got, end)
+	}
+	// The tools see the same: no torn bytes, no damage.
+	r, err := Check(Options{Dir: copied, Log: slog.New(slog.DiscardHandler)})
+	if err != nil || r.TornBytes != 0 || len(r.Damaged) != 0 {
+		t.Errorf("check of the crashed queue: %v, torn %d, damaged %q", err, r.TornBytes, r.Damaged)
+	}
+	r, err = Salvage(Options{Dir: copied, Log: slog.New(slog.DiscardHandler)}, t.TempDir())
+	if err != nil || len(r.Damaged) != 0 || r.DamagedBytes != 0 {
+		t.Errorf("salvage of the crashed queue: %v, damaged %q (%d bytes)", err, r.Damaged, r.DamagedBytes)
+	}
+	var logs strings.Builder
+	var mu sync.Mutex
+	crashed := open(t, Options{Dir: copied, SegmentSize: 1 << 20, Log: slog.New(slog.NewTextHandler(lockedWriter{&mu, &logs}, nil))})
+	for _, e := range want {
+		sameEvent(t, next(t, crashed, "a").Event, e)
+	}
+	empty(t, crashed, "a", 20*time.Millisecond)
+	mu.Lock()
+	defer mu.Unlock()
+	if strings.Contains(logs.String(), "torn") || strings.Contains(logs.String(), "level=WARN") {
+		t.Errorf("zeros past the end were logged:\n%s", logs.String())
+	}
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  *strings.Builder
+}
+
+func (l lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
+// Segments are sealed at the length of their records, whatever the zeros
+// did, while writes race the filler (events bigger than its chunk, so the
+// writer outruns it) and the head rolls every few events; the sealed
+// lengths are checked by the next start, and every event reads back whole.
+func TestSealedSegmentsHoldOnlyRecords(t *testing.T) {
+	dir := t.TempDir()
+	const seg = 2 << 20
+	q := open(t, Options{Dir: dir, SegmentSize: seg})
+	big := strings.Repeat("x", 300<<10)
+	var mu sync.Mutex
+	var want []*router.Event
+	var wg sync.WaitGroup
+	for w := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 10 {
+				e := event("app", fmt.Sprintf("w%d-%d", w, i))
+				if i%3 == 0 {
+					e.RawPayload = []byte(`{"big":"` + big + `"}`)
+					e.Body = e.RawPayload
+				}
+				enqueue(t, q, []string{"a"}, e)
+				mu.Lock()
+				want = append(want, e)
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	q.mu.Lock()
+	segs := q.seg.last
+	q.mu.Unlock()
+	if segs < 3 {
+		t.Fatalf("only %d segments: the test wants several rolls", segs)
+	}
+	q = reopen(t, q) // a sealed length that is not the file's would stop this start
+	q.mu.Lock()
+	for n := q.seg.first; n < q.seg.last; n++ {
+		if got, want := fileSize(t, q.seg.name(n)), q.seg.files[n].size; got != want {
+			t.Errorf("%s is %d bytes, sealed at %d", q.seg.name(n), got, want)
+		}
+	}
+	q.mu.Unlock()
+	got := map[string]*router.Event{}
+	for range want {
+		d := next(t, q, "a")
+		got[d.Event.ID] = d.Event
+	}
+	for _, e := range want {
+		if g := got[e.ID]; g == nil {
+			t.Errorf("%s lost", e.ID)
+		} else if !bytes.Equal(g.RawPayload, e.RawPayload) || !bytes.Equal(g.Body, e.Body) {
+			t.Errorf("%s came back with a payload of %d bytes, want %d", e.ID, len(g.RawPayload), len(e.RawPayload))
+		}
+	}
+}
+
+// Closed, a queue's files hold only their records: the zeros go.
+func TestCloseCutsTheZeros(t *testing.T) {
+	q := open(t, Options{SegmentSize: 1 << 20})
+	enqueue(t, q, []string{"a"}, event("app", "e1"))
+	eventually(t, "zeros ahead of the end", func() bool { return q.seg.fill.zeroEnd.Load() > q.seg.fill.end.Load() })
+	name, _ := headFile(q)
+	if err := q.Close(); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(b) == 1<<20 || b[len(b)-1] == 0 && b[len(b)-2] == 0 && b[len(b)-3] == 0 && b[len(b)-4] == 0 {
+		t.Errorf("after Close the head is %d bytes and ends in zeros", len(b))
+	}
+	reopen(t, q)
+}
