@@ -356,8 +356,11 @@ func (q *Queue) rollIfEmpty() {
 // rest: `switchboard queue compact`, for a stopped daemon's queue. It
 // returns the bytes the queue's files took before and after.
 func (q *Queue) Compact() (before, after int64, err error) {
-	before = q.DiskBytes()
 	err = q.barrierOp(func() error {
+		// Offline, zeros ahead of the end buy nothing, and would count in
+		// the sizes it reports.
+		q.seg.stopFill()
+		before = q.DiskBytes()
 		if q.seg.size > headerSize {
 			if err := q.rollSegment(); err != nil {
 				return err

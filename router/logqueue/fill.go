@@ -1,6 +1,7 @@
 package logqueue
 
 import (
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -24,14 +25,19 @@ import (
 //   - The filler never writes where the writer does: below zeroEnd only the
 //     writer writes, and an append that reaches past zeroEnd takes mu, which
 //     the filler holds while it writes zeros.
+//   - The filler writes and fsyncs through a descriptor of its own: a failed
+//     writeback is reported once per open file, and the writer's fsync must
+//     see every failure of the pages it wrote, not find it taken by the
+//     filler's.
 type filler struct {
+	fs     FS
 	window int64 // how far ahead of the end zeros are kept
 	limit  int64 // no zeros past this offset (the segment size)
 
 	// mu is held by the filler while it writes zeros, and by the writer to
 	// append past zeroEnd, to cut the file, or to change the head.
 	mu   sync.Mutex
-	head File   // the file being filled
+	head string // the name of the file being filled
 	gen  uint64 // changes with head and with every cut: a fill of an older one is void
 	// zeroEnd is how far the head is known to hold zeros or records that
 	// the filler will not touch again; end is the head's logical end as the
@@ -52,13 +58,13 @@ const fillChunk = 256 << 10
 const fillRetry = time.Second
 
 // fillWindow is how far ahead of the head's end zeros are kept: at full
-// load, a couple of seconds of appends.
-const fillWindow = 4 << 20
+// load, a couple of seconds of appends. A variable for tests.
+var fillWindow int64 = 4 << 20
 
 // startFill starts keeping zeros ahead of the head. limit is the segment
 // size, past which no segment grows.
 func (l *lane) startFill(window, limit int64) {
-	f := &filler{window: min(window, limit), limit: limit, head: l.head,
+	f := &filler{fs: l.fs, window: min(window, limit), limit: limit, head: l.name(l.last),
 		kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
 	f.zeroEnd.Store(l.size)
 	f.end.Store(l.size)
@@ -83,10 +89,10 @@ func (l *lane) stopFill() {
 }
 
 // wrote publishes the head's new end and wakes the filler when the zeros
-// ahead of it run short.
+// ahead of it run short (and the segment has room for more).
 func (f *filler) wrote(end int64) {
 	f.end.Store(end)
-	if f.zeroEnd.Load()-end < f.window/2 {
+	if z := f.zeroEnd.Load(); z < f.limit && z-end < f.window/2 {
 		f.wake()
 	}
 }
@@ -99,24 +105,45 @@ func (f *filler) wake() {
 }
 
 // reset points the filler at a new head, or at the same one cut back to
-// end; called with mu held.
-func (f *filler) reset(head File, end int64) {
+// end, and wakes it; called with mu held.
+func (f *filler) reset(head string, end int64) {
 	f.head = head
 	f.gen++
 	f.zeroEnd.Store(end)
 	f.end.Store(end)
+	f.wake()
 }
 
 func (f *filler) run() {
 	defer close(f.done)
 	zeros := make([]byte, fillChunk)
+	var own File // the filler's descriptor of ownName
+	var ownName string
+	defer func() {
+		if own != nil {
+			own.Close()
+		}
+	}()
 	for {
 		select {
 		case <-f.stop:
 			return
 		case <-f.kick:
 		}
-		if !f.fillOnce(zeros) {
+		f.mu.Lock()
+		name := f.head
+		f.mu.Unlock()
+		if own == nil || ownName != name {
+			if own != nil {
+				own.Close()
+			}
+			var err error
+			if own, err = f.fs.OpenFile(name, os.O_WRONLY, 0); err != nil {
+				own = nil
+			}
+			ownName = name
+		}
+		if own == nil || !f.fillOnce(own, name, zeros) {
 			select {
 			case <-f.stop:
 				return
@@ -130,9 +157,14 @@ func (f *filler) run() {
 // a chunk at a time, then makes them durable. A failure (a full disk) ends
 // the fill and returns false: the writer then grows the file itself, as
 // without a filler.
-func (f *filler) fillOnce(zeros []byte) bool {
+func (f *filler) fillOnce(own File, name string, zeros []byte) bool {
 	f.mu.Lock()
-	head, gen := f.head, f.gen
+	if f.head != name {
+		f.mu.Unlock()
+		f.wake() // the head changed meanwhile: open the new one
+		return true
+	}
+	gen := f.gen
 	target := min(f.end.Load()+f.window, f.limit)
 	f.mu.Unlock()
 	var wrote int64
@@ -153,7 +185,7 @@ func (f *filler) fillOnce(zeros []byte) bool {
 			break
 		}
 		n := min(target-from, int64(len(zeros)))
-		_, err := head.WriteAt(zeros[:n], from)
+		_, err := own.WriteAt(zeros[:n], from)
 		f.mu.Unlock()
 		if err != nil {
 			return false
@@ -163,7 +195,7 @@ func (f *filler) fillOnce(zeros []byte) bool {
 	if wrote == 0 {
 		return true
 	}
-	if head.Sync() != nil {
+	if own.Sync() != nil {
 		return false
 	}
 	f.mu.Lock()

@@ -108,7 +108,7 @@ func (l *lane) roll() error {
 		if err := l.head.Truncate(l.size); err != nil {
 			return err
 		}
-		f.reset(l.head, l.size)
+		f.reset(l.name(l.last), l.size)
 		if err := l.head.Sync(); err != nil {
 			return err
 		}
@@ -121,8 +121,7 @@ func (l *lane) roll() error {
 		return err
 	}
 	if f := l.fill; f != nil {
-		f.reset(l.head, l.size)
-		f.wake()
+		f.reset(l.name(l.last), l.size)
 	}
 	return nil
 }
@@ -173,7 +172,7 @@ func (l *lane) append(b []byte) (int64, error) {
 func (l *lane) cut(off int64) error {
 	err := l.head.Truncate(off)
 	if f := l.fill; f != nil {
-		f.reset(l.head, off)
+		f.reset(l.name(l.last), off)
 	}
 	return err
 }

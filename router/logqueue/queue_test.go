@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
 	"reflect"
 	"slices"
 	"strconv"
@@ -924,11 +923,7 @@ func TestDoneIsWrittenAloneWhenNothingElseIs(t *testing.T) {
 		t.Fatal(err)
 	}
 	eventually(t, "the completion to be written", func() bool { return inFlight(q, "a") == 0 })
-	copied := t.TempDir()
-	if err := os.CopyFS(copied, os.DirFS(dir)); err != nil {
-		t.Fatal(err)
-	}
-	crashed := open(t, Options{Dir: copied})
+	crashed := open(t, Options{Dir: crashCopy(t, dir)})
 	if got := next(t, crashed, "a"); got.Event.ID == d.Event.ID {
 		t.Fatalf("after a crash, %s is delivered again although its completion was written", got.Event.ID)
 	}
