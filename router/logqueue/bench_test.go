@@ -252,7 +252,7 @@ func TestDedupMemoryPerID(t *testing.T) {
 	per := float64(after.HeapInuse-before.HeapInuse) / n
 	t.Logf("%.0f bytes of memory per remembered id (%d ids)", per, d.n)
 	if per > 64 {
-		t.Errorf("%.0f bytes per remembered id; the README says about 40", per)
+		t.Errorf("%.0f bytes per remembered id; the README says about 26", per)
 	}
 	runtime.KeepAlive(&d)
 }
