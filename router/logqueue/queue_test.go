@@ -536,6 +536,40 @@ func TestDedupWithinWindow(t *testing.T) {
 	}
 }
 
+// Remembered ids survive a crash whether or not they reached the dedup
+// chunks: those that did are read back from the chunks (their events'
+// copies are not read again), the others from their events' records.
+func TestDedupSurvivesACrash(t *testing.T) {
+	dir := t.TempDir()
+	q := open(t, Options{Dir: dir, DedupWindow: time.Hour})
+	enqueue(t, q, []string{"crm"}, event("app", "flushed"))
+	enqueue(t, q, nil, event("app", "flushed-unrouted"))
+	if err := q.barrierOp(func() error {
+		if err := q.flushDedup(q.now()); err != nil {
+			return err
+		}
+		return q.checkpoint()
+	}); err != nil {
+		t.Fatal(err)
+	}
+	enqueue(t, q, []string{"crm"}, event("app", "recent"))
+	crashed := open(t, Options{Dir: crashCopy(t, dir), DedupWindow: time.Hour})
+	crashed.mu.Lock()
+	remembered := crashed.st.dedup.n
+	crashed.mu.Unlock()
+	if remembered != 3 {
+		t.Errorf("%d ids remembered after the crash, want 3", remembered)
+	}
+	for _, id := range []string{"flushed", "flushed-unrouted", "recent"} {
+		if !crashed.Seen("app", id) {
+			t.Errorf("%s forgotten across a crash", id)
+		}
+		if b := enqueue(t, crashed, []string{"crm"}, event("app", id)); !b[0].Duplicate {
+			t.Errorf("a retry of %s after the crash was routed again", id)
+		}
+	}
+}
+
 func TestConcurrentDuplicatesAreRoutedOnce(t *testing.T) {
 	q := open(t, Options{DedupWindow: time.Hour})
 	var wg sync.WaitGroup

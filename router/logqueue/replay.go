@@ -150,12 +150,13 @@ func (q *Queue) replayEvent(r *replayState, l loc, n uint32, body []byte) {
 	if es.pending == 0 && es.dead == 0 {
 		q.freeEvent(ei, es)
 	}
-	if h.dedup {
+	// A key recorded before the dedup chunks' position was read from them
+	// already (or has expired, its chunk deleted): only the ones after it
+	// are new here.
+	if h.dedup && (uint64(l.seg) > r.dedupSeg || uint64(l.seg) == r.dedupSeg && int64(l.off) >= r.dedupOff) {
 		e := dedupEntry{key: h.key, expiry: h.expiry, horizon: h.horizon}
 		q.st.dedup.add(e, r.now.Unix())
-		if uint64(l.seg) > r.dedupSeg || uint64(l.seg) == r.dedupSeg && int64(l.off) >= r.dedupOff {
-			q.st.fresh = append(q.st.fresh, e) // not yet in the dedup chunks
-		}
+		q.st.fresh = append(q.st.fresh, e) // not yet in the dedup chunks
 	}
 	if evErr != nil && es.pending > 0 {
 		for _, d := range h.deliveries {
