@@ -61,23 +61,30 @@ func (q *Queue) flushDedup(now time.Time) error {
 			q.w.ddpStarted = now
 			q.w.dirty = true
 		}
-		var maxExp int64
+		// On any failure every key of this flush goes back to be written
+		// again: a failed fsync leaves in doubt what it covered (a failed
+		// writeback is reported only once), and the dedup position must not
+		// move past a key that is not surely in a chunk, as a restart reads
+		// the keys before it from the chunks only. A chunk's expiry counts
+		// every key appended to it, written again or not, so that it is
+		// never deleted while a key in it is live.
+		all := fresh
 		for len(fresh) > 0 {
 			n := min(len(fresh), 16384)
 			buf := appendDedupRecord(q.w.buf[:0], fresh[:n])
 			if _, err := l.append(buf); err != nil {
-				q.refresh(fresh)
+				q.refresh(all)
 				return err
 			}
 			for _, e := range fresh[:n] {
-				maxExp = max(maxExp, e.expiry)
+				q.w.ddpExpiry[l.last] = max(q.w.ddpExpiry[l.last], e.expiry)
 			}
 			fresh = fresh[n:]
 		}
 		if err := l.sync(); err != nil {
-			return err // the keys are written; the next sync covers them
+			q.refresh(all)
+			return err
 		}
-		q.w.ddpExpiry[l.last] = max(q.w.ddpExpiry[l.last], maxExp)
 		q.w.dirty = true
 	}
 	if seg != q.w.dedupSeg || off != q.w.dedupOff {

@@ -7,12 +7,15 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"reflect"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -567,6 +570,59 @@ func TestDedupSurvivesACrash(t *testing.T) {
 		if b := enqueue(t, crashed, []string{"crm"}, event("app", id)); !b[0].Duplicate {
 			t.Errorf("a retry of %s after the crash was routed again", id)
 		}
+	}
+}
+
+// syncFailFS fails the next fsync of a file whose name starts with prefix.
+type syncFailFS struct {
+	FS
+	prefix string
+	fail   atomic.Bool
+}
+
+func (s *syncFailFS) OpenFile(name string, flag int, perm os.FileMode) (File, error) {
+	f, err := s.FS.OpenFile(name, flag, perm)
+	if err != nil || !strings.HasPrefix(filepath.Base(name), s.prefix) {
+		return f, err
+	}
+	return syncFailFile{f, s}, nil
+}
+
+type syncFailFile struct {
+	File
+	fs *syncFailFS
+}
+
+func (f syncFailFile) Sync() error {
+	if f.fs.fail.CompareAndSwap(true, false) {
+		return syscall.EIO
+	}
+	return f.File.Sync()
+}
+
+// A failed fsync of a dedup chunk leaves in doubt the keys it covered:
+// they are written again, and the chunk holding them is not deleted as if
+// they had expired, so that a restart, which reads the keys of events
+// before the dedup position from the chunks only, still knows them.
+func TestDedupKeysSurviveAFailedChunkSync(t *testing.T) {
+	dir := t.TempDir()
+	fs := &syncFailFS{FS: OS, prefix: "ddp-"}
+	q := open(t, Options{Dir: dir, FS: fs, DedupWindow: time.Hour})
+	enqueue(t, q, []string{"crm"}, event("app", "a"))
+	fs.fail.Store(true)
+	if err := q.barrierOp(func() error {
+		q.housekeeping(false) // the chunk's fsync fails
+		q.housekeeping(false) // written again, the position moves on
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if fs.fail.Load() {
+		t.Fatal("no dedup chunk was synced: the test did not fail the fsync it meant to")
+	}
+	crashed := open(t, Options{Dir: crashCopy(t, dir), DedupWindow: time.Hour})
+	if !crashed.Seen("app", "a") {
+		t.Fatal("an id whose chunk fsync failed once is forgotten after a crash: a retry would be routed again")
 	}
 }
 
