@@ -28,8 +28,8 @@ import (
 //
 // Times are varint seconds and uvarint nanoseconds since 1970, exact for
 // any year (the JSON carries milliseconds, and no year past 9999). flags
-// bit 0 means the body equals the event's raw payload and is not stored
-// twice.
+// bit 0 means the body equals the payload as the normalized JSON holds it
+// and is not stored twice.
 const (
 	recordVersion     = 1
 	flagBodyIsPayload = 1
@@ -46,7 +46,11 @@ func encodeEvent(e *router.Event) ([]byte, error) {
 	}
 	var flags byte
 	body := e.Body
-	if body != nil && bytes.Equal(body, e.RawPayload) {
+	// The body rides as the payload only when the normalized JSON holds
+	// the payload's bytes as they are (its last member): MarshalJSON
+	// compacts a payload with line breaks, tabs or runs of spaces, and a
+	// body must come back byte for byte, as `body: raw` forwards it.
+	if body != nil && bytes.Equal(body, e.RawPayload) && bytes.HasSuffix(ej[:len(ej)-1], body) {
 		flags |= flagBodyIsPayload
 		body = nil
 	}

@@ -33,6 +33,15 @@ func TestRecordRoundTrip(t *testing.T) {
 			return e
 		}()},
 		{"zero times, no payload, odd id", &router.Event{ID: "\r\nX: \x00\"", Source: "s", Event: "ü"}},
+		// The normalized JSON compacts such a payload; the body, forwarded
+		// as received by body: raw, must keep its bytes.
+		{"pretty-printed body", func() *router.Event {
+			e := event("app", "e5")
+			e.RawPayload = []byte("{\n  \"id\": \"e5\",\r\n\t\"status\": \"failed\"\n}\n")
+			e.Body = e.RawPayload
+			e.Payload, _ = router.DecodeObject(e.RawPayload)
+			return e
+		}()},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			rec, err := encodeEvent(tc.ev)
