@@ -77,26 +77,6 @@ func files(t *testing.T, dir, prefix string) []string {
 
 func quietLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
-// copyDir copies a queue directory, so that each case damages its own.
-func copyDir(t *testing.T, from string) string {
-	t.Helper()
-	to := t.TempDir()
-	entries, err := os.ReadDir(from)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, e := range entries {
-		b, err := os.ReadFile(filepath.Join(from, e.Name()))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(to, e.Name()), b, 0o640); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return to
-}
-
 func size(t *testing.T, name string) int64 {
 	t.Helper()
 	st, err := os.Stat(name)
@@ -287,7 +267,7 @@ func TestDamageStopsTheStartWithOneClearError(t *testing.T) {
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			dir := copyDir(t, base)
+			dir := logqueue.CrashCopy(t, base) // each case damages its own copy
 			segs := make([]string, len(baseSegs))
 			for i, s := range baseSegs {
 				segs[i] = rename(dir, s)
@@ -380,7 +360,7 @@ func TestTornTailIsCutOff(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			base, segs := damagedBase(t)
-			dir := copyDir(t, base)
+			dir := logqueue.CrashCopy(t, base) // each case damages its own copy
 			lastSeg := filepath.Join(dir, filepath.Base(last(segs)))
 			before := size(t, lastSeg)
 			f, _ := os.OpenFile(lastSeg, os.O_WRONLY|os.O_APPEND, 0)

@@ -131,6 +131,9 @@ func crashCopy(t *testing.T, dir string) string {
 	return to
 }
 
+// CrashCopy is crashCopy for the tests outside the package.
+var CrashCopy = crashCopy
+
 type lockedWriter struct {
 	mu *sync.Mutex
 	w  *strings.Builder
