@@ -102,13 +102,13 @@ func (l *lane) create(n uint64, prevLen int64, prevCRC uint32) error {
 // header) and starts the next file. The sealed file stays open for reads.
 func (l *lane) roll() error {
 	if f := l.fill; f != nil {
-		// Sealed at its logical end: the zeros past it go first.
+		// Sealed at its logical end: the zeros past it go first, and the
+		// new size is made durable before the next header names it.
 		f.mu.Lock()
 		defer f.mu.Unlock()
-		if err := l.head.Truncate(l.size); err != nil {
+		if err := l.cut(l.size); err != nil {
 			return err
 		}
-		f.reset(l.name(l.last), l.size)
 		if err := l.head.Sync(); err != nil {
 			return err
 		}
@@ -146,11 +146,11 @@ func (l *lane) append(b []byte) (int64, error) {
 	}
 	off := l.size
 	if _, err := l.head.WriteAt(b, off); err != nil {
-		if f != nil && !locked {
-			f.mu.Lock()
-			defer f.mu.Unlock()
+		cut := l.cutBack
+		if locked {
+			cut = l.cut
 		}
-		if l.cut(off) != nil {
+		if cut(off) != nil {
 			l.dirty = true
 		}
 		return 0, err
