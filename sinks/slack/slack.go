@@ -95,7 +95,8 @@ func (o *Options) Build(info sinks.Info) (router.Sink, error) {
 
 	raw := strings.TrimSpace(o.WebhookURL.Reveal())
 	// The URL is never echoed: its path is the credential.
-	switch u, err := url.Parse(raw); {
+	u, err := url.Parse(raw)
+	switch {
 	case raw == "":
 		ps.Add("webhook_url", "is required: the incoming webhook URL Slack shows when you add the app to a channel, e.g. ${SLACK_WEBHOOK_URL}")
 	case err != nil:
@@ -152,6 +153,7 @@ func (o *Options) Build(info sinks.Info) (router.Sink, error) {
 		Timeout:      o.Timeout,
 		MaxIdleConns: 4,
 		// MaxIdleConnsPerHost unset: net/http's default, 2.
+		URL: u,
 	})
 	return s, nil
 }
