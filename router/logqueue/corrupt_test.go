@@ -77,15 +77,6 @@ func files(t *testing.T, dir, prefix string) []string {
 
 func quietLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
-func size(t *testing.T, name string) int64 {
-	t.Helper()
-	st, err := os.Stat(name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return st.Size()
-}
-
 func overwrite(t *testing.T, name string, off int64, b []byte) {
 	t.Helper()
 	f, err := os.OpenFile(name, os.O_WRONLY, 0)
@@ -120,7 +111,7 @@ func TestDamageStopsTheStartWithOneClearError(t *testing.T) {
 	}{
 		{
 			name:   "a sealed segment truncated mid-record",
-			damage: func(t *testing.T, dir string, s []string) { os.Truncate(s[1], size(t, s[1])-10) },
+			damage: func(t *testing.T, dir string, s []string) { os.Truncate(s[1], logqueue.FileSize(t, s[1])-10) },
 			file:   func(dir string, s []string) string { return s[1] },
 			says:   "was truncated or appended to",
 		},
@@ -159,7 +150,7 @@ func TestDamageStopsTheStartWithOneClearError(t *testing.T) {
 		},
 		{
 			name:   "one flipped bit in a sealed segment",
-			damage: func(t *testing.T, dir string, s []string) { flipBit(t, s[2], size(t, s[2])/2) },
+			damage: func(t *testing.T, dir string, s []string) { flipBit(t, s[2], logqueue.FileSize(t, s[2])/2) },
 			file:   func(dir string, s []string) string { return s[2] },
 			says:   "",
 		},
@@ -177,7 +168,7 @@ func TestDamageStopsTheStartWithOneClearError(t *testing.T) {
 		},
 		{
 			name:   "the last segment truncated below what was synced",
-			damage: func(t *testing.T, dir string, s []string) { os.Truncate(last(s), size(t, last(s))-5) },
+			damage: func(t *testing.T, dir string, s []string) { os.Truncate(last(s), logqueue.FileSize(t, last(s))-5) },
 			file:   func(dir string, s []string) string { return last(s) },
 			says:   "shorter than the",
 		},
@@ -362,7 +353,7 @@ func TestTornTailIsCutOff(t *testing.T) {
 			base, segs := damagedBase(t)
 			dir := logqueue.CrashCopy(t, base) // each case damages its own copy
 			lastSeg := filepath.Join(dir, filepath.Base(last(segs)))
-			before := size(t, lastSeg)
+			before := logqueue.FileSize(t, lastSeg)
 			f, _ := os.OpenFile(lastSeg, os.O_WRONLY|os.O_APPEND, 0)
 			f.Write(tc.tail)
 			f.Close()

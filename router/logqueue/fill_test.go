@@ -72,7 +72,7 @@ func TestCrashWithZerosPastTheEnd(t *testing.T) {
 	eventually(t, "zeros ahead of the end", func() bool { return q.seg.fill.zeroEnd.Load() > q.seg.fill.end.Load() })
 	name, end := headFile(q)
 	copied := crashCopy(t, dir)
-	if got := fileSize(t, copied+"/"+name[len(dir)+1:]); got <= end {
+	if got := fileSize(t, filepath.Join(copied, filepath.Base(name))); got <= end {
 		t.Fatalf("the crashed head is %d bytes, its records end at %d: no zeros to read", got, end)
 	}
 	// The tools see the same: no torn bytes, no damage.
@@ -84,15 +84,14 @@ func TestCrashWithZerosPastTheEnd(t *testing.T) {
 	if err != nil || len(r.Damaged) != 0 || r.DamagedBytes != 0 {
 		t.Errorf("salvage of the crashed queue: %v, damaged %q (%d bytes)", err, r.Damaged, r.DamagedBytes)
 	}
-	var logs strings.Builder
-	var mu sync.Mutex
-	crashed := open(t, Options{Dir: copied, SegmentSize: 1 << 20, Log: slog.New(slog.NewTextHandler(lockedWriter{&mu, &logs}, nil))})
+	// Read once the queue is closed: its goroutines log no more.
+	var logs bytes.Buffer
+	crashed := open(t, Options{Dir: copied, SegmentSize: 1 << 20, Log: slog.New(slog.NewTextHandler(&logs, nil))})
 	for _, e := range want {
 		sameEvent(t, next(t, crashed, "a").Event, e)
 	}
 	empty(t, crashed, "a", 20*time.Millisecond)
-	mu.Lock()
-	defer mu.Unlock()
+	crashed.Close()
 	if strings.Contains(logs.String(), "torn") || strings.Contains(logs.String(), "level=WARN") {
 		t.Errorf("zeros past the end were logged:\n%s", logs.String())
 	}
@@ -131,19 +130,11 @@ func crashCopy(t *testing.T, dir string) string {
 	return to
 }
 
-// CrashCopy is crashCopy for the tests outside the package.
-var CrashCopy = crashCopy
-
-type lockedWriter struct {
-	mu *sync.Mutex
-	w  *strings.Builder
-}
-
-func (l lockedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(p)
-}
+// CrashCopy and FileSize are for the tests outside the package.
+var (
+	CrashCopy = crashCopy
+	FileSize  = fileSize
+)
 
 // Segments are sealed at the length of their records, whatever the zeros
 // did, while writes race the filler (events bigger than its chunk, so the
