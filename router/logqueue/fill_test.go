@@ -151,9 +151,7 @@ func TestSealedSegmentsHoldOnlyRecords(t *testing.T) {
 	var want []*router.Event
 	var wg sync.WaitGroup
 	for w := range 4 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			for i := range 10 {
 				e := event("app", fmt.Sprintf("w%d-%d", w, i))
 				if i%3 == 0 {
@@ -165,7 +163,7 @@ func TestSealedSegmentsHoldOnlyRecords(t *testing.T) {
 				want = append(want, e)
 				mu.Unlock()
 			}
-		}()
+		})
 	}
 	wg.Wait()
 	q.mu.Lock()
